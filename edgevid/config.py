@@ -1,0 +1,230 @@
+"""Every architecture and training config as a frozen dataclass, plus presets in plain dicts.
+
+A searched, pruned or compressed network is just another config of the same classes
+(DESIGN.md). Configs round-trip through JSON with `config_to_dict` / `config_from_dict`,
+which is how `save_pretrained` and the training run folder store them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+# SnapGen-V §3.2: the temporal-layer zoo that the architecture search chooses from.
+TemporalLayer = Literal["conv1d", "conv3d", "self_attn1d", "self_attn3d", "cross_attn1d", "cross_attn3d"]
+TEMPORAL_LAYER_TYPES: tuple[str, ...] = typing.get_args(TemporalLayer)
+
+
+# --------------------------------------------------------------------------------------
+# Video VAE (SnapGen-V §3.1 + App. B: OpenSora-style spatial/temporal-decoupled VAE)
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VAEConfig:
+    in_channels: int = 3
+    latent_channels: int = 4  # SnapGen-V §3.1: 4-channel latents
+    spatial_compression: int = 8  # H' = H / 8, W' = W / 8 (a power of two)
+    temporal_compression: int = 4  # causal: 1 + 4k frames <-> 1 + k latent frames
+    # Spatial (per-frame, 2D) encoder widths, one per resolution level, full resolution
+    # first; len == log2(spatial_compression) + 1.
+    encoder_channels: tuple[int, ...] = (32, 64, 128, 128)
+    # Spatial decoder widths, full resolution first. Kept narrow at full resolution:
+    # decoding 121 frames of 256x256 is the CPU budget to watch (DESIGN.md).
+    decoder_channels: tuple[int, ...] = (16, 32, 64, 128)
+    # Channels of the intermediate per-frame latent between the spatial and temporal parts.
+    spatial_latent_channels: int = 4
+    # Width of the temporal (causal 3D) encoder/decoder that works on spatial latents.
+    temporal_channels: int = 64
+    num_res_blocks: int = 1
+    # Latent normalisation, z_model = (z - shift_factor) * scaling_factor; fitted after
+    # VAE training so that diffusion sees roughly unit-variance latents.
+    scaling_factor: float = 1.0
+    shift_factor: float = 0.0
+    # Latent frames per chunk when decoding (bounds peak memory; 0 = decode all at once).
+    decode_chunk_frames: int = 4
+
+    def __post_init__(self):
+        _check_pow2("spatial_compression", self.spatial_compression)
+        _check_pow2("temporal_compression", self.temporal_compression)
+        levels = self.spatial_compression.bit_length()  # log2(s) + 1
+        for name in ("encoder_channels", "decoder_channels"):
+            if len(getattr(self, name)) != levels:
+                raise ValueError(
+                    f"VAEConfig.{name} needs {levels} widths for spatial_compression="
+                    f"{self.spatial_compression} (one per level), got {getattr(self, name)}"
+                )
+
+
+VAE_PRESETS: dict[str, VAEConfig] = {
+    # Tests: a few thousand parameters, same 8x/4x geometry as the real one.
+    "tiny": VAEConfig(encoder_channels=(8, 8, 16, 16), decoder_channels=(8, 8, 16, 16),
+                      temporal_channels=16, num_res_blocks=1),
+    # SnapGen-V geometry: 4 channels, 8x8 spatial, 4x temporal.
+    "snapgen": VAEConfig(),
+    # High-compression autoencoder (Snap's mobile video AE, papers/snap-research-abstracts.md):
+    # 32x32 spatial and 4x temporal with 32 channels, i.e. 384 input values per latent value
+    # against 192 for "snapgen"; the denoiser then works on 16x fewer positions.
+    "hc32": VAEConfig(latent_channels=32, spatial_compression=32, spatial_latent_channels=32,
+                      encoder_channels=(32, 64, 128, 128, 256, 256),
+                      decoder_channels=(16, 32, 64, 128, 256, 256), temporal_channels=128),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Denoiser: spatio-temporal UNet (SnapGen-V §3.2)
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UNetConfig:
+    in_channels: int = 4
+    out_channels: int = 4
+    # Width per stage; stage i works at latent resolution / 2**i.
+    channels: tuple[int, ...] = (64, 128, 192)
+    # Spatial ResBlocks per stage (down path; the up path uses one more, as in SD's UNet).
+    num_res_blocks: tuple[int, ...] = (1, 1, 1)
+    # Spatial self-attention + text cross-attention per stage. None at the highest
+    # resolution: it is the most mobile-unfriendly op (SnapGen-V §3.2, SnapFusion).
+    spatial_attention: tuple[bool, ...] = (False, True, True)
+    # Temporal layers per stage, from the zoo, applied after each ResBlock of the stage;
+    # repeating a name is the "count per stage" that the architecture search changes.
+    temporal_layers: tuple[tuple[TemporalLayer, ...], ...] = (("conv1d",), ("self_attn1d",), ("self_attn1d",))
+    # The bottleneck block: attention on/off and its temporal layers.
+    mid_attention: bool = True
+    mid_temporal_layers: tuple[TemporalLayer, ...] = ("self_attn1d",)
+    text_dim: int = 384  # all-MiniLM-L6-v2 token width
+    head_dim: int = 32  # attention heads = width // head_dim
+    norm_groups: int = 16  # GroupNorm groups in ResBlocks
+    qk_norm: bool = True  # RMS-normalise queries and keys: stabler attention at low precision
+    rope: bool = True  # rotary position embeddings (temporal in 1D, 3D RoPE in 3D attention)
+    time_embed_dim: int = 256
+
+    def __post_init__(self):
+        n = len(self.channels)
+        for name in ("num_res_blocks", "spatial_attention", "temporal_layers"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"UNetConfig.{name} must have one entry per stage ({n}), got {getattr(self, name)}")
+        for layers in (*self.temporal_layers, self.mid_temporal_layers):
+            for kind in layers:
+                if kind not in TEMPORAL_LAYER_TYPES:
+                    raise ValueError(f"unknown temporal layer {kind!r}; choose from {TEMPORAL_LAYER_TYPES}")
+        for c in self.channels:
+            if c % self.head_dim or c % self.norm_groups:
+                raise ValueError(f"stage width {c} must be divisible by head_dim={self.head_dim} and norm_groups={self.norm_groups}")
+
+    @property
+    def downsample_factor(self) -> int:
+        """Latent H', W' must be divisible by this."""
+        return 2 ** (len(self.channels) - 1)
+
+
+UNET_PRESETS: dict[str, UNetConfig] = {
+    # Tests: every temporal-layer type appears somewhere.
+    "tiny": UNetConfig(channels=(16, 32), num_res_blocks=(1, 1), spatial_attention=(False, True),
+                       temporal_layers=(("conv1d", "conv3d"), ("self_attn1d", "cross_attn1d")),
+                       mid_temporal_layers=("self_attn3d", "cross_attn3d"),
+                       text_dim=32, head_dim=8, norm_groups=4, time_embed_dim=32),
+    # The CPU default (see MODEL_CARD.md for FLOPs per step).
+    "small": UNetConfig(),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainConfig:
+    """Rectified-flow text-to-video training (SnapGen-V §3.1-3.2)."""
+    steps: int = 2000
+    batch_size: int = 8
+    lr: float = 3e-4  # small UNet, short schedule: higher than the paper's large-model lr
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100  # linear warm-up keeps early AdamW steps from blowing up attention
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999  # ~1000-step horizon, matched to a few-thousand-step run
+    bf16: bool = False  # bf16 autocast (CPU and CUDA); fp32 master weights
+    seed: int = 0
+    # Logit-normal time sampling, SnapGen-V Eq. 3 (m=0, s=1 as in SD3).
+    t_mean: float = 0.0
+    t_std: float = 1.0
+    text_dropout: float = 0.1  # drop the prompt this often so classifier-free guidance works
+    # Image-video joint training: (frames, height, width) buckets in pixel space; a 1-frame
+    # bucket is an image. Several lengths and aspect ratios (SnapGen-V §3.2).
+    buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64), (9, 64, 96), (9, 96, 64))
+    fps: int = 8
+    checkpoint_every: int = 200
+    log_every: int = 25
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("TrainConfig.steps and batch_size must be >= 1")
+        if not self.buckets:
+            raise ValueError("TrainConfig.buckets must not be empty")
+
+
+@dataclass(frozen=True)
+class VAETrainConfig:
+    steps: int = 2000
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    kl_weight: float = 1e-6  # tiny KL: keeps latents bounded without blurring (SD-VAE practice)
+    # Penalty on frame-to-frame differences of the reconstruction error: fights flicker.
+    temporal_weight: float = 0.5
+    bf16: bool = False
+    seed: int = 0
+    buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64))
+    fps: int = 8
+    checkpoint_every: int = 200
+    log_every: int = 25
+
+
+# --------------------------------------------------------------------------------------
+# JSON round trip
+# --------------------------------------------------------------------------------------
+C = TypeVar("C")
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_from_dict(cls: type[C], data: dict) -> C:
+    """Build `cls` from a JSON dict: lists become tuples (recursively); unknown keys are an error."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
+    return cls(**{k: _tuplify(v) for k, v in data.items()})
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+
+
+def load_config(cls: type[C], path: str | Path) -> C:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"missing config file {path}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"corrupt config file {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"corrupt config file {path}: expected a JSON object")
+    data.pop("_class_name", None)
+    return config_from_dict(cls, data)
+
+
+def _tuplify(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_tuplify(x) for x in v)
+    return v
+
+
+def _check_pow2(name: str, v: int) -> None:
+    if v < 1 or v & (v - 1):
+        raise ValueError(f"{name} must be a power of two, got {v}")

@@ -38,6 +38,9 @@ class VAEConfig:
     # Width of the temporal (causal 3D) encoder/decoder that works on spatial latents.
     temporal_channels: int = 64
     num_res_blocks: int = 1
+    # GroupNorm groups in every VAE ResBlock (applied per frame, never across time, so the
+    # VAE stays causal); 8 fits the narrow decoder widths. All widths must divide by it.
+    norm_groups: int = 8
     # Latent normalisation, z_model = (z - shift_factor) * scaling_factor; fitted after
     # VAE training so that diffusion sees roughly unit-variance latents.
     scaling_factor: float = 1.0
@@ -46,8 +49,11 @@ class VAEConfig:
     decode_chunk_frames: int = 4
 
     def __post_init__(self):
-        _check_pow2("spatial_compression", self.spatial_compression)
-        _check_pow2("temporal_compression", self.temporal_compression)
+        # Checked inline: VAE_PRESETS is built at import time, before the module's helpers exist.
+        for name in ("spatial_compression", "temporal_compression"):
+            v = getattr(self, name)
+            if v < 1 or v & (v - 1):
+                raise ValueError(f"VAEConfig.{name} must be a power of two, got {v}")
         levels = self.spatial_compression.bit_length()  # log2(s) + 1
         for name in ("encoder_channels", "decoder_channels"):
             if len(getattr(self, name)) != levels:
@@ -55,6 +61,11 @@ class VAEConfig:
                     f"VAEConfig.{name} needs {levels} widths for spatial_compression="
                     f"{self.spatial_compression} (one per level), got {getattr(self, name)}"
                 )
+        for c in (*self.encoder_channels, *self.decoder_channels, self.temporal_channels):
+            if c < 1 or c % self.norm_groups:
+                raise ValueError(f"VAEConfig widths must be positive multiples of norm_groups={self.norm_groups}, got {c}")
+        if self.scaling_factor <= 0:
+            raise ValueError(f"VAEConfig.scaling_factor must be > 0, got {self.scaling_factor}")
 
 
 VAE_PRESETS: dict[str, VAEConfig] = {
@@ -153,15 +164,21 @@ class TrainConfig:
     # bucket is an image. Several lengths and aspect ratios (SnapGen-V §3.2).
     buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64), (9, 64, 96), (9, 96, 64))
     fps: int = 8
+    # 0 = a fresh procedural clip for every sample (unbounded data); N > 0 = reuse N clips,
+    # which makes caching their latents worthwhile.
+    num_clips: int = 0
+    cache_latents: bool = False  # keep VAE latents (and prompt embeddings) of seen clips in memory
+    lr_schedule: Literal["constant", "cosine"] = "cosine"  # cosine to 10% sharpens the final EMA
     checkpoint_every: int = 200
     log_every: int = 25
-    num_workers: int = 0
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("TrainConfig.steps and batch_size must be >= 1")
         if not self.buckets:
             raise ValueError("TrainConfig.buckets must not be empty")
+        if self.cache_latents and self.num_clips <= 0:
+            raise ValueError("TrainConfig.cache_latents needs num_clips > 0 (a finite set of clips to cache)")
 
 
 @dataclass(frozen=True)
@@ -178,6 +195,8 @@ class VAETrainConfig:
     seed: int = 0
     buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64))
     fps: int = 8
+    warmup_steps: int = 50
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
     checkpoint_every: int = 200
     log_every: int = 25
 

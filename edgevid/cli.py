@@ -1,0 +1,297 @@
+"""`edgevid` command line: flags -> configs -> the library functions. Kept thin on purpose.
+
+Heavy imports (torch, models) happen inside the commands, so `edgevid --help` is instant.
+Every user error is one line on stderr and a non-zero exit, and no partial output file.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+EXAMPLES = """examples:
+  edgevid generate "a red circle bouncing on a blue background" -o out.mp4
+  edgevid generate "two green squares drifting left" -o wide.mp4 --width 448 --height 256 --seed 3
+  edgevid dataset preview -o preview.mp4 --num 4
+  edgevid train vae --preset snapgen --steps 2000 --run-dir runs/vae --output models/vae
+  edgevid train t2v --vae models/vae --steps 4000 --run-dir runs/t2v --output models/t2v
+  edgevid train t2v --vae models/vae --run-dir runs/t2v --output models/t2v --resume
+"""
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("edgevid: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, OSError, FloatingPointError) as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"edgevid: error: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgevid", description="Fast text-to-video diffusion on CPUs and phones.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"edgevid {_version()}")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="generate a video from a text prompt", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("prompt", help="what the video should show")
+    g.add_argument("-o", "--output", required=True, help="output file (.mp4 or .gif)")
+    g.add_argument("--num-frames", type=int, help="frames, 1 + 4k (default: the model's, 121 = 5 s at 24 fps)")
+    g.add_argument("--height", type=int, help="pixels, a multiple of the model's size factor (default 256)")
+    g.add_argument("--width", type=int, help="pixels, a multiple of the model's size factor (default 256)")
+    g.add_argument("--fps", type=int, help="frames per second of the written file (default: the model's, 24)")
+    g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    g.add_argument("--negative-prompt", default="", help="what to steer away from (default: empty prompt)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--model", help="model folder from save_pretrained / train (default: the shipped model)")
+    g.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    g.add_argument("--quiet", action="store_true", help="print nothing on success")
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train", help="train a model (vae | t2v)")
+    tsub = t.add_subparsers(metavar="MODEL")
+    tv = tsub.add_parser("vae", help="train the video VAE on the procedural world or a video folder")
+    tv.add_argument("--preset", default="snapgen", help="VAE architecture preset (tiny, snapgen, hc32)")
+    _add_common_train_flags(tv)
+    tv.set_defaults(func=cmd_train_vae)
+    tt = tsub.add_parser("t2v", help="train the text-to-video denoiser (rectified flow)")
+    tt.add_argument("--vae", required=True, help="trained VAE folder (from `edgevid train vae --output`)")
+    tt.add_argument("--preset", default="small", help="UNet architecture preset (tiny, small)")
+    tt.add_argument("--text-encoder", default="minilm-l6-v2", choices=["minilm-l6-v2", "tiny"],
+                    help="frozen text encoder (default: all-MiniLM-L6-v2)")
+    tt.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
+    tt.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips in memory")
+    tt.add_argument("--guidance", type=float, default=5.0, help="default guidance stored with the model")
+    tt.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
+    _add_common_train_flags(tt)
+    tt.set_defaults(func=cmd_train_t2v)
+
+    d = sub.add_parser("dataset", help="inspect the training data")
+    dsub = d.add_subparsers(metavar="ACTION")
+    dp = dsub.add_parser("preview", help="render procedural clips (or a video folder) into one grid video")
+    dp.add_argument("-o", "--output", required=True, help="output file (.mp4 or .gif)")
+    dp.add_argument("--num", type=int, default=4, help="clips in the grid (default 4)")
+    dp.add_argument("--split", default="train", choices=["train", "holdout"], help="procedural split")
+    dp.add_argument("--data", default="procedural", help="'procedural' or a folder of mp4 + captions.jsonl")
+    dp.add_argument("--frames", type=int, default=49, help="frames per clip (default 49)")
+    dp.add_argument("--size", type=int, default=128, help="height = width of each clip (default 128)")
+    dp.add_argument("--fps", type=int, default=12, help="frames per second (default 12)")
+    dp.add_argument("--seed", type=int, default=0)
+    dp.set_defaults(func=cmd_dataset_preview)
+    return p
+
+
+def _add_common_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", required=True, help="run folder: resolved config, log.jsonl, checkpoints")
+    p.add_argument("--output", help="write the trained model here when done")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--steps", type=int, help="total optimisation steps")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--buckets", help="comma-separated FRAMESxHEIGHTxWIDTH, e.g. 1x64x64,9x64x64,17x64x96")
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--data", default="procedural", help="'procedural' or a folder of mp4 + captions.jsonl")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# ----------------------------------------------------------------------------- generate
+def cmd_generate(args) -> None:
+    t0 = time.perf_counter()
+    out = _check_output_path(args.output)
+    if not any(ch.isalnum() for ch in args.prompt):
+        raise CLIError(f"prompt must be text with at least one letter or digit, got {args.prompt!r}")
+    for name in ("num_frames", "height", "width", "fps", "steps", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    import torch
+
+    _set_threads(args.threads)
+    from edgevid.io.video import export
+    from edgevid.pipeline import EdgeVidPipeline, default_model_dir, frames_to_uint8
+
+    model_dir = Path(args.model) if args.model else default_model_dir()
+    pipe = EdgeVidPipeline.from_pretrained(model_dir)
+    t_load = time.perf_counter()
+    result = pipe(args.prompt, num_frames=args.num_frames, height=args.height, width=args.width,
+                  num_inference_steps=args.steps, guidance_scale=args.guidance, negative_prompt=args.negative_prompt,
+                  generator=torch.Generator().manual_seed(args.seed))
+    t_gen = time.perf_counter()
+    frames = frames_to_uint8(result.frames[0])  # (T, H, W, 3)
+    fps = args.fps or pipe.defaults.fps
+    export(frames, out, fps=fps)
+    t_end = time.perf_counter()
+    if not args.quiet:
+        n, h, w = frames.shape[:3]
+        print(f"wrote {out} ({n} frames, {w}x{h}, {fps} fps, {n / fps:.1f} s) in {t_end - t0:.1f} s "
+              f"[load {t_load - t0:.1f} s, generate {t_gen - t_load:.1f} s, write {t_end - t_gen:.1f} s]")
+
+
+def _check_output_path(path: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in (".mp4", ".gif"):
+        raise CLIError(f"output must end in .mp4 or .gif, got {path!r}")
+    if out.is_dir():
+        raise CLIError(f"output {path} is a directory")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise CLIError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"output folder {parent} is not writable")
+    return out
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------- train
+def _train_common(args, cfg_cls, preset_defaults: dict):
+    """Flags -> a frozen train config (only the flags given override the defaults)."""
+    changes = dict(preset_defaults)
+    for flag, field in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed"),
+                        ("checkpoint_every", "checkpoint_every")):
+        v = getattr(args, flag)
+        if v is not None:
+            changes[field] = v
+    if args.bf16:
+        changes["bf16"] = True
+    if args.buckets:
+        changes["buckets"] = _parse_buckets(args.buckets)
+    return dataclasses.replace(cfg_cls(), **changes)
+
+
+def _parse_buckets(text: str) -> tuple[tuple[int, int, int], ...]:
+    try:
+        buckets = tuple(tuple(int(x) for x in item.lower().split("x")) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise CLIError(f"--buckets must look like 1x64x64,9x64x96, got {text!r}") from None
+    if not buckets or any(len(b) != 3 or min(b) < 1 for b in buckets):
+        raise CLIError(f"--buckets must look like 1x64x64,9x64x96, got {text!r}")
+    return buckets
+
+
+def _device(args) -> str:
+    import torch
+
+    _set_threads(args.threads)
+    if args.device:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise CLIError("--device cuda requested but no CUDA device is available")
+        return args.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _source(args, fps: int, seed: int):
+    from edgevid.data import ProceduralClips, VideoFolderClips
+
+    if args.data == "procedural":
+        return ProceduralClips(split="train", seed=seed, fps=fps), {"kind": "procedural", "split": "train", "seed": seed}
+    return VideoFolderClips(args.data, fps=fps, seed=seed), {"kind": "video_folder", "root": str(args.data)}
+
+
+def cmd_train_vae(args) -> None:
+    from edgevid.config import VAE_PRESETS, VAETrainConfig
+    from edgevid.models.weights import save_component
+    from edgevid.train.vae import train_vae
+
+    if args.preset not in VAE_PRESETS:
+        raise CLIError(f"unknown VAE preset {args.preset!r}; choose from {sorted(VAE_PRESETS)}")
+    cfg = _train_common(args, VAETrainConfig, {})
+    device = _device(args)
+    source, desc = _source(args, cfg.fps, cfg.seed)
+    t0 = time.perf_counter()
+    vae = train_vae(args.run_dir, VAE_PRESETS[args.preset], cfg, source, data_description=desc, resume=args.resume,
+                    progress=not args.no_progress, device=device)
+    print(f"trained VAE in {time.perf_counter() - t0:.0f} s (scaling_factor={vae.config.scaling_factor:.4f}, "
+          f"shift_factor={vae.config.shift_factor:.4f})")
+    if args.output:
+        save_component(vae.cpu(), vae.config, args.output)
+        print(f"saved VAE to {args.output}")
+
+
+def cmd_train_t2v(args) -> None:
+    from edgevid.config import UNET_PRESETS, VAEConfig, TrainConfig
+    from edgevid.models.vae import VideoVAE
+    from edgevid.models.weights import load_component
+    from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults
+    from edgevid.text import TinyTextEncoder, MiniLMTextEncoder
+    from edgevid.train.t2v import train_t2v
+
+    if args.preset not in UNET_PRESETS:
+        raise CLIError(f"unknown UNet preset {args.preset!r}; choose from {sorted(UNET_PRESETS)}")
+    extra = {}
+    if args.num_clips is not None:
+        extra["num_clips"] = args.num_clips
+    if args.cache_latents:
+        extra["cache_latents"] = True
+    cfg = _train_common(args, TrainConfig, extra)
+    device = _device(args)
+    vae = load_component(VideoVAE, VAEConfig, args.vae)
+    text_encoder = MiniLMTextEncoder.from_package() if args.text_encoder == "minilm-l6-v2" else TinyTextEncoder()
+    unet_cfg = dataclasses.replace(UNET_PRESETS[args.preset], text_dim=text_encoder.dim,
+                                   in_channels=vae.config.latent_channels, out_channels=vae.config.latent_channels)
+    source, desc = _source(args, cfg.fps, cfg.seed)
+    t0 = time.perf_counter()
+    _, ema_unet = train_t2v(args.run_dir, unet_cfg, cfg, vae, text_encoder, source, data_description=desc,
+                            resume=args.resume, progress=not args.no_progress, device=device)
+    print(f"trained text-to-video UNet in {time.perf_counter() - t0:.0f} s")
+    if args.output:
+        defaults = GenerationDefaults(num_inference_steps=args.sample_steps, guidance_scale=args.guidance)
+        EdgeVidPipeline(vae.cpu(), ema_unet.cpu(), text_encoder.cpu(), defaults).save_pretrained(args.output)
+        print(f"saved pipeline to {args.output}")
+
+
+# ----------------------------------------------------------------------------- dataset
+def cmd_dataset_preview(args) -> None:
+    out = _check_output_path(args.output)
+    if args.num < 1 or args.frames < 1 or args.size < 8 or args.fps < 1:
+        raise CLIError("--num, --frames and --fps must be >= 1 and --size >= 8")
+    from edgevid.data import ProceduralClips, VideoFolderClips, preview_grid
+    from edgevid.io.video import export
+
+    if args.data == "procedural":
+        source = ProceduralClips(split=args.split, seed=args.seed, fps=args.fps)
+    else:
+        source = VideoFolderClips(args.data, fps=args.fps, seed=args.seed)
+    clips = [source.clip(i, args.frames, args.size, args.size) for i in range(args.num)]
+    grid = preview_grid(clips, args.frames, args.size, args.size, args.fps)
+    export(grid, out, fps=args.fps)
+    for i, clip in enumerate(clips):
+        print(f"[{i}] {clip.caption}")
+    print(f"wrote {out} ({grid.shape[0]} frames, {grid.shape[2]}x{grid.shape[1]})")
+
+
+def _version() -> str:
+    from edgevid import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Text-to-video inference: prompt -> text encoder -> Euler sampler over the UNet -> VAE decoder -> frames.
+
+Inference only (diffusers PHILOSOPHY): training lives in `edgevid.train`. The folder layout
+of `save_pretrained` mirrors diffusers: `model_index.json` plus one subfolder per component,
+each with `config.json` and `model.safetensors`.
+
+    >>> pipe = EdgeVidPipeline.from_pretrained(default_model_dir())
+    >>> out = pipe("a red circle moving right on a white background", generator=torch.Generator().manual_seed(0))
+    >>> out.frames.shape  # (B, T, H, W, 3) float in [0, 1]
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from edgevid.config import UNetConfig, VAEConfig, config_from_dict, config_to_dict
+from edgevid.flow.denoiser import GuidedVelocity
+from edgevid.flow.sample import sample_euler
+from edgevid.flow.schedule import time_grid
+from edgevid.models.unet import SpatioTemporalUNet
+from edgevid.models.vae import VideoVAE
+from edgevid.models.weights import atomic_write_text, load_component, read_json, save_component
+from edgevid.text import TextEncoder, load_text_encoder, save_text_encoder
+
+MODEL_INDEX = "model_index.json"
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """What `pipe(prompt)` does when a keyword is not given; stored in model_index.json."""
+    num_frames: int = 121  # 1 + 4 * 30: five seconds at 24 fps with the causal 4x VAE
+    height: int = 256
+    width: int = 256
+    fps: int = 24
+    num_inference_steps: int = 25  # the teacher's conventional recipe (SnapGen-V §3.2)
+    guidance_scale: float = 5.0
+    shift: float = 1.0  # timestep shift of the sampling grid (1 = uniform)
+
+
+@dataclass
+class EdgeVidPipelineOutput:
+    # "np": float32 (B, T, H, W, 3) in [0, 1]; "pt": float32 (B, T, 3, H, W) in [0, 1];
+    # "pil": list (per video) of lists of PIL images; "latent": (B, C, T', H', W').
+    frames: Any
+
+
+def default_model_dir() -> Path:
+    """The model shipped inside the package."""
+    return Path(__file__).resolve().parent / "weights" / "default"
+
+
+class EdgeVidPipeline:
+    def __init__(self, vae: VideoVAE, unet: SpatioTemporalUNet, text_encoder: TextEncoder,
+                 defaults: GenerationDefaults = GenerationDefaults()):
+        if unet.config.in_channels != vae.config.latent_channels:
+            raise ValueError(f"UNet takes {unet.config.in_channels} channels, VAE latents have {vae.config.latent_channels}")
+        if unet.config.text_dim != text_encoder.dim:
+            raise ValueError(f"UNet expects {unet.config.text_dim}-d text tokens, the text encoder gives {text_encoder.dim}")
+        self.vae, self.unet, self.text_encoder = vae.eval(), unet.eval(), text_encoder.eval()
+        self.defaults = defaults
+        self.check_inputs("x", defaults.num_frames, defaults.height, defaults.width, defaults.num_inference_steps,
+                          defaults.guidance_scale)
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "EdgeVidPipeline":
+        path = Path(path)
+        if not path.is_dir():
+            raise ValueError(f"model folder {path} does not exist")
+        index = read_json(path / MODEL_INDEX)
+        try:
+            defaults = config_from_dict(GenerationDefaults, index.get("defaults", {}))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path / MODEL_INDEX}: invalid defaults ({e})") from None
+        vae = load_component(VideoVAE, VAEConfig, path / "vae")
+        unet = load_component(SpatioTemporalUNet, UNetConfig, path / "unet")
+        text_encoder = load_text_encoder(path / "text_encoder")
+        return cls(vae, unet, text_encoder, defaults).to(device)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_component(self.vae, self.vae.config, path / "vae")
+        save_component(self.unet, self.unet.config, path / "unet")
+        save_text_encoder(self.text_encoder, path / "text_encoder")
+        index = {"_class_name": type(self).__name__, "_edgevid_version": _version(),
+                 "vae": ["edgevid", type(self.vae).__name__], "unet": ["edgevid", type(self.unet).__name__],
+                 "text_encoder": ["edgevid", type(self.text_encoder).__name__],
+                 "defaults": config_to_dict(self.defaults)}
+        atomic_write_text(path / MODEL_INDEX, json.dumps(index, indent=2) + "\n")
+        return path
+
+    def to(self, device: str | torch.device) -> "EdgeVidPipeline":
+        for module in (self.vae, self.unet, self.text_encoder):
+            module.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this (VAE factor x UNet downsampling)."""
+        return self.vae.config.spatial_compression * self.unet.config.downsample_factor
+
+    # ------------------------------------------------------------------ validation
+    def check_inputs(self, prompt, num_frames: int, height: int, width: int, num_inference_steps: int,
+                     guidance_scale: float) -> list[str]:
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not isinstance(prompts, (list, tuple)) or not prompts:
+            raise ValueError("prompt must be a non-empty string or a non-empty list of strings")
+        for p in prompts:
+            if not isinstance(p, str) or not any(ch.isalnum() for ch in p):
+                raise ValueError(f"prompt must be text with at least one letter or digit, got {p!r}")
+        for name, v in (("num_frames", num_frames), ("height", height), ("width", width),
+                        ("num_inference_steps", num_inference_steps)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        m = self.size_multiple
+        if height % m or width % m:
+            raise ValueError(f"height and width must be multiples of {m} (VAE x{self.vae.config.spatial_compression}, "
+                             f"UNet x{self.unet.config.downsample_factor}), got {height}x{width}; "
+                             f"e.g. {max(m, height // m * m)}x{max(m, width // m * m)}")
+        tc = self.vae.config.temporal_compression
+        if (num_frames - 1) % tc:
+            lo = (num_frames - 1) // tc * tc + 1
+            raise ValueError(f"num_frames must be 1 + {tc}*k for the causal VAE (1, {1 + tc}, {1 + 2 * tc}, ...), "
+                             f"got {num_frames}; try {lo} or {lo + tc}")
+        if not isinstance(guidance_scale, (int, float)) or not np.isfinite(guidance_scale) or guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
+        return list(prompts)
+
+    # ------------------------------------------------------------------ generation
+    @torch.inference_mode()
+    def __call__(self, prompt: str | list[str], num_frames: int | None = None, height: int | None = None,
+                 width: int | None = None, num_inference_steps: int | None = None,
+                 guidance_scale: float | None = None, negative_prompt: str = "",
+                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+                 output_type: str = "np",
+                 callback_on_step_end: Callable[["EdgeVidPipeline", int, float, dict], dict | None] | None = None,
+                 ) -> EdgeVidPipelineOutput:
+        d = self.defaults
+        num_frames = d.num_frames if num_frames is None else num_frames
+        height, width = d.height if height is None else height, d.width if width is None else width
+        steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
+        guidance = d.guidance_scale if guidance_scale is None else guidance_scale
+        prompts = self.check_inputs(prompt, num_frames, height, width, steps, guidance)
+        if output_type not in ("np", "pt", "pil", "latent"):
+            raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
+        device = self.device
+
+        # 1. Encode the prompts (and the negative/empty prompt for classifier-free guidance).
+        text = self.text_encoder.encode(prompts)
+        uncond = self.text_encoder.encode([negative_prompt]) if guidance != 1.0 else None
+        velocity = GuidedVelocity(self.unet, text.tokens.to(device), text.mask.to(device),
+                                  None if uncond is None else uncond.tokens.to(device),
+                                  None if uncond is None else uncond.mask.to(device), guidance)
+
+        # 2. Start from Gaussian noise in latent space: (B, C, T', H', W').
+        shape = (len(prompts), *self.vae.latent_shape(num_frames, height, width))
+        if latents is None:
+            latents = torch.randn(shape, generator=generator)  # drawn on CPU: same seed, same video on any device
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        latents = latents.to(device)
+
+        # 3. Integrate the flow from t = 1 (noise) to t = 0 (data).
+        timesteps = time_grid(steps, d.shift)
+        callback = None
+        if callback_on_step_end is not None:
+            def callback(i, t, x):
+                result = callback_on_step_end(self, i, float(t), {"latents": x})
+                if result and "latents" in result:  # diffusers convention: the callback may edit latents
+                    x.copy_(result["latents"])
+        latents = sample_euler(velocity, latents, timesteps, callback=callback)
+        if output_type == "latent":
+            return EdgeVidPipelineOutput(frames=latents)
+
+        # 4. Decode to pixels: (B, 3, T, H, W) in [-1, 1] -> (B, T, 3, H, W) in [0, 1].
+        video = self.vae.decode_latents(latents).float()
+        video = ((video.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4).cpu()
+        return EdgeVidPipelineOutput(frames=_convert(video, output_type))
+
+
+def _convert(video: torch.Tensor, output_type: str):
+    if output_type == "pt":
+        return video
+    frames = video.permute(0, 1, 3, 4, 2).numpy()  # (B, T, 3, H, W) -> (B, T, H, W, 3)
+    if output_type == "np":
+        return frames
+    from PIL import Image
+
+    return [[Image.fromarray((f * 255).round().astype(np.uint8)) for f in clip] for clip in frames]
+
+
+def frames_to_uint8(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) float in [0, 1] -> uint8, for writers."""
+    return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _version() -> str:
+    from edgevid import __version__
+
+    return __version__
+
+
+def replace_defaults(pipe: EdgeVidPipeline, **changes) -> EdgeVidPipeline:
+    """Return the same pipeline with other generation defaults (validated)."""
+    return EdgeVidPipeline(pipe.vae, pipe.unet, pipe.text_encoder, dataclasses.replace(pipe.defaults, **changes))

@@ -1,0 +1,86 @@
+"""Text-to-video training with rectified flow (SnapGen-V §3.1-3.2).
+
+clips + captions -> frozen VAE latents -> rectified_flow_loss(UNet) -> AdamW + EMA.
+Image-video joint: each step draws one (frames, height, width) bucket; 1-frame buckets
+are images, so lengths and aspect ratios mix across steps.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from edgevid.config import TrainConfig, UNetConfig, config_to_dict
+from edgevid.flow.loss import rectified_flow_loss
+from edgevid.models.unet import SpatioTemporalUNet
+from edgevid.models.vae import VideoVAE
+from edgevid.text.base import TextEncoder
+from edgevid.train.ema import EMA
+from edgevid.train.loop import prepare_run_dir, step_generator, train_loop
+
+
+def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainConfig, vae: VideoVAE,
+              text_encoder: TextEncoder, source, *, data_description: dict | None = None, resume: bool = False,
+              progress: bool = True, device: str | torch.device = "cpu",
+              init_unet: SpatioTemporalUNet | None = None) -> tuple[SpatioTemporalUNet, SpatioTemporalUNet]:
+    """Train (or resume) a UNet; returns (model, ema_model). `source` is a clip source (edgevid.data)."""
+    from edgevid.data import make_batch
+    from edgevid.text.base import PromptCache
+
+    cfg = train_config
+    if unet_config.text_dim != text_encoder.dim:
+        raise ValueError(f"UNetConfig.text_dim={unet_config.text_dim} but the text encoder gives {text_encoder.dim}-d tokens")
+    if unet_config.in_channels != vae.config.latent_channels:
+        raise ValueError(f"UNetConfig.in_channels={unet_config.in_channels} but the VAE has {vae.config.latent_channels} latent channels")
+    for frames, height, width in cfg.buckets:
+        vae.latent_shape(frames, height, width)  # raises on sizes the VAE cannot take
+        lh, lw = height // vae.config.spatial_compression, width // vae.config.spatial_compression
+        if lh % unet_config.downsample_factor or lw % unet_config.downsample_factor:
+            raise ValueError(f"bucket {height}x{width}: latent {lh}x{lw} must be divisible by {unet_config.downsample_factor}")
+    run_dir = prepare_run_dir(Path(run_dir), {
+        "task": "t2v", "unet": config_to_dict(unet_config), "train": config_to_dict(cfg),
+        "vae": config_to_dict(vae.config), "text_encoder": getattr(text_encoder, "kind", type(text_encoder).__name__),
+        "data": data_description or {},
+    }, resume)
+
+    torch.manual_seed(cfg.seed)
+    model = init_unet if init_unet is not None else SpatioTemporalUNet(unet_config)
+    model.to(device)
+    vae = vae.to(device).eval().requires_grad_(False)
+    ema = EMA(model, cfg.ema_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    prompts = PromptCache(text_encoder)
+    latent_cache: dict[tuple, torch.Tensor] = {}
+
+    def batch_latents(step: int, g: torch.Generator) -> tuple[torch.Tensor, list[str]]:
+        bucket = cfg.buckets[int(torch.randint(len(cfg.buckets), (1,), generator=g))]
+        indices = [step * cfg.batch_size + i for i in range(cfg.batch_size)]
+        if cfg.num_clips > 0:
+            indices = [int(i) for i in torch.randint(cfg.num_clips, (cfg.batch_size,), generator=g)]
+        key = (tuple(indices), bucket)
+        if cfg.cache_latents and key in latent_cache:
+            return latent_cache[key], latent_cache[key + ("captions",)]
+        video, captions = make_batch(source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
+        with torch.no_grad():
+            x0 = vae.encode_latents(video.to(device), generator=g, sample=True)  # (B, C, T', H', W')
+        if cfg.cache_latents:
+            latent_cache[key], latent_cache[key + ("captions",)] = x0, captions
+        return x0, captions
+
+    def step_fn(step: int):
+        g = step_generator(cfg.seed, step)
+        x0, captions = batch_latents(step, g)
+        # Drop prompts (-> "") at rate text_dropout so the model learns the unconditional
+        # velocity that classifier-free guidance needs.
+        drop = torch.rand(len(captions), generator=g) < cfg.text_dropout
+        captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+        text = prompts.encode(captions)
+        context, mask = text.tokens.to(device), text.mask.to(device)
+        loss = rectified_flow_loss(lambda x, t: model(x, t, context, mask), x0, cfg.t_mean, cfg.t_std, generator=g)
+        return loss, {"frames": float(x0.shape[2])}
+
+    train_loop(run_dir=run_dir, model=model, optimizer=optimizer, ema=ema, step_fn=step_fn, total_steps=cfg.steps,
+               base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, lr_schedule=cfg.lr_schedule, grad_clip=cfg.grad_clip,
+               checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, bf16=cfg.bf16, resume=resume,
+               progress=progress, desc="train t2v")
+    return model, ema.model

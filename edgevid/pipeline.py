@@ -26,7 +26,7 @@ from edgevid.flow.schedule import time_grid
 from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
 from edgevid.models.weights import atomic_write_text, load_component, read_json, save_component
-from edgevid.text import TextEncoder, load_text_encoder, save_text_encoder
+from edgevid.text import TextEncoder, load_text_encoder_from_dir, save_text_encoder
 
 MODEL_INDEX = "model_index.json"
 
@@ -80,7 +80,7 @@ class EdgeVidPipeline:
             raise ValueError(f"{path / MODEL_INDEX}: invalid defaults ({e})") from None
         vae = load_component(VideoVAE, VAEConfig, path / "vae")
         unet = load_component(SpatioTemporalUNet, UNetConfig, path / "unet")
-        text_encoder = load_text_encoder(path / "text_encoder")
+        text_encoder = load_text_encoder_from_dir(path / "text_encoder")
         return cls(vae, unet, text_encoder, defaults).to(device)
 
     def save_pretrained(self, path: str | Path) -> Path:

@@ -30,13 +30,20 @@ class VAEConfig:
     # Spatial (per-frame, 2D) encoder widths, one per resolution level, full resolution
     # first; len == log2(spatial_compression) + 1.
     encoder_channels: tuple[int, ...] = (32, 64, 128, 128)
-    # Spatial decoder widths, full resolution first. Kept narrow at full resolution:
-    # decoding 121 frames of 256x256 is the CPU budget to watch (DESIGN.md).
-    decoder_channels: tuple[int, ...] = (16, 32, 64, 128)
+    # Spatial decoder widths, half resolution first, latent resolution last; len ==
+    # log2(spatial_compression). No full-resolution level: the decoder's last conv makes 4*3
+    # channels at half resolution and a pixel shuffle turns them into RGB, because decoding
+    # 121 frames of 256x256 is the CPU budget to watch (DESIGN.md) and narrow convs at full
+    # resolution run at ~10 GFLOP/s on the project CPU (vs ~60 at latent resolution).
+    decoder_channels: tuple[int, ...] = (16, 32, 64)
+    # ResBlocks per decoder level (same order as decoder_channels): none at half resolution,
+    # where each one costs about as much as the whole latent-resolution level.
+    decoder_res_blocks: tuple[int, ...] = (0, 1, 1)
     # Channels of the intermediate per-frame latent between the spatial and temporal parts.
     spatial_latent_channels: int = 4
     # Width of the temporal (causal 3D) encoder/decoder that works on spatial latents.
-    temporal_channels: int = 64
+    # 32, not 64: at 64 the temporal decoder alone took ~0.5 s of a 121-frame decode.
+    temporal_channels: int = 32
     num_res_blocks: int = 1
     # GroupNorm groups in every VAE ResBlock (applied per frame, never across time, so the
     # VAE stays causal); 8 fits the narrow decoder widths. All widths must divide by it.
@@ -54,11 +61,13 @@ class VAEConfig:
             v = getattr(self, name)
             if v < 1 or v & (v - 1):
                 raise ValueError(f"VAEConfig.{name} must be a power of two, got {v}")
+        if self.spatial_compression < 2:
+            raise ValueError("VAEConfig.spatial_compression must be >= 2 (the decoder upsamples at least once)")
         levels = self.spatial_compression.bit_length()  # log2(s) + 1
-        for name in ("encoder_channels", "decoder_channels"):
-            if len(getattr(self, name)) != levels:
+        for name, n in (("encoder_channels", levels), ("decoder_channels", levels - 1), ("decoder_res_blocks", levels - 1)):
+            if len(getattr(self, name)) != n:
                 raise ValueError(
-                    f"VAEConfig.{name} needs {levels} widths for spatial_compression="
+                    f"VAEConfig.{name} needs {n} entries for spatial_compression="
                     f"{self.spatial_compression} (one per level), got {getattr(self, name)}"
                 )
         for c in (*self.encoder_channels, *self.decoder_channels, self.temporal_channels):
@@ -69,17 +78,20 @@ class VAEConfig:
 
 
 VAE_PRESETS: dict[str, VAEConfig] = {
-    # Tests: a few thousand parameters, same 8x/4x geometry as the real one.
-    "tiny": VAEConfig(encoder_channels=(8, 8, 16, 16), decoder_channels=(8, 8, 16, 16),
+    # Tests: 80k parameters, same 8x/4x geometry as the real one.
+    "tiny": VAEConfig(encoder_channels=(8, 8, 16, 16), decoder_channels=(8, 16, 16),
                       temporal_channels=16, num_res_blocks=1),
-    # SnapGen-V geometry: 4 channels, 8x8 spatial, 4x temporal.
+    # SnapGen-V geometry: 4 channels, 8x8 spatial, 4x temporal. 1.26M parameters; the decoder
+    # (0.26M, 0.67 GFLOP per 256x256 frame) decodes 121 frames of 256x256 in 2.1 s on one
+    # thread of the 2-core CPU (fp32; bf16 is slower there: GroupNorm and pixel shuffle).
     "snapgen": VAEConfig(),
     # High-compression autoencoder (Snap's mobile video AE, papers/snap-research-abstracts.md):
     # 32x32 spatial and 4x temporal with 32 channels, i.e. 384 input values per latent value
     # against 192 for "snapgen"; the denoiser then works on 16x fewer positions.
     "hc32": VAEConfig(latent_channels=32, spatial_compression=32, spatial_latent_channels=32,
                       encoder_channels=(32, 64, 128, 128, 256, 256),
-                      decoder_channels=(16, 32, 64, 128, 256, 256), temporal_channels=128),
+                      decoder_channels=(16, 32, 64, 128, 256), decoder_res_blocks=(0, 1, 1, 1, 1),
+                      temporal_channels=128),
 }
 
 
@@ -90,8 +102,10 @@ VAE_PRESETS: dict[str, VAEConfig] = {
 class UNetConfig:
     in_channels: int = 4
     out_channels: int = 4
-    # Width per stage; stage i works at latent resolution / 2**i.
-    channels: tuple[int, ...] = (64, 128, 192)
+    # Width per stage; stage i works at latent resolution / 2**i. Narrow at full resolution,
+    # where every conv runs on T*H*W tokens: ~6.8 M params, ~41 GFLOP per step on 31x32x32
+    # latents ((64, 128, 192) was 11.5 M / 104 GFLOP, over the CPU budget).
+    channels: tuple[int, ...] = (32, 64, 160)
     # Spatial ResBlocks per stage (down path; the up path uses one more, as in SD's UNet).
     num_res_blocks: tuple[int, ...] = (1, 1, 1)
     # Spatial self-attention + text cross-attention per stage. None at the highest
@@ -108,7 +122,7 @@ class UNetConfig:
     norm_groups: int = 16  # GroupNorm groups in ResBlocks
     qk_norm: bool = True  # RMS-normalise queries and keys: stabler attention at low precision
     rope: bool = True  # rotary position embeddings (temporal in 1D, 3D RoPE in 3D attention)
-    time_embed_dim: int = 256
+    time_embed_dim: int = 256  # sinusoid width = MLP width
 
     def __post_init__(self):
         n = len(self.channels)
@@ -122,6 +136,11 @@ class UNetConfig:
         for c in self.channels:
             if c % self.head_dim or c % self.norm_groups:
                 raise ValueError(f"stage width {c} must be divisible by head_dim={self.head_dim} and norm_groups={self.norm_groups}")
+        if self.rope and (self.head_dim % 2 or self.head_dim < 6):
+            raise ValueError(f"rope=True needs an even head_dim >= 6 (3D RoPE rotates >= 1 pair per t/h/w axis), "
+                             f"got {self.head_dim}")
+        if self.time_embed_dim % 2:
+            raise ValueError(f"time_embed_dim must be even (cos/sin halves), got {self.time_embed_dim}")
 
     @property
     def downsample_factor(self) -> int:
@@ -243,7 +262,3 @@ def _tuplify(v: Any) -> Any:
         return tuple(_tuplify(x) for x in v)
     return v
 
-
-def _check_pow2(name: str, v: int) -> None:
-    if v < 1 or v & (v - 1):
-        raise ValueError(f"{name} must be a power of two, got {v}")

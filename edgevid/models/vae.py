@@ -1,0 +1,389 @@
+"""Causal video VAE with decoupled spatial and temporal parts (SnapGen-V §3.1, §3.2, App. B).
+
+Read top-down, in data-flow order:
+
+    video (B, 3, T, H, W), T = 1 + tc*k, values in [-1, 1]
+      -> SpatialEncoder   per frame, 2D:   (B*T, 3, H, W) -> (B, Cs, T, h, w), h = H / s
+      -> TemporalEncoder  causal in time:  (B, Cs, T, h, w) -> mean, logvar (B, C, 1 + k, h, w)
+      -> DiagonalGaussian -> z (raw latents)
+      -> TemporalDecoder  causal in time:  (B, C, 1 + k, h, w) -> (B, Cs, T, h, w)
+      -> SpatialDecoder   per frame, 2D:   (B*T, Cs, h, w) -> (B, 3, T, H, W)
+
+Time is causal everywhere: latent 0 sees frame 0 only (so an image is a one-frame video and
+encodes to one latent frame), latent i sees frames <= tc*i, and decoded frame t depends on
+latents <= ceil(t / tc). Normalisation is per frame (GroupNorm over C, H, W of one frame),
+never across time, which keeps this true and lets `decode` run chunk by chunk with a cache of
+past frames (App. B: splitting the latent bounds peak memory) and give the same result.
+
+The spatial decoder does almost nothing at full resolution: it decodes 121 frames of 256x256
+on a 2-core CPU, so work per full-resolution pixel is the budget (DESIGN.md).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from edgevid.config import VAEConfig
+
+# Streaming state of the causal convolutions: layer -> its last (kt - 1) input frames.
+ConvCache = dict[nn.Module, Tensor]
+
+
+# --------------------------------------------------------------------------------------
+# Posterior
+# --------------------------------------------------------------------------------------
+class DiagonalGaussian:
+    """q(z | x) = N(mean, exp(logvar)) per latent value."""
+
+    def __init__(self, mean: Tensor, logvar: Tensor):
+        self.mean = mean
+        # Clamped as in the SD/LDM VAE: exp() stays finite early in training.
+        self.logvar = logvar.clamp(-30.0, 20.0)
+
+    @property
+    def std(self) -> Tensor:
+        return torch.exp(0.5 * self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + self.std * eps
+
+    def mode(self) -> Tensor:
+        return self.mean
+
+    def kl(self) -> Tensor:
+        """KL(q || N(0, I)) summed over all latent values of a sample: (B,)."""
+        kl = 0.5 * (self.mean.square() + self.logvar.exp() - 1.0 - self.logvar)
+        return kl.flatten(1).sum(1)
+
+
+# --------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------
+class ResBlock2d(nn.Module):
+    """GroupNorm-SiLU-Conv3x3 twice, plus a (1x1 if widths differ) skip. Per frame."""
+
+    def __init__(self, cin: int, cout: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2 = nn.GroupNorm(groups, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class CausalConv3d(nn.Module):
+    """Conv3d that pads only the past in time (by repeating frame 0) and 'same' in space.
+
+    With a `cache` dict it streams: the first call pads as usual, and every call stores its
+    last kt - 1 input frames for the next call, so a clip processed in consecutive chunks
+    gives exactly what it gives processed whole.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int] = (3, 3, 3)):
+        super().__init__()
+        kt, kh, kw = kernel
+        self.kt = kt
+        self.conv = nn.Conv3d(cin, cout, kernel, padding=(0, kh // 2, kw // 2))
+
+    def forward(self, x: Tensor, cache: ConvCache | None = None) -> Tensor:
+        # x: (B, C, T, H, W)
+        if self.kt == 1:
+            return self.conv(x)
+        past = cache.get(self) if cache is not None else None
+        if past is None:
+            past = x[:, :, :1].expand(-1, -1, self.kt - 1, -1, -1)  # (B, C, kt-1, H, W): repeat frame 0
+        x = torch.cat([past, x], dim=2)  # (B, C, kt-1 + T, H, W)
+        if cache is not None:
+            cache[self] = x[:, :, -(self.kt - 1):]
+        return self.conv(x)
+
+
+def frame_norm(norm: nn.GroupNorm, x: Tensor) -> Tensor:
+    """GroupNorm of each frame on its own (never across time, which would break causality)."""
+    B, C, T, H, W = x.shape
+    y = norm(x.transpose(1, 2).reshape(B * T, C, H, W))  # (B*T, C, H, W)
+    return y.reshape(B, T, C, H, W).transpose(1, 2)  # (B, C, T, H, W)
+
+
+class CausalResBlock3d(nn.Module):
+    """ResBlock2d with causal 3x3x3 convolutions and per-frame GroupNorm."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, channels)
+        self.conv1 = CausalConv3d(channels, channels)
+        self.norm2 = nn.GroupNorm(groups, channels)
+        self.conv2 = CausalConv3d(channels, channels)
+
+    def forward(self, x: Tensor, cache: ConvCache | None = None) -> Tensor:
+        h = self.conv1(F.silu(frame_norm(self.norm1, x)), cache)
+        h = self.conv2(F.silu(frame_norm(self.norm2, h)), cache)
+        return x + h
+
+
+def time_to_channels(x: Tensor, tc: int) -> Tensor:
+    """(B, C, K*tc, H, W) -> (B, C*tc, K, H, W): each group of tc frames becomes one frame."""
+    B, C, T, H, W = x.shape
+    x = x.reshape(B, C, T // tc, tc, H, W).transpose(2, 3)  # (B, C, tc, K, H, W)
+    return x.reshape(B, C * tc, T // tc, H, W)
+
+
+def channels_to_time(x: Tensor, tc: int) -> Tensor:
+    """(B, C*tc, K, H, W) -> (B, C, K*tc, H, W), the inverse of `time_to_channels`."""
+    B, Ctc, K, H, W = x.shape
+    x = x.reshape(B, Ctc // tc, tc, K, H, W).transpose(2, 3)  # (B, C, K, tc, H, W)
+    return x.reshape(B, Ctc // tc, K * tc, H, W)
+
+
+def _frames_to_batch(x: Tensor) -> Tensor:
+    B, C, T, H, W = x.shape
+    return x.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, C, H, W)
+
+
+def _batch_to_frames(x: Tensor, B: int) -> Tensor:
+    BT, C, H, W = x.shape
+    return x.reshape(B, BT // B, C, H, W).transpose(1, 2)  # (B, C, T, H, W)
+
+
+# --------------------------------------------------------------------------------------
+# Encoder: spatial (per frame) then temporal (causal)
+# --------------------------------------------------------------------------------------
+class SpatialEncoder(nn.Module):
+    """Per-frame 2D encoder: (N, 3, H, W) -> (N, Cs, H/s, W/s), strided-conv downsampling."""
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        ch, g = cfg.encoder_channels, cfg.norm_groups
+        self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
+        self.levels = nn.ModuleList()
+        for i, c in enumerate(ch):
+            blocks = [ResBlock2d(c, c, g) for _ in range(cfg.num_res_blocks)]
+            if i + 1 < len(ch):  # halve H and W, widen to the next level
+                blocks.append(nn.Conv2d(c, ch[i + 1], 3, stride=2, padding=1))
+            self.levels.append(nn.Sequential(*blocks))
+        self.norm_out = nn.GroupNorm(g, ch[-1])
+        self.conv_out = nn.Conv2d(ch[-1], cfg.spatial_latent_channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv_in(x.contiguous(memory_format=torch.channels_last))  # NHWC, as in SpatialDecoder
+        for level in self.levels:
+            x = level(x)
+        return self.conv_out(F.silu(self.norm_out(x)))
+
+
+class TemporalEncoder(nn.Module):
+    """Causal time downsampling of spatial latents: (B, Cs, 1 + tc*k, h, w) -> (B, 2C, 1 + k, h, w).
+
+    Frame 0 is repeated tc - 1 times in front so that latent 0 sees frame 0 alone and latent i
+    sees the group of frames tc*(i-1)+1 .. tc*i (plus, through the causal convs, earlier ones).
+    """
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        ct, g, self.tc = cfg.temporal_channels, cfg.norm_groups, cfg.temporal_compression
+        self.conv_in = CausalConv3d(cfg.spatial_latent_channels, ct)
+        self.down = nn.Conv3d(ct * self.tc, ct, 1)  # merges each group of tc frames
+        self.blocks = nn.ModuleList(CausalResBlock3d(ct, g) for _ in range(cfg.num_res_blocks))
+        self.norm_out = nn.GroupNorm(g, ct)
+        self.conv_out = CausalConv3d(ct, 2 * cfg.latent_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.silu(self.conv_in(x))  # (B, Ct, T, h, w)
+        if self.tc > 1:
+            x = torch.cat([x[:, :, :1].expand(-1, -1, self.tc - 1, -1, -1), x], dim=2)  # (B, Ct, tc*(k+1), h, w)
+            x = time_to_channels(x, self.tc)  # (B, Ct*tc, k+1, h, w)
+        x = self.down(x)  # (B, Ct, k+1, h, w)
+        for block in self.blocks:
+            x = block(x)
+        return self.conv_out(F.silu(frame_norm(self.norm_out, x)))  # (B, 2C, k+1, h, w)
+
+
+# --------------------------------------------------------------------------------------
+# Decoder: temporal (causal, streamable) then spatial (per frame)
+# --------------------------------------------------------------------------------------
+class TemporalDecoder(nn.Module):
+    """Causal time upsampling: (B, C, K, h, w) -> (B, Cs, 1 + tc*(K-1), h, w) for the chunk
+    that starts the clip, (B, Cs, tc*K, h, w) for later chunks.
+
+    Latent i becomes tc frames by a channels-to-time shuffle; for the chunk that starts the
+    clip the first tc - 1 of them are dropped (latent 0 stands for frame 0 alone).
+    """
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        ct, g, self.tc = cfg.temporal_channels, cfg.norm_groups, cfg.temporal_compression
+        self.conv_in = CausalConv3d(cfg.latent_channels, ct)
+        self.blocks = nn.ModuleList(CausalResBlock3d(ct, g) for _ in range(cfg.num_res_blocks))
+        self.norm_up = nn.GroupNorm(g, ct)
+        self.up = nn.Conv3d(ct, ct * self.tc, 1)  # one set of ct channels per output frame
+        self.norm_out = nn.GroupNorm(g, ct)
+        # Full frame rate: mixes neighbouring frames across group borders (against flicker).
+        self.conv_out = CausalConv3d(ct, cfg.spatial_latent_channels)
+
+    def forward(self, z: Tensor, cache: ConvCache | None = None, starts_clip: bool = True) -> Tensor:
+        x = self.conv_in(z, cache)  # (B, Ct, K, h, w)
+        for block in self.blocks:
+            x = block(x, cache)
+        x = self.up(F.silu(frame_norm(self.norm_up, x)))  # (B, Ct*tc, K, h, w)
+        if self.tc > 1:
+            x = channels_to_time(x, self.tc)  # (B, Ct, K*tc, h, w)
+            if starts_clip:
+                x = x[:, :, self.tc - 1:]  # (B, Ct, 1 + tc*(K-1), h, w)
+        return self.conv_out(F.silu(frame_norm(self.norm_out, x)), cache)  # (B, Cs, T, h, w)
+
+
+class SpatialDecoder(nn.Module):
+    """Per-frame 2D decoder: (N, Cs, h, w) -> (N, 3, h*s, w*s).
+
+    Deepest level first: ResBlocks, then a 2x upsampling made of a 3x3 conv at the lower
+    resolution and a pixel shuffle (no nearest upsample: cheaper, and it stays on XNNPACK,
+    DESIGN.md). Nothing runs at full resolution: the last conv makes 4*3 channels at half
+    resolution that the last pixel shuffle turns into RGB. On a 2-core CPU a conv of 8-16
+    channels at 128-256 px runs at ~10 GFLOP/s (vs ~60 at 32 px), so full-resolution work
+    would cost more than the rest of the decoder together.
+    """
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        ch, g = cfg.decoder_channels, cfg.norm_groups  # ch[i]: width at resolution H / 2**(i+1)
+        self.conv_in = nn.Conv2d(cfg.spatial_latent_channels, ch[-1], 3, padding=1)
+        self.levels = nn.ModuleList()
+        for i in range(len(ch) - 1, -1, -1):  # deepest level first
+            cout = ch[i - 1] if i > 0 else cfg.in_channels
+            blocks = [ResBlock2d(ch[i], ch[i], g) for _ in range(cfg.decoder_res_blocks[i])]
+            blocks += [nn.GroupNorm(g, ch[i]), nn.SiLU(), nn.Conv2d(ch[i], 4 * cout, 3, padding=1), nn.PixelShuffle(2)]
+            self.levels.append(nn.Sequential(*blocks))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # NHWC: oneDNN's fast path for narrow convs, ~1.7x faster on the CPU (measured).
+        x = self.conv_in(x.contiguous(memory_format=torch.channels_last))  # (N, ch[-1], h, w)
+        for level in self.levels:
+            x = level(x)  # (N, ch[i-1], 2h, 2w) ... last: (N, 3, H, W)
+        return x
+
+
+# --------------------------------------------------------------------------------------
+# The VAE
+# --------------------------------------------------------------------------------------
+class VideoVAE(nn.Module):
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.spatial_encoder = SpatialEncoder(config)
+        self.temporal_encoder = TemporalEncoder(config)
+        self.temporal_decoder = TemporalDecoder(config)
+        self.spatial_decoder = SpatialDecoder(config)
+
+    # ---- geometry --------------------------------------------------------------------
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """(C, T', H', W') of the latents of a (num_frames, height, width) video."""
+        cfg = self.config
+        tc, s = cfg.temporal_compression, cfg.spatial_compression
+        if num_frames < 1 or (num_frames - 1) % tc:
+            k = max(0, round((num_frames - 1) / tc))
+            raise ValueError(
+                f"num_frames={num_frames} is not 1 + {tc}*k (the VAE is causal with {tc}x time "
+                f"compression); use e.g. {1 + tc * k} or {1 + tc * (k + 1)}"
+            )
+        if height % s or width % s or height < s or width < s:
+            raise ValueError(
+                f"height and width must be positive multiples of {s} (the VAE's spatial compression), "
+                f"got {height}x{width}; use e.g. {max(s, height // s * s)}x{max(s, width // s * s)}"
+            )
+        return cfg.latent_channels, 1 + (num_frames - 1) // tc, height // s, width // s
+
+    def num_frames(self, latent_frames: int) -> int:
+        """Video frames decoded from `latent_frames` latent frames: 1 + tc*(latent_frames - 1)."""
+        if latent_frames < 1:
+            raise ValueError(f"latent_frames must be >= 1, got {latent_frames}")
+        return 1 + self.config.temporal_compression * (latent_frames - 1)
+
+    # ---- latent normalisation ----------------------------------------------------------
+    def normalize(self, z: Tensor) -> Tensor:
+        """Raw VAE latents -> the roughly unit-variance latents that diffusion works on."""
+        return (z - self.config.shift_factor) * self.config.scaling_factor
+
+    def denormalize(self, z: Tensor) -> Tensor:
+        return z / self.config.scaling_factor + self.config.shift_factor
+
+    # ---- encode / decode ---------------------------------------------------------------
+    def encode(self, video: Tensor) -> DiagonalGaussian:
+        """(B, 3, T, H, W) in [-1, 1] -> posterior over raw latents (B, C, T', H', W')."""
+        if video.ndim != 5 or video.shape[1] != self.config.in_channels:
+            raise ValueError(f"expected video (B, {self.config.in_channels}, T, H, W), got {tuple(video.shape)}")
+        B, _, T, H, W = video.shape
+        self.latent_shape(T, H, W)  # validates T, H, W
+        x = _batch_to_frames(self.spatial_encoder(_frames_to_batch(video)), B)  # (B, Cs, T, h, w)
+        mean, logvar = self.temporal_encoder(x).chunk(2, dim=1)  # 2 x (B, C, T', h, w)
+        return DiagonalGaussian(mean, logvar)
+
+    def decode(self, z: Tensor, chunk_frames: int | None = None) -> Tensor:
+        """Raw latents (B, C, T', H', W') -> video (B, 3, 1 + tc*(T'-1), H, W), roughly in [-1, 1].
+
+        Decodes `chunk_frames` latent frames at a time (default config.decode_chunk_frames;
+        0 = all at once), carrying the causal convolutions' past frames between chunks, so
+        the result does not depend on the chunk size; only peak memory does.
+        """
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(f"expected latents (B, {self.config.latent_channels}, T', H', W'), got {tuple(z.shape)}")
+        n = self.config.decode_chunk_frames if chunk_frames is None else chunk_frames
+        K = z.shape[2]
+        n = K if n <= 0 else n
+        cache: ConvCache = {}
+        frames = []
+        for start in range(0, K, n):
+            x = self.temporal_decoder(z[:, :, start:start + n], cache, starts_clip=start == 0)  # (B, Cs, t, h, w)
+            frames.append(self.decode_frames(x))
+        return torch.cat(frames, dim=2)  # (B, 3, T, H, W)
+
+    def decode_frames(self, x: Tensor) -> Tensor:
+        """Spatial decoder alone, frame by frame: (B, Cs, T, h, w) -> (B, 3, T, H, W)."""
+        return _batch_to_frames(self.spatial_decoder(_frames_to_batch(x)), x.shape[0])
+
+    def encode_latents(self, video: Tensor, generator: torch.Generator | None = None, sample: bool = False) -> Tensor:
+        """Video -> normalised latents for diffusion (posterior mean unless `sample`)."""
+        posterior = self.encode(video)
+        z = posterior.sample(generator) if sample else posterior.mode()
+        return self.normalize(z)
+
+    def decode_latents(self, z: Tensor) -> Tensor:
+        """Normalised latents (from diffusion) -> video in roughly [-1, 1]."""
+        return self.decode(self.denormalize(z))
+
+    def forward(self, video: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, DiagonalGaussian]:
+        """Training pass: (reconstruction from a posterior sample, posterior)."""
+        posterior = self.encode(video)
+        return self.decode(posterior.sample(generator), chunk_frames=0), posterior
+
+
+@torch.no_grad()
+def fit_latent_normalization(vae: VideoVAE, videos: Iterable[Tensor]) -> tuple[float, float]:
+    """(scaling_factor, shift_factor) = (1 / std, mean) of the posterior means over `videos`.
+
+    One scalar pair over all channels and positions (as SD3 / FLUX do), so that diffusion sees
+    zero-mean, unit-variance latents. Store it with
+    `dataclasses.replace(vae.config, scaling_factor=..., shift_factor=...)`.
+    """
+    total, total_sq, count = 0.0, 0.0, 0
+    for video in videos:
+        mean = vae.encode(video).mean.double()
+        total += mean.sum().item()
+        total_sq += mean.square().sum().item()
+        count += mean.numel()
+    if count < 2:
+        raise ValueError("fit_latent_normalization needs at least one non-empty batch of videos")
+    mu = total / count
+    std = math.sqrt(max(total_sq / count - mu * mu, 0.0))
+    if std == 0.0:
+        raise ValueError("posterior means have zero variance; is the VAE trained?")
+    return 1.0 / std, mu

@@ -29,7 +29,7 @@ class VAEConfig:
     temporal_compression: int = 4  # causal: 1 + 4k frames <-> 1 + k latent frames
     # Spatial (per-frame, 2D) encoder widths, one per resolution level, full resolution
     # first; len == log2(spatial_compression) + 1.
-    encoder_channels: tuple[int, ...] = (32, 64, 128, 128)
+    encoder_channels: tuple[int, ...] = (16, 32, 64, 128)  # narrow at full resolution: training cost is per-pixel here
     # Spatial decoder widths, half resolution first, latent resolution last; len ==
     # log2(spatial_compression). No full-resolution level: the decoder's last conv makes 4*3
     # channels at half resolution and a pixel shuffle turns them into RGB, because decoding

@@ -68,7 +68,7 @@ def train_loop(*, run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
     bar = tqdm(range(start, total_steps), initial=start, total=total_steps, desc=desc, disable=not progress,
                dynamic_ncols=True)
     model.train()
-    tick = time.perf_counter()
+    tick, tick_step = time.perf_counter(), start
     for step in bar:
         lr = lr_at(step, base_lr, warmup_steps, total_steps, lr_schedule)
         for group in optimizer.param_groups:
@@ -87,8 +87,8 @@ def train_loop(*, run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
         if done % log_every == 0 or done == total_steps:
             now = time.perf_counter()
             record = {"step": done, "loss": loss.item(), "lr": lr, "grad_norm": grad_norm.item(), **logs,
-                      "sec_per_step": (now - tick) / log_every}
-            tick = now
+                      "sec_per_step": (now - tick) / (done - tick_step)}
+            tick, tick_step = now, done
             with open(log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{record['loss']:.4f}")

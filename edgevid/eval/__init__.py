@@ -1,0 +1,1 @@
+"""Evaluation: FLOPs now; ShapesBench (ground-truth prompt adherence) next."""

@@ -1,0 +1,74 @@
+import subprocess
+import sys
+
+import pytest
+
+from edgevid.cli import main
+from edgevid.io.video import probe_video
+
+SMALL = ["--num-frames", "5", "--height", "32", "--width", "32", "--steps", "2"]
+
+
+def test_generate_writes_mp4_and_gif(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert main(["generate", "a red circle moving left", "-o", str(out), "--model", str(tiny_model_dir), "--fps", "10",
+                 *SMALL]) == 0
+    info = probe_video(out)
+    assert info["frames"] == 5 and info["height"] == 32 and info["width"] == 32 and round(info["fps"]) == 10
+    assert "wrote" in capsys.readouterr().out
+    gif = tmp_path / "out.gif"
+    assert main(["generate", "a blue square", "-o", str(gif), "--model", str(tiny_model_dir), *SMALL, "--quiet"]) == 0
+    assert gif.stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["", ], "prompt"),
+    (["   "], "prompt"),
+    (["%%%"], "prompt"),
+    (["a red circle", "--height", "40"], "multiples"),
+    (["a red circle", "--width", "33"], "multiples"),
+    (["a red circle", "--num-frames", "6"], "1 \\+ 4"),
+    (["a red circle", "--num-frames", "0"], "num-frames"),
+    (["a red circle", "--steps", "0"], "steps"),
+    (["a red circle", "--guidance", "-1"], "guidance"),
+])
+def test_generate_bad_input_one_line_error_no_file(tiny_model_dir, tmp_path, capsys, args, message):
+    out = tmp_path / "out.mp4"
+    # Put the SMALL sizes first so that the case's own flag wins (argparse keeps the last).
+    argv = ["generate", args[0], "-o", str(out), "--model", str(tiny_model_dir), *SMALL, *args[1:]]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgevid: error:") and "\n" not in err and __import__("re").search(message, err)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_generate_bad_paths_and_weights(tiny_model_dir, tmp_path, capsys):
+    cases = [
+        (["-o", str(tmp_path / "x.avi"), "--model", str(tiny_model_dir)], ".mp4 or .gif"),
+        (["-o", str(tmp_path / "missing" / "x.mp4"), "--model", str(tiny_model_dir)], "does not exist"),
+        (["-o", str(tmp_path), "--model", str(tiny_model_dir)], ".mp4 or .gif"),
+        (["-o", "/proc/edgevid-test.mp4", "--model", str(tiny_model_dir)], ""),  # unwritable even for root
+        (["-o", str(tmp_path / "x.mp4"), "--model", str(tmp_path / "no-model")], "does not exist"),
+    ]
+    for extra, message in cases:
+        assert main(["generate", "a red circle", *extra, *SMALL]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("edgevid: error:") and "\n" not in err and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_is_fast_and_has_examples():
+    proc = subprocess.run([sys.executable, "-m", "edgevid.cli", "generate", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "examples:" in proc.stdout and "--num-frames" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "edgevid.cli", "generate", "x"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "--output" in proc.stderr  # argparse: missing required flag
+
+
+def test_dataset_preview(tmp_path, capsys):
+    out = tmp_path / "grid.mp4"
+    assert main(["dataset", "preview", "-o", str(out), "--num", "2", "--frames", "5", "--size", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert "[0]" in printed and "[1]" in printed
+    assert probe_video(out)["frames"] == 5

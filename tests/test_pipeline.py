@@ -1,0 +1,105 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from edgevid.pipeline import EdgeVidPipeline
+
+
+def _gen(pipe, seed=0, **kw):
+    return pipe("a red circle moving left", generator=torch.Generator().manual_seed(seed), **kw).frames
+
+
+def test_output_shapes_and_types(tiny_pipeline):
+    frames = _gen(tiny_pipeline)
+    assert frames.shape == (1, 5, 32, 32, 3) and frames.dtype == np.float32
+    assert frames.min() >= 0 and frames.max() <= 1
+    pt = _gen(tiny_pipeline, output_type="pt", num_frames=1, height=32, width=64)
+    assert pt.shape == (1, 1, 3, 32, 64)  # T = 1: an image
+    pil = _gen(tiny_pipeline, output_type="pil", num_frames=9)
+    assert len(pil) == 1 and len(pil[0]) == 9 and pil[0][0].size == (32, 32)
+    batch = tiny_pipeline(["a red circle", "a blue square"], generator=torch.Generator().manual_seed(0)).frames
+    assert batch.shape[0] == 2 and not np.allclose(batch[0], batch[1])
+
+
+def test_same_seed_same_frames_other_seed_other_frames(tiny_pipeline):
+    a, b, c = _gen(tiny_pipeline, 7), _gen(tiny_pipeline, 7), _gen(tiny_pipeline, 8)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_prompt_and_guidance_change_the_output(tiny_pipeline):
+    a = _gen(tiny_pipeline)
+    b = tiny_pipeline("a blue square moving up", generator=torch.Generator().manual_seed(0)).frames
+    c = _gen(tiny_pipeline, guidance_scale=1.0)
+    assert not np.allclose(a, b) and not np.allclose(a, c)
+
+
+def test_save_pretrained_round_trip_gives_identical_outputs(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "m")
+    index = json.loads((tmp_path / "m" / "model_index.json").read_text())
+    assert index["_class_name"] == "EdgeVidPipeline" and index["defaults"]["num_frames"] == 5
+    for sub in ("vae", "unet", "text_encoder"):
+        assert (tmp_path / "m" / sub / "config.json").is_file()
+    assert (tmp_path / "m" / "unet" / "model.safetensors").is_file()
+    loaded = EdgeVidPipeline.from_pretrained(tmp_path / "m")
+    assert np.array_equal(_gen(tiny_pipeline, 3), _gen(loaded, 3))
+
+
+def test_callback_sees_every_step_and_can_edit_latents(tiny_pipeline):
+    seen = []
+
+    def cb(pipe, i, t, kwargs):
+        seen.append((i, t, tuple(kwargs["latents"].shape)))
+        return {"latents": torch.zeros_like(kwargs["latents"])} if i == 2 else None
+
+    out = tiny_pipeline("a dot", num_inference_steps=3, generator=torch.Generator().manual_seed(0), callback_on_step_end=cb,
+                        output_type="latent").frames
+    assert [s[0] for s in seen] == [0, 1, 2] and seen[-1][1] == 0.0
+    assert torch.count_nonzero(out) == 0  # the last callback zeroed the final latents
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(prompt=""), "prompt"),
+    (dict(prompt="   "), "prompt"),
+    (dict(prompt="?!"), "prompt"),
+    (dict(prompt=123), "prompt"),
+    (dict(prompt=[]), "prompt"),
+    (dict(height=40), "multiples"),
+    (dict(width=20), "multiples"),
+    (dict(num_frames=6), "1 \\+ 4"),
+    (dict(num_frames=0), "num_frames"),
+    (dict(num_inference_steps=0), "num_inference_steps"),
+    (dict(guidance_scale=float("nan")), "guidance"),
+    (dict(output_type="gif"), "output_type"),
+    (dict(latents=torch.zeros(1, 4, 1, 2, 2)), "latents"),
+])
+def test_bad_inputs_raise_clear_value_errors(tiny_pipeline, kwargs, match):
+    kwargs = {"prompt": "a red circle", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        tiny_pipeline(**kwargs)
+
+
+def test_missing_corrupt_and_mismatched_weights(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        EdgeVidPipeline.from_pretrained(tmp_path / "nope")
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    (bad / "unet" / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt weights"):
+        EdgeVidPipeline.from_pretrained(bad)
+    (bad / "unet" / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="missing weights"):
+        EdgeVidPipeline.from_pretrained(bad)
+    shutil.rmtree(bad)
+    shutil.copytree(tiny_model_dir, bad)
+    cfg = json.loads((bad / "unet" / "config.json").read_text())
+    cfg["channels"] = [24, 32]
+    (bad / "unet" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="do not match"):
+        EdgeVidPipeline.from_pretrained(bad)
+    (bad / "model_index.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt JSON"):
+        EdgeVidPipeline.from_pretrained(bad)

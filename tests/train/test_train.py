@@ -1,0 +1,124 @@
+import dataclasses
+
+import pytest
+import torch
+
+from edgevid.config import UNET_PRESETS, VAE_PRESETS, TrainConfig, VAETrainConfig
+from edgevid.data import ProceduralClips
+from edgevid.flow import rectified_flow_loss, sample_euler, time_grid
+from edgevid.models.unet import SpatioTemporalUNet
+from edgevid.models.vae import VideoVAE
+from edgevid.text import TinyTextEncoder
+from edgevid.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from edgevid.train.t2v import train_t2v
+from edgevid.train.vae import train_vae
+
+TINY_TRAIN = TrainConfig(steps=4, batch_size=2, buckets=((1, 32, 32), (5, 32, 32)), checkpoint_every=2, log_every=1,
+                         warmup_steps=1)
+
+
+def _tiny_unet_config():
+    return dataclasses.replace(UNET_PRESETS["tiny"], text_dim=32)
+
+
+def _train(run_dir, cfg=TINY_TRAIN, resume=False, source=None):
+    torch.manual_seed(0)
+    vae = VideoVAE(VAE_PRESETS["tiny"])
+    return train_t2v(run_dir, _tiny_unet_config(), cfg, vae, TinyTextEncoder(dim=32),
+                     source or ProceduralClips(seed=0), resume=resume, progress=False)
+
+
+def _same_state(a: torch.nn.Module, b: torch.nn.Module):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+class _CrashingSource(ProceduralClips):
+    """Simulates a crash (e.g. the session being killed) when step 3's batch is built."""
+
+    def clip(self, index, *args, **kw):
+        if index >= 3 * TINY_TRAIN.batch_size:
+            raise RuntimeError("simulated crash")
+        return super().clip(index, *args, **kw)
+
+
+def test_resume_after_crash_continues_with_identical_state(tmp_path):
+    model_a, ema_a = _train(tmp_path / "a")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _train(tmp_path / "b", source=_CrashingSource(seed=0))
+    assert latest_checkpoint(tmp_path / "b").name == "step-0000002"
+    model_b, ema_b = _train(tmp_path / "b", resume=True)
+    _same_state(model_a, model_b)
+    _same_state(ema_a, ema_b)
+    assert (tmp_path / "a" / "config.json").read_text() == (tmp_path / "b" / "config.json").read_text()
+
+
+def test_run_dir_guards(tmp_path):
+    _train(tmp_path / "r", dataclasses.replace(TINY_TRAIN, steps=2))
+    with pytest.raises(ValueError, match="--resume"):
+        _train(tmp_path / "r", dataclasses.replace(TINY_TRAIN, steps=2))  # would overwrite a run
+    with pytest.raises(ValueError, match="config differs"):
+        _train(tmp_path / "r", dataclasses.replace(TINY_TRAIN, steps=2, lr=1e-3), resume=True)
+    with pytest.raises(ValueError, match="holds no run"):
+        _train(tmp_path / "empty", resume=True)
+
+
+def test_checkpoint_round_trip_and_torn_write_is_ignored(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    save_checkpoint(tmp_path, 7, model, opt)
+    # A crash while writing the next checkpoint leaves only a temp folder behind.
+    (tmp_path / "checkpoints" / ".step-0000008.tmp").mkdir()
+    (tmp_path / "checkpoints" / ".step-0000008.tmp" / "model.safetensors").write_bytes(b"torn")
+    path = latest_checkpoint(tmp_path)
+    assert path.name == "step-0000007"
+    model2 = torch.nn.Linear(3, 2)
+    opt2 = torch.optim.AdamW(model2.parameters(), lr=0.1)
+    assert load_checkpoint(path, model2, opt2)["step"] == 7
+    _same_state(model, model2)
+    s1, s2 = opt.state_dict()["state"][0], opt2.state_dict()["state"][0]
+    assert all(torch.equal(torch.as_tensor(s1[k]), torch.as_tensor(s2[k])) for k in s1)
+
+
+def test_tiny_model_overfits_one_clip_and_sampling_reproduces_it():
+    """Loss drops >= 10x on one latent clip, then 25-step Euler from fresh noise lands on it."""
+    torch.manual_seed(0)
+    cfg = _tiny_unet_config()
+    net = SpatioTemporalUNet(cfg)
+    x0 = torch.randn(1, 4, 3, 8, 8)  # one latent clip (C=4, T'=3, 8x8)
+    ctx, mask = torch.randn(1, 4, 32), torch.ones(1, 4, dtype=torch.bool)
+    velocity = lambda x, t: net(x, t, ctx.expand(x.shape[0], -1, -1), mask.expand(x.shape[0], -1))
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    batch = x0.expand(8, -1, -1, -1, -1)
+    g = torch.Generator().manual_seed(0)
+
+    def eval_loss():
+        with torch.no_grad():
+            return rectified_flow_loss(velocity, batch, generator=torch.Generator().manual_seed(99)).item()
+
+    first = eval_loss()
+    for _ in range(300):
+        loss = rectified_flow_loss(velocity, batch, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = eval_loss()
+    assert last < first / 10, (first, last)
+    with torch.no_grad():
+        sample = sample_euler(velocity, torch.randn(1, 4, 3, 8, 8, generator=torch.Generator().manual_seed(5)),
+                              time_grid(25))
+    rel_err = ((sample - x0) ** 2).mean() / (x0 ** 2).mean()
+    assert rel_err < 0.05, rel_err.item()
+
+
+def test_vae_training_runs_and_fits_normalization(tmp_path):
+    cfg = VAETrainConfig(steps=3, batch_size=2, buckets=((5, 32, 32),), checkpoint_every=3, log_every=1, warmup_steps=1)
+    vae = train_vae(tmp_path / "vae", VAE_PRESETS["tiny"], cfg, ProceduralClips(seed=0), progress=False,
+                    normalization_batches=2)
+    assert vae.config.scaling_factor != 1.0 and vae.config.scaling_factor > 0
+    assert (tmp_path / "vae" / "log.jsonl").read_text().count("\n") == 3
+    assert latest_checkpoint(tmp_path / "vae").name == "step-0000003"

@@ -11,7 +11,9 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed_and_threads():
+    # Some code under test (the CLI) sets torch's thread count; reset it for every test.
+    torch.set_num_threads(1)
     torch.manual_seed(0)
 
 

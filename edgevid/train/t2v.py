@@ -25,7 +25,7 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
               init_unet: SpatioTemporalUNet | None = None) -> tuple[SpatioTemporalUNet, SpatioTemporalUNet]:
     """Train (or resume) a UNet; returns (model, ema_model). `source` is a clip source (edgevid.data)."""
     from edgevid.data import make_batch
-    from edgevid.text.base import PromptCache
+    from edgevid.text import PromptCache
 
     cfg = train_config
     if unet_config.text_dim != text_encoder.dim:
@@ -39,7 +39,7 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
             raise ValueError(f"bucket {height}x{width}: latent {lh}x{lw} must be divisible by {unet_config.downsample_factor}")
     run_dir = prepare_run_dir(Path(run_dir), {
         "task": "t2v", "unet": config_to_dict(unet_config), "train": config_to_dict(cfg),
-        "vae": config_to_dict(vae.config), "text_encoder": getattr(text_encoder, "kind", type(text_encoder).__name__),
+        "vae": config_to_dict(vae.config), "text_encoder": text_encoder.config,
         "data": data_description or {},
     }, resume)
 

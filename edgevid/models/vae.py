@@ -173,14 +173,13 @@ class SpatialEncoder(nn.Module):
             if i + 1 < len(ch):  # halve H and W, widen to the next level
                 blocks.append(nn.Conv2d(c, ch[i + 1], 3, stride=2, padding=1))
             self.levels.append(nn.Sequential(*blocks))
-        self.norm_out = nn.GroupNorm(g, ch[-1])
         self.conv_out = nn.Conv2d(ch[-1], cfg.spatial_latent_channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv_in(x.contiguous(memory_format=torch.channels_last))  # NHWC, as in SpatialDecoder
         for level in self.levels:
             x = level(x)
-        return self.conv_out(F.silu(self.norm_out(x)))
+        return self.conv_out(F.silu(x))
 
 
 class TemporalEncoder(nn.Module):
@@ -196,7 +195,6 @@ class TemporalEncoder(nn.Module):
         self.conv_in = CausalConv3d(cfg.spatial_latent_channels, ct)
         self.down = nn.Conv3d(ct * self.tc, ct, 1)  # merges each group of tc frames
         self.blocks = nn.ModuleList(CausalResBlock3d(ct, g) for _ in range(cfg.num_res_blocks))
-        self.norm_out = nn.GroupNorm(g, ct)
         self.conv_out = CausalConv3d(ct, 2 * cfg.latent_channels)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -207,7 +205,7 @@ class TemporalEncoder(nn.Module):
         x = self.down(x)  # (B, Ct, k+1, h, w)
         for block in self.blocks:
             x = block(x)
-        return self.conv_out(F.silu(frame_norm(self.norm_out, x)))  # (B, 2C, k+1, h, w)
+        return self.conv_out(F.silu(x))  # (B, 2C, k+1, h, w)
 
 
 # --------------------------------------------------------------------------------------
@@ -226,9 +224,7 @@ class TemporalDecoder(nn.Module):
         ct, g, self.tc = cfg.temporal_channels, cfg.norm_groups, cfg.temporal_compression
         self.conv_in = CausalConv3d(cfg.latent_channels, ct)
         self.blocks = nn.ModuleList(CausalResBlock3d(ct, g) for _ in range(cfg.num_res_blocks))
-        self.norm_up = nn.GroupNorm(g, ct)
         self.up = nn.Conv3d(ct, ct * self.tc, 1)  # one set of ct channels per output frame
-        self.norm_out = nn.GroupNorm(g, ct)
         # Full frame rate: mixes neighbouring frames across group borders (against flicker).
         self.conv_out = CausalConv3d(ct, cfg.spatial_latent_channels)
 
@@ -236,12 +232,12 @@ class TemporalDecoder(nn.Module):
         x = self.conv_in(z, cache)  # (B, Ct, K, h, w)
         for block in self.blocks:
             x = block(x, cache)
-        x = self.up(F.silu(frame_norm(self.norm_up, x)))  # (B, Ct*tc, K, h, w)
+        x = self.up(F.silu(x))  # (B, Ct*tc, K, h, w)
         if self.tc > 1:
             x = channels_to_time(x, self.tc)  # (B, Ct, K*tc, h, w)
             if starts_clip:
                 x = x[:, :, self.tc - 1:]  # (B, Ct, 1 + tc*(K-1), h, w)
-        return self.conv_out(F.silu(frame_norm(self.norm_out, x)), cache)  # (B, Cs, T, h, w)
+        return self.conv_out(F.silu(x), cache)  # (B, Cs, T, h, w)
 
 
 class SpatialDecoder(nn.Module):
@@ -263,7 +259,7 @@ class SpatialDecoder(nn.Module):
         for i in range(len(ch) - 1, -1, -1):  # deepest level first
             cout = ch[i - 1] if i > 0 else cfg.in_channels
             blocks = [ResBlock2d(ch[i], ch[i], g) for _ in range(cfg.decoder_res_blocks[i])]
-            blocks += [nn.GroupNorm(g, ch[i]), nn.SiLU(), nn.Conv2d(ch[i], 4 * cout, 3, padding=1), nn.PixelShuffle(2)]
+            blocks += [nn.SiLU(), nn.Conv2d(ch[i], 4 * cout, 3, padding=1), nn.PixelShuffle(2)]
             self.levels.append(nn.Sequential(*blocks))
 
     def forward(self, x: Tensor) -> Tensor:

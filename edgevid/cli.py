@@ -80,8 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frozen text encoder (default: all-MiniLM-L6-v2)")
     tt.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
     tt.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips in memory")
+    tt.add_argument("--ema-decay", type=float, help="EMA decay of the shipped weights (default 0.999)")
     tt.add_argument("--guidance", type=float, default=5.0, help="default guidance stored with the model")
     tt.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
+    tt.add_argument("--sample-frames", type=int, default=121, help="default frame count stored with the model")
+    tt.add_argument("--sample-size", default="256x256", help="default HEIGHTxWIDTH stored with the model")
+    tt.add_argument("--sample-fps", type=int, default=24, help="default playback fps stored with the model")
     _add_common_train_flags(tt)
     tt.set_defaults(func=cmd_train_t2v)
 
@@ -196,6 +200,14 @@ def _parse_buckets(text: str) -> tuple[tuple[int, int, int], ...]:
     return buckets
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise CLIError(f"size must look like 256x256 (HEIGHTxWIDTH), got {text!r}") from None
+    return height, width
+
+
 def _device(args) -> str:
     import torch
 
@@ -250,19 +262,27 @@ def cmd_train_t2v(args) -> None:
         extra["num_clips"] = args.num_clips
     if args.cache_latents:
         extra["cache_latents"] = True
+    if args.ema_decay is not None:
+        extra["ema_decay"] = args.ema_decay
     cfg = _train_common(args, TrainConfig, extra)
     device = _device(args)
     vae = load_component(VideoVAE, VAEConfig, args.vae)
     text_encoder = MiniLMTextEncoder.from_package() if args.text_encoder == "minilm-l6-v2" else TinyTextEncoder()
     unet_cfg = dataclasses.replace(UNET_PRESETS[args.preset], text_dim=text_encoder.dim,
                                    in_channels=vae.config.latent_channels, out_channels=vae.config.latent_channels)
+    height, width = _parse_size(args.sample_size)
+    defaults = GenerationDefaults(num_frames=args.sample_frames, height=height, width=width, fps=args.sample_fps,
+                                  num_inference_steps=args.sample_steps, guidance_scale=args.guidance)
+    if args.output:  # fail now, not after training, on defaults the model could not generate
+        from edgevid.models.unet import SpatioTemporalUNet
+
+        EdgeVidPipeline(vae, SpatioTemporalUNet(unet_cfg), text_encoder, defaults)
     source, desc = _source(args, cfg.fps, cfg.seed)
     t0 = time.perf_counter()
     _, ema_unet = train_t2v(args.run_dir, unet_cfg, cfg, vae, text_encoder, source, data_description=desc,
                             resume=args.resume, progress=not args.no_progress, device=device)
     print(f"trained text-to-video UNet in {time.perf_counter() - t0:.0f} s")
     if args.output:
-        defaults = GenerationDefaults(num_inference_steps=args.sample_steps, guidance_scale=args.guidance)
         EdgeVidPipeline(vae.cpu(), ema_unet.cpu(), text_encoder.cpu(), defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output}")
 

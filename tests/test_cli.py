@@ -72,3 +72,22 @@ def test_dataset_preview(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "[0]" in printed and "[1]" in printed
     assert probe_video(out)["frames"] == 5
+
+
+def test_train_vae_then_t2v_then_generate(tmp_path, capsys):
+    """The documented workflow end to end on tiny configs: train vae -> train t2v -> generate."""
+    common = ["--steps", "2", "--batch-size", "1", "--buckets", "5x32x32", "--no-progress", "--threads", "1"]
+    assert main(["train", "vae", "--preset", "tiny", "--run-dir", str(tmp_path / "rv"), "--output",
+                 str(tmp_path / "vae"), *common]) == 0
+    assert main(["train", "t2v", "--vae", str(tmp_path / "vae"), "--preset", "tiny", "--text-encoder", "tiny",
+                 "--run-dir", str(tmp_path / "rt"), "--output", str(tmp_path / "model"), "--sample-frames", "5",
+                 "--sample-size", "32x32", "--sample-steps", "2", "--sample-fps", "8", *common]) == 0
+    out = tmp_path / "x.mp4"
+    assert main(["generate", "a red circle", "-o", str(out), "--model", str(tmp_path / "model")]) == 0
+    info = probe_video(out)
+    assert (info["frames"], info["height"], info["width"], round(info["fps"])) == (5, 32, 32, 8)
+    # Bad defaults are refused before any training happens.
+    assert main(["train", "t2v", "--vae", str(tmp_path / "vae"), "--preset", "tiny", "--text-encoder", "tiny",
+                 "--run-dir", str(tmp_path / "rt2"), "--output", str(tmp_path / "m2"), "--sample-frames", "6",
+                 *common]) == 1
+    assert "1 + 4" in capsys.readouterr().err and not (tmp_path / "rt2").exists()

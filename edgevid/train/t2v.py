@@ -50,22 +50,31 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
     ema = EMA(model, cfg.ema_decay)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     prompts = PromptCache(text_encoder)
-    latent_cache: dict[tuple, torch.Tensor] = {}
+    latent_cache: dict[tuple, tuple[torch.Tensor, str]] = {}  # (clip index, bucket) -> (latent, caption)
+
+    def encode(video: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        with torch.no_grad():
+            return vae.encode_latents(video.to(device), generator=g, sample=True)  # (B, C, T', H', W')
 
     def batch_latents(step: int, g: torch.Generator) -> tuple[torch.Tensor, list[str]]:
         bucket = cfg.buckets[int(torch.randint(len(cfg.buckets), (1,), generator=g))]
-        indices = [step * cfg.batch_size + i for i in range(cfg.batch_size)]
         if cfg.num_clips > 0:
             indices = [int(i) for i in torch.randint(cfg.num_clips, (cfg.batch_size,), generator=g)]
-        key = (tuple(indices), bucket)
-        if cfg.cache_latents and key in latent_cache:
-            return latent_cache[key], latent_cache[key + ("captions",)]
-        video, captions = make_batch(source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
-        with torch.no_grad():
-            x0 = vae.encode_latents(video.to(device), generator=g, sample=True)  # (B, C, T', H', W')
-        if cfg.cache_latents:
-            latent_cache[key], latent_cache[key + ("captions",)] = x0, captions
-        return x0, captions
+        else:
+            indices = [step * cfg.batch_size + i for i in range(cfg.batch_size)]
+        if not cfg.cache_latents:
+            video, captions = make_batch(source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
+            return encode(video, g), captions
+        missing = sorted({i for i in indices if (i, bucket) not in latent_cache})
+        if missing:
+            video, captions = make_batch(source, missing, bucket)
+            for i, clip, caption in zip(missing, video, captions):
+                # Each clip's posterior sample depends only on (seed, clip, bucket), not on the
+                # step that first met it, so a resumed run refills the cache identically.
+                clip_g = step_generator(cfg.seed, hash((i, *bucket)) % (2**31))
+                latent_cache[(i, bucket)] = (encode(clip[None], clip_g)[0], caption)
+        x0 = torch.stack([latent_cache[(i, bucket)][0] for i in indices])  # (B, C, T', H', W')
+        return x0, [latent_cache[(i, bucket)][1] for i in indices]
 
     def step_fn(step: int):
         g = step_generator(cfg.seed, step)

@@ -122,3 +122,19 @@ def test_vae_training_runs_and_fits_normalization(tmp_path):
     assert vae.config.scaling_factor != 1.0 and vae.config.scaling_factor > 0
     assert (tmp_path / "vae" / "log.jsonl").read_text().count("\n") == 3
     assert latest_checkpoint(tmp_path / "vae").name == "step-0000003"
+
+
+def test_cached_latents_reuse_a_finite_clip_set(tmp_path):
+    calls = []
+
+    class CountingSource(ProceduralClips):
+        def clip(self, index, *args, **kw):
+            calls.append(index)
+            return super().clip(index, *args, **kw)
+
+    cfg = dataclasses.replace(TINY_TRAIN, steps=6, num_clips=1, cache_latents=True, buckets=((5, 32, 32),),
+                              checkpoint_every=6)
+    _train(tmp_path / "c", cfg, source=CountingSource(seed=0))
+    assert calls == [0]  # rendered and encoded once, then served from the cache
+    with pytest.raises(ValueError, match="num_clips"):
+        dataclasses.replace(TINY_TRAIN, cache_latents=True)

@@ -336,7 +336,20 @@ class SelfAttention3D(nn.Module):
         return x + tokens_to_video(self.attn(self.norm(h), rope=rope), T, H, W)
 
 
-class CrossAttention1D(nn.Module):
+class _SelfThenCrossAttention(nn.Module):
+    """Shared parameters of CrossAttention1D/3D: self-attention, then text cross-attention."""
+
+    def __init__(self, dim: int, *, context_dim: int, spec: AttnSpec, groups: int):
+        super().__init__()
+        self.rope, self.head_dim = spec.rope, spec.head_dim
+        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, spec)
+        self.norm2, self.cross = nn.LayerNorm(dim), Attention(dim, spec, context_dim)
+        _zero_init(self.attn.out)
+        _zero_init(self.cross.out)
+
+
+
+class CrossAttention1D(_SelfThenCrossAttention):
     """Temporal self-attention followed by text cross-attention, on per-position temporal tokens.
 
     Our reading of SnapGen-V's CrossAttention1D (the paper gives no formula, only that its cost
@@ -346,14 +359,6 @@ class CrossAttention1D(nn.Module):
     (2) every token then cross-attends to the L text tokens, cost ~ T*H*W*L. Pure text
     cross-attention would not mix frames at all, so (1) is what makes it a temporal layer.
     """
-
-    def __init__(self, dim: int, *, context_dim: int, spec: AttnSpec, groups: int):
-        super().__init__()
-        self.rope, self.head_dim = spec.rope, spec.head_dim
-        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, spec)
-        self.norm2, self.cross = nn.LayerNorm(dim), Attention(dim, spec, context_dim)
-        _zero_init(self.attn.out)
-        _zero_init(self.cross.out)
 
     def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
         B, C, T, H, W = x.shape
@@ -365,19 +370,11 @@ class CrossAttention1D(nn.Module):
         return time_tokens_to_video(h, B, H, W)
 
 
-class CrossAttention3D(nn.Module):
+class CrossAttention3D(_SelfThenCrossAttention):
     """Full 3D self-attention (3D RoPE) followed by text cross-attention, over all T*H*W tokens.
 
     The 3D counterpart of CrossAttention1D (same reading): (1) mixes every token with every other
     across space and time, (2) each token attends to the L text tokens."""
-
-    def __init__(self, dim: int, *, context_dim: int, spec: AttnSpec, groups: int):
-        super().__init__()
-        self.rope, self.head_dim = spec.rope, spec.head_dim
-        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, spec)
-        self.norm2, self.cross = nn.LayerNorm(dim), Attention(dim, spec, context_dim)
-        _zero_init(self.attn.out)
-        _zero_init(self.cross.out)
 
     def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
         B, C, T, H, W = x.shape

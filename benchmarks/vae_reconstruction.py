@@ -26,6 +26,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--output", help="write the figures as JSON here")
     args = p.parse_args()
 
@@ -34,7 +35,7 @@ def main() -> None:
     from edgevid.models.vae import VideoVAE
     from edgevid.models.weights import load_component
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     vae = load_component(VideoVAE, VAEConfig, args.vae).eval()
     source = ProceduralClips(split="holdout", seed=args.seed, fps=args.fps)
     psnrs, flicker_added, t_enc, t_dec = [], [], 0.0, 0.0

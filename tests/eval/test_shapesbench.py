@@ -1,0 +1,118 @@
+"""ShapesBench: ground-truth renders score high, broken pairs and corrupted videos score lower."""
+import numpy as np
+import pytest
+
+from edgevid.data.splits import HOLDOUT_COMBINATIONS
+from edgevid.data.world import COLOURS, ObjectSpec, SceneSpec, render_video
+from edgevid.eval.shapesbench import aggregate, benchmark_specs, score_video
+
+SIZE, FRAMES, FPS = 64, 17, 8  # 2 seconds of motion at the smallest training resolution
+NUM_SPECS = 30
+
+
+@pytest.fixture(scope="module")
+def clips():
+    """30 hold-out specs with their ground-truth renders."""
+    return [(spec, render_video(spec, FRAMES, SIZE, SIZE, FPS)) for spec, _ in benchmark_specs(NUM_SPECS)]
+
+
+@pytest.fixture(scope="module")
+def clean(clips):
+    return aggregate([score_video(v, spec, FPS) for spec, v in clips])
+
+
+def _mean_adherence(pairs) -> float:
+    return aggregate([score_video(v, spec, FPS) for spec, v in pairs])["prompt_adherence"]
+
+
+def test_ground_truth_renders_score_high(clean):
+    assert clean["prompt_adherence"] >= 0.95, clean
+    assert clean["object_shape_correct"] >= 0.9 and clean["object_motion_correct"] >= 0.9, clean
+
+
+def test_spec_as_dict_and_other_resolution():
+    spec = SceneSpec(objects=(ObjectSpec("red", "triangle", "right", 0.3, 0.4, 0.12, speed=0.2),
+                              ObjectSpec("blue", "ring", "still", 0.7, 0.7, 0.12)),
+                     background="stripes", background_colour="gray")
+    for size, frames, fps in ((96, 9, 8), (128, 31, 24)):
+        r = score_video(render_video(spec, frames, size, size, fps), spec.to_dict(), fps)
+        assert r["prompt_adherence"] == 1.0, r
+        assert [o["shape_pred"] for o in r["objects"]] == ["triangle", "ring"]
+
+
+def test_shuffled_pairs_score_lower(clips, clean):
+    specs = [spec for spec, _ in clips]
+    shuffled = [(specs[(i + 7) % len(specs)], v) for i, (_, v) in enumerate(clips)]  # every video with another's spec
+    assert _mean_adherence(shuffled) < clean["prompt_adherence"] - 0.4
+
+
+def test_corruptions_score_lower(clips, clean):
+    rng = np.random.default_rng(0)
+    sub = clips[:12]
+    base = _mean_adherence(sub)
+    noisy = [(s, np.clip(v + rng.normal(0, 80, v.shape), 0, 255).astype(np.uint8)) for s, v in sub]
+    assert _mean_adherence(noisy) < base - 0.2
+
+    frozen = [(s, np.repeat(v[:1], len(v), 0)) for s, v in sub]
+    frozen_motion = aggregate([score_video(v, s, FPS) for s, v in frozen])["motion_acc"]
+    assert frozen_motion < clean["motion_acc"] - 0.4
+
+    # Recolour the main object to a palette colour absent from the scene (and not the background).
+    recoloured = []
+    for s, _ in sub:
+        used = {o.colour for o in s.objects} | {s.background_colour}
+        new = next(c for c in COLOURS if c not in used)
+        main = s.objects[0]
+        objs = (ObjectSpec(new, main.shape, main.motion, main.x, main.y, main.size, main.speed, main.angle),) + s.objects[1:]
+        changed = SceneSpec(objs, s.background, s.background_colour, s.camera, s.camera_speed, s.duration, s.seed)
+        recoloured.append((s, render_video(changed, FRAMES, SIZE, SIZE, FPS)))
+    assert aggregate([score_video(v, s, FPS) for s, v in recoloured])["colour_acc"] < clean["colour_acc"] - 0.3
+
+    # Reversed frames: directions flip, grow <-> shrink; only judge clips whose main motion is directional.
+    directional = [(s, v) for s, v in clips if s.objects[0].motion in
+                   ("left", "right", "up", "down", "up_left", "up_right", "down_left", "down_right", "grow", "shrink")]
+    assert len(directional) >= 5
+    reversed_ = aggregate([score_video(v[::-1].copy(), s, FPS) for s, v in directional])
+    forward = aggregate([score_video(v, s, FPS) for s, v in directional])
+    assert reversed_["motion_acc"] < forward["motion_acc"] - 0.4
+
+
+def test_flicker_and_dynamic_degree():
+    spec = SceneSpec(objects=(ObjectSpec("red", "square", "right", 0.25, 0.5, 0.15, speed=0.25),))
+    video = render_video(spec, FRAMES, SIZE, SIZE, FPS)
+    rng = np.random.default_rng(0)
+    gain = rng.uniform(0.5, 1.0, (FRAMES, 1, 1, 1))  # random per-frame brightness jumps
+    flicker = (video * gain).astype(np.uint8)
+    assert score_video(flicker, spec, FPS)["temporal_flickering"] < score_video(video, spec, FPS)["temporal_flickering"] - 0.05
+
+    moving = score_video(video, spec, FPS)
+    frozen = score_video(np.repeat(video[:1], FRAMES, 0), spec, FPS)
+    assert frozen["dynamic_fraction"] == 0.0 and frozen["dynamic_degree"] == 0
+    assert moving["dynamic_fraction"] > 0.5 and moving["dynamic_degree"] == 1
+
+
+def test_smoothness_and_consistency_drop_on_jitter():
+    spec = SceneSpec(objects=(ObjectSpec("blue", "circle", "right", 0.25, 0.5, 0.12, speed=0.2),))
+    video = render_video(spec, FRAMES, SIZE, SIZE, FPS)
+    shifts = np.random.default_rng(1).integers(-4, 5, (FRAMES, 2))
+    jitter = np.stack([np.roll(f, tuple(s), axis=(0, 1)) for f, s in zip(video, shifts)])  # solid bg: a pure shake
+    assert score_video(jitter, spec, FPS)["motion_smoothness"] < score_video(video, spec, FPS)["motion_smoothness"] - 0.2
+    blink = video.copy()
+    blink[::3] = video[0, 0, 0]  # the object vanishes every third frame
+    assert score_video(blink, spec, FPS)["subject_consistency"] < score_video(video, spec, FPS)["subject_consistency"] - 0.2
+
+
+def test_benchmark_specs_deterministic_and_holdout():
+    a, b = benchmark_specs(), benchmark_specs()
+    assert len(a) >= 200 and a == b
+    assert benchmark_specs(20, seed=1) != a[:20]
+    for spec, caption in a:
+        main = spec.objects[0]
+        assert (main.colour, main.shape, main.motion) in HOLDOUT_COMBINATIONS
+        assert spec.camera == "none" and main.colour in caption
+
+
+def test_bad_input_fails_loudly():
+    spec = benchmark_specs(1)[0][0]
+    with pytest.raises(ValueError, match="uint8"):
+        score_video(np.zeros((4, 8, 8, 3), np.float32), spec, FPS)

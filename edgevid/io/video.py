@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from edgevid.io.atomic import give_default_mode
+
 VIDEO_SUFFIXES = (".mp4",)
 GIF_SUFFIXES = (".gif",)
 
@@ -126,6 +128,7 @@ def _temp_path_next_to(path: Path) -> Path:
     """A fresh, hidden temp file in the destination folder (same filesystem, so os.replace is atomic)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    give_default_mode(tmp)  # writers reopen the file, which keeps this mode through the rename
     return Path(tmp)
 
 

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from edgevid.config import config_from_dict, config_to_dict
+from edgevid.io.atomic import give_default_mode
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -100,6 +101,7 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metada
     try:
         save_file(tensors, tmp, metadata=metadata)
         _fsync(tmp)
+        give_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -114,6 +116,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        give_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

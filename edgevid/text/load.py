@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from edgevid.io.atomic import give_default_mode
 from edgevid.text.base import TextEncoder
 
 KINDS = ("minilm-l6-v2", "tiny")
@@ -120,6 +121,7 @@ def _read_weights(file: Path, encoder: TextEncoder) -> dict:
 def _atomic_write(file: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
     os.close(fd)
+    give_default_mode(tmp)
     try:
         write(tmp)
         os.replace(tmp, file)

@@ -278,8 +278,7 @@ class Conv1D(nn.Module):
         super().__init__()
         self.norm = nn.GroupNorm(groups, dim)
         self.conv = nn.Conv1d(dim, dim, 3, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        _zero_init(self.conv)
 
     def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
         B, C, T, H, W = x.shape
@@ -295,8 +294,7 @@ class Conv3D(nn.Module):
         super().__init__()
         self.norm = nn.GroupNorm(groups, dim)
         self.conv = nn.Conv3d(dim, dim, 3, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        _zero_init(self.conv)
 
     def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
         return x + self.conv(F.silu(self.norm(x.contiguous())))
@@ -385,7 +383,7 @@ class CrossAttention3D(_SelfThenCrossAttention):
         return tokens_to_video(h, T, H, W)
 
 
-def _zero_init(layer: nn.Linear) -> None:
+def _zero_init(layer: nn.Module) -> None:
     nn.init.zeros_(layer.weight)
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)

@@ -240,11 +240,15 @@ def cmd_train_vae(args) -> None:
     t0 = time.perf_counter()
     vae = train_vae(args.run_dir, VAE_PRESETS[args.preset], cfg, source, data_description=desc, resume=args.resume,
                     progress=not args.no_progress, device=device)
-    print(f"trained VAE in {time.perf_counter() - t0:.0f} s (scaling_factor={vae.config.scaling_factor:.4f}, "
-          f"shift_factor={vae.config.shift_factor:.4f})")
+    print(f"trained VAE in {time.perf_counter() - t0:.0f} s (scaling_factor={_fmt(vae.config.scaling_factor)}, "
+          f"shift_factor={_fmt(vae.config.shift_factor)})")
     if args.output:
         save_component(vae.cpu(), vae.config, args.output)
         print(f"saved VAE to {args.output}")
+
+
+def _fmt(value: float | tuple[float, ...]) -> str:
+    return ", ".join(f"{v:.4g}" for v in value) if isinstance(value, tuple) else f"{value:.4g}"
 
 
 def cmd_train_t2v(args) -> None:

@@ -48,10 +48,13 @@ class VAEConfig:
     # GroupNorm groups in every VAE ResBlock (applied per frame, never across time, so the
     # VAE stays causal); 8 fits the narrow decoder widths. All widths must divide by it.
     norm_groups: int = 8
-    # Latent normalisation, z_model = (z - shift_factor) * scaling_factor; fitted after
-    # VAE training so that diffusion sees roughly unit-variance latents.
-    scaling_factor: float = 1.0
-    shift_factor: float = 0.0
+    # Latent normalisation, z_model = (z - shift_factor) * scaling_factor, fitted after VAE
+    # training so that diffusion sees zero-mean, unit-variance latents. A float applies to
+    # every channel; a tuple (one value per latent channel) normalises each channel on its
+    # own, which matters when channels differ in scale (MODEL_CARD.md: 0.14-0.25 std after
+    # one scalar pair).
+    scaling_factor: float | tuple[float, ...] = 1.0
+    shift_factor: float | tuple[float, ...] = 0.0
     # Latent frames per chunk when decoding (bounds peak memory; 0 = decode all at once).
     decode_chunk_frames: int = 4
 
@@ -73,7 +76,13 @@ class VAEConfig:
         for c in (*self.encoder_channels, *self.decoder_channels, self.temporal_channels):
             if c < 1 or c % self.norm_groups:
                 raise ValueError(f"VAEConfig widths must be positive multiples of norm_groups={self.norm_groups}, got {c}")
-        if self.scaling_factor <= 0:
+        for name in ("scaling_factor", "shift_factor"):
+            value = getattr(self, name)
+            if isinstance(value, tuple) and len(value) != self.latent_channels:
+                raise ValueError(f"VAEConfig.{name} needs one value per latent channel ({self.latent_channels}), "
+                                 f"got {len(value)}")
+        scales = self.scaling_factor if isinstance(self.scaling_factor, tuple) else (self.scaling_factor,)
+        if min(scales) <= 0:
             raise ValueError(f"VAEConfig.scaling_factor must be > 0, got {self.scaling_factor}")
 
 
@@ -210,6 +219,8 @@ class VAETrainConfig:
     kl_weight: float = 1e-6  # tiny KL: keeps latents bounded without blurring (SD-VAE practice)
     # Penalty on frame-to-frame differences of the reconstruction error: fights flicker.
     temporal_weight: float = 0.5
+    # Fit the latent scale/shift per channel (see VAEConfig.scaling_factor) rather than one pair.
+    per_channel_normalization: bool = True
     bf16: bool = False
     seed: int = 0
     buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64))

@@ -20,7 +20,6 @@ on a 2-core CPU, so work per full-resolution pixel is the budget (DESIGN.md).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -309,10 +308,17 @@ class VideoVAE(nn.Module):
     # ---- latent normalisation ----------------------------------------------------------
     def normalize(self, z: Tensor) -> Tensor:
         """Raw VAE latents -> the roughly unit-variance latents that diffusion works on."""
-        return (z - self.config.shift_factor) * self.config.scaling_factor
+        return (z - self._per_channel(self.config.shift_factor, z)) * self._per_channel(self.config.scaling_factor, z)
 
     def denormalize(self, z: Tensor) -> Tensor:
-        return z / self.config.scaling_factor + self.config.shift_factor
+        return z / self._per_channel(self.config.scaling_factor, z) + self._per_channel(self.config.shift_factor, z)
+
+    @staticmethod
+    def _per_channel(value: float | tuple[float, ...], z: Tensor) -> float | Tensor:
+        """A float as is; a per-channel tuple as a (1, C, 1, 1, 1) tensor that broadcasts over z."""
+        if isinstance(value, tuple):
+            return torch.tensor(value, dtype=z.dtype, device=z.device).view(1, -1, 1, 1, 1)
+        return value
 
     # ---- encode / decode ---------------------------------------------------------------
     def encode(self, video: Tensor) -> DiagonalGaussian:
@@ -365,23 +371,29 @@ class VideoVAE(nn.Module):
 
 
 @torch.no_grad()
-def fit_latent_normalization(vae: VideoVAE, videos: Iterable[Tensor]) -> tuple[float, float]:
+def fit_latent_normalization(vae: VideoVAE, videos: Iterable[Tensor], per_channel: bool = False
+                             ) -> tuple[float, float] | tuple[tuple[float, ...], tuple[float, ...]]:
     """(scaling_factor, shift_factor) = (1 / std, mean) of the posterior means over `videos`.
 
-    One scalar pair over all channels and positions (as SD3 / FLUX do), so that diffusion sees
-    zero-mean, unit-variance latents. Store it with
+    By default one scalar pair over all channels and positions (as SD3 / FLUX do); with
+    `per_channel` one pair per latent channel (tuples), for VAEs whose channels differ in
+    scale. Either way diffusion then sees zero-mean, unit-variance latents. Store it with
     `dataclasses.replace(vae.config, scaling_factor=..., shift_factor=...)`.
     """
-    total, total_sq, count = 0.0, 0.0, 0
+    total = total_sq = None
+    count = 0
     for video in videos:
-        mean = vae.encode(video).mean.double()
-        total += mean.sum().item()
-        total_sq += mean.square().sum().item()
-        count += mean.numel()
+        mean = vae.encode(video).mean.double()  # (B, C, T', H', W')
+        dims = (0, 2, 3, 4) if per_channel else tuple(range(mean.ndim))
+        s, sq = mean.sum(dims), mean.square().sum(dims)
+        total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
+        count += mean.numel() // (mean.shape[1] if per_channel else 1)
     if count < 2:
         raise ValueError("fit_latent_normalization needs at least one non-empty batch of videos")
     mu = total / count
-    std = math.sqrt(max(total_sq / count - mu * mu, 0.0))
-    if std == 0.0:
+    std = (total_sq / count - mu * mu).clamp_min(0.0).sqrt()
+    if (std == 0).any():
         raise ValueError("posterior means have zero variance; is the VAE trained?")
-    return 1.0 / std, mu
+    if per_channel:
+        return tuple((1.0 / std).tolist()), tuple(mu.tolist())
+    return 1.0 / std.item(), mu.item()

@@ -52,7 +52,7 @@ def train_vae(run_dir: str | Path, vae_config: VAEConfig, train_config: VAETrain
     trained = ema.model
     # Fit z_model = (z - shift) * scale on held-apart batches (steps beyond the training range).
     batches = (sample_batch(cfg.steps + i, step_generator(cfg.seed, cfg.steps + i)) for i in range(normalization_batches))
-    scale, shift = fit_latent_normalization(trained, batches)
+    scale, shift = fit_latent_normalization(trained, batches, per_channel=cfg.per_channel_normalization)
     final = VideoVAE(dataclasses.replace(vae_config, scaling_factor=scale, shift_factor=shift))
     final.load_state_dict(trained.state_dict())
     return final.eval()

@@ -110,6 +110,23 @@ def test_normalize_inverse_and_fit_latent_normalization(vae):
     assert abs(zn.mean().item()) < 1e-4 and abs(zn.std(unbiased=False).item() - 1) < 1e-4
 
 
+def test_per_channel_normalization_gives_unit_variance_per_channel(vae):
+    videos = [video(5, 16, 16, B=2, seed=s) for s in range(3)]
+    scale, shift = fit_latent_normalization(vae, videos, per_channel=True)
+    assert len(scale) == len(shift) == vae.config.latent_channels
+    vae.config = dataclasses.replace(vae.config, scaling_factor=scale, shift_factor=shift)
+    with torch.no_grad():
+        zn = torch.cat([vae.encode_latents(v) for v in videos])  # (N, C, T', H', W')
+    torch.testing.assert_close(zn.mean((0, 2, 3, 4)), torch.zeros(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(zn.std((0, 2, 3, 4), unbiased=False), torch.ones(4), atol=1e-4, rtol=0)
+    z = torch.randn(2, 4, 2, 2, 2)
+    torch.testing.assert_close(vae.denormalize(vae.normalize(z)), z)
+    with pytest.raises(ValueError, match="one value per latent channel"):
+        dataclasses.replace(TINY, scaling_factor=(1.0, 2.0))
+    with pytest.raises(ValueError, match="> 0"):
+        dataclasses.replace(TINY, scaling_factor=(1.0, 2.0, 0.0, 1.0))
+
+
 def test_diagonal_gaussian_kl_and_sampling():
     mean, logvar = torch.randn(3, 4, 2, 2, 2), torch.randn(3, 4, 2, 2, 2)
     post = DiagonalGaussian(mean, logvar)

@@ -25,7 +25,8 @@ from edgevid.flow.sample import sample_euler
 from edgevid.flow.schedule import time_grid
 from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
-from edgevid.models.weights import atomic_write_text, load_component, read_json, save_component
+from edgevid.io.atomic import atomic_write_text
+from edgevid.models.weights import load_component, read_json, save_component
 from edgevid.text import TextEncoder, load_text_encoder_from_dir, save_text_encoder
 
 MODEL_INDEX = "model_index.json"
@@ -173,13 +174,12 @@ class EdgeVidPipeline:
 
         # 3. Integrate the flow from t = 1 (noise) to t = 0 (data).
         timesteps = time_grid(steps, d.shift)
-        callback = None
-        if callback_on_step_end is not None:
-            def callback(i, t, x):
-                result = callback_on_step_end(self, i, float(t), {"latents": x})
-                if result and "latents" in result:  # diffusers convention: the callback may edit latents
-                    x.copy_(result["latents"])
-        latents = sample_euler(velocity, latents, timesteps, callback=callback)
+        def on_step(i, t, x):
+            result = callback_on_step_end(self, i, float(t), {"latents": x})
+            if result and "latents" in result:  # diffusers convention: the callback may edit latents
+                x.copy_(result["latents"])
+
+        latents = sample_euler(velocity, latents, timesteps, callback=on_step if callback_on_step_end else None)
         if output_type == "latent":
             return EdgeVidPipelineOutput(frames=latents)
 

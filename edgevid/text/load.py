@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
-from edgevid.io.atomic import give_default_mode
+from edgevid.io.atomic import atomic_save_safetensors, atomic_write_text
 from edgevid.text.base import TextEncoder
 
 KINDS = ("minilm-l6-v2", "tiny")
@@ -29,14 +28,12 @@ def save_text_encoder(encoder: TextEncoder, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if isinstance(encoder, TinyTextEncoder):
-        from safetensors.torch import save_file
-
         state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-        _atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp)))
+        atomic_save_safetensors(state, path / WEIGHTS_NAME)
     elif not isinstance(encoder, MiniLMTextEncoder):
         raise ValueError(f"cannot save a {type(encoder).__name__}; supported kinds: {', '.join(KINDS)}")
     text = json.dumps(encoder.config, indent=2) + "\n"
-    _atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(path / CONFIG_NAME, text)
     return path
 
 
@@ -116,15 +113,3 @@ def _read_weights(file: Path, encoder: TextEncoder) -> dict:
         diff = sorted(set(expected.items()) ^ set(got.items()))[:3]
         raise ValueError(f"{file}: weights do not match the config (e.g. {diff})")
     return state
-
-
-def _atomic_write(file: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-    os.close(fd)
-    give_default_mode(tmp)
-    try:
-        write(tmp)
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from edgevid.models.weights import atomic_save_safetensors, atomic_write_text, load_state_strict, read_json, read_safetensors
+from edgevid.io.atomic import atomic_save_safetensors, atomic_write_text
+from edgevid.models.weights import load_state_strict, read_json, read_safetensors
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

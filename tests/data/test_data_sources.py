@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from edgevid.data import (
-    Clip, ProceduralClips, SceneSpec, VideoFolderClips, canonical_caption, is_holdout, make_batch, preview_grid,
+    ProceduralClips, SceneSpec, VideoFolderClips, canonical_caption, is_holdout, make_batch, preview_grid,
 )
 
 

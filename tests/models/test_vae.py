@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from edgevid.config import VAE_PRESETS, VAEConfig
+from edgevid.config import VAE_PRESETS
 from edgevid.models.vae import DiagonalGaussian, VideoVAE, fit_latent_normalization
 from edgevid.models.vae_loss import psnr, temporal_difference_loss, vae_loss
 

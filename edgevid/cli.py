@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   edgevid generate "a red circle bouncing on a blue background" -o out.mp4
   edgevid generate "two green squares drifting left" -o wide.mp4 --width 448 --height 256 --seed 3
   edgevid dataset preview -o preview.mp4 --num 4
+  edgevid eval --limit 20 --output shapesbench.json       # ground-truth prompt adherence
   edgevid train vae --preset snapgen --steps 2000 --run-dir runs/vae --output models/vae
   edgevid train t2v --vae models/vae --steps 4000 --run-dir runs/t2v --output models/t2v
   edgevid train t2v --vae models/vae --run-dir runs/t2v --output models/t2v --resume
@@ -88,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--sample-fps", type=int, default=24, help="default playback fps stored with the model")
     _add_common_train_flags(tt)
     tt.set_defaults(func=cmd_train_t2v)
+
+    e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
+    e.add_argument("--model", help="model folder (default: the shipped model)")
+    e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
+    e.add_argument("--output", required=True, help="results JSON (overall prompt_adherence, per-attribute accuracies)")
+    e.add_argument("--report", help="PNG report: per-attribute bars and sample frames (default: OUTPUT with .png)")
+    e.add_argument("--num-frames", type=int, help="frames per video (default: the model's)")
+    e.add_argument("--height", type=int)
+    e.add_argument("--width", type=int)
+    e.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    e.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's)")
+    e.add_argument("--seed", type=int, default=0, help="video i uses seed SEED + i")
+    e.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=cmd_eval)
 
     d = sub.add_parser("dataset", help="inspect the training data")
     dsub = d.add_subparsers(metavar="ACTION")
@@ -289,6 +305,43 @@ def cmd_train_t2v(args) -> None:
     if args.output:
         EdgeVidPipeline(vae.cpu(), ema_unet.cpu(), text_encoder.cpu(), defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output}")
+
+
+# ----------------------------------------------------------------------------- eval
+def cmd_eval(args) -> None:
+    out = Path(args.output)
+    if out.suffix.lower() != ".json":
+        raise CLIError(f"--output must end in .json, got {args.output!r}")
+    report = Path(args.report) if args.report else out.with_suffix(".png")
+    if report.suffix.lower() != ".png":
+        raise CLIError(f"--report must end in .png, got {args.report!r}")
+    for path in (out, report):
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise CLIError(f"output folder {parent} does not exist or is not writable")
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit must be >= 1, got {args.limit}")
+    _set_threads(args.threads)
+    import json
+
+    from edgevid.eval.shapesbench.run import evaluate, write_report
+    from edgevid.io.atomic import atomic_write_text
+    from edgevid.pipeline import EdgeVidPipeline, default_model_dir
+
+    pipe = EdgeVidPipeline.from_pretrained(Path(args.model) if args.model else default_model_dir())
+    t0 = time.perf_counter()
+    result, videos = evaluate(pipe, limit=args.limit, num_frames=args.num_frames, height=args.height,
+                              width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                              seed=args.seed, progress=not args.no_progress)
+    result["settings"]["model"] = str(args.model or "default")
+    result["settings"]["wall_s"] = round(time.perf_counter() - t0, 1)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    write_report(result, videos, report)
+    s = result["summary"]
+    print(f"ShapesBench on {len(videos)} videos: prompt adherence {s['prompt_adherence']:.3f} "
+          f"(colour {s['object_colour_present']:.3f}, shape {s['object_shape_correct']:.3f}, "
+          f"motion {s['object_motion_correct']:.3f}, count {s['count_correct']:.3f}, "
+          f"background {s['background_correct']:.3f}); wrote {out} and {report}")
 
 
 # ----------------------------------------------------------------------------- dataset

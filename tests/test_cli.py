@@ -91,3 +91,20 @@ def test_train_vae_then_t2v_then_generate(tmp_path, capsys):
                  "--run-dir", str(tmp_path / "rt2"), "--output", str(tmp_path / "m2"), "--sample-frames", "6",
                  *common]) == 1
     assert "1 + 4" in capsys.readouterr().err and not (tmp_path / "rt2").exists()
+
+
+def test_eval_writes_json_and_report(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "bench.json"
+    assert main(["eval", "--model", str(tiny_model_dir), "--limit", "2", "--output", str(out), "--no-progress",
+                 "--num-frames", "9", "--height", "32", "--width", "32", "--steps", "1", "--threads", "1"]) == 0
+    result = json.loads(out.read_text())
+    assert 0.0 <= result["prompt_adherence"] <= 1.0 and len(result["per_video"]) == 2
+    assert result["settings"]["num_frames"] == 9 and "object_shape_correct" in result["summary"]
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    assert "prompt adherence" in capsys.readouterr().out
+    for bad in (["--limit", "0"], ["--report", str(tmp_path / "r.jpg")]):
+        assert main(["eval", "--model", str(tiny_model_dir), "--output", str(tmp_path / "x.json"), *bad]) == 1
+    assert main(["eval", "--output", str(tmp_path / "x.txt")]) == 1
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.txt").exists()

@@ -335,8 +335,8 @@ def cmd_eval(args) -> None:
                               seed=args.seed, progress=not args.no_progress)
     result["settings"]["model"] = str(args.model or "default")
     result["settings"]["wall_s"] = round(time.perf_counter() - t0, 1)
+    write_report(result, videos, report)  # first: the JSON, the main output, appears only if all succeeded
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    write_report(result, videos, report)
     s = result["summary"]
     print(f"ShapesBench on {len(videos)} videos: prompt adherence {s['prompt_adherence']:.3f} "
           f"(colour {s['object_colour_present']:.3f}, shape {s['object_shape_correct']:.3f}, "

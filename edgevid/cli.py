@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (vae | t2v)")
     tsub = t.add_subparsers(metavar="MODEL")
     tv = tsub.add_parser("vae", help="train the video VAE on the procedural world or a video folder")
-    tv.add_argument("--preset", default="snapgen", help="VAE architecture preset (tiny, snapgen, hc32)")
+    tv.add_argument("--preset", default="snapgen", help="VAE architecture preset (tiny, snapgen, snapgen8, hc32)")
+    tv.add_argument("--kl-weight", type=float, help="weight of the KL term per pixel value (default 1e-6)")
+    tv.add_argument("--crop-size", type=int, help="train on random CROPxCROP windows of clips rendered at the bucket size")
     _add_common_train_flags(tv)
     tv.set_defaults(func=cmd_train_vae)
     tt = tsub.add_parser("t2v", help="train the text-to-video denoiser (rectified flow)")
@@ -250,7 +252,11 @@ def cmd_train_vae(args) -> None:
 
     if args.preset not in VAE_PRESETS:
         raise CLIError(f"unknown VAE preset {args.preset!r}; choose from {sorted(VAE_PRESETS)}")
-    cfg = _train_common(args, VAETrainConfig, {})
+    extra = {k: v for k, v in (("kl_weight", args.kl_weight), ("crop_size", args.crop_size)) if v is not None}
+    try:
+        cfg = _train_common(args, VAETrainConfig, extra)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)
     t0 = time.perf_counter()

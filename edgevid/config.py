@@ -94,6 +94,11 @@ VAE_PRESETS: dict[str, VAEConfig] = {
     # (0.26M, 0.67 GFLOP per 256x256 frame) decodes 121 frames of 256x256 in 2.1 s on one
     # thread of the 2-core CPU (fp32; bf16 is slower there: GroupNorm and pixel shuffle).
     "snapgen": VAEConfig(),
+    # The shipped default: SnapGen-V geometry with 8 latent channels and a 16-channel per-frame
+    # latent between the spatial and temporal halves. The paper's limitations (§5) note that
+    # more latent channels help reconstruction; our denoiser's cost barely changes (only its
+    # first and last convolutions see the latent width).
+    "snapgen8": VAEConfig(latent_channels=8, spatial_latent_channels=16),
     # High-compression autoencoder (Snap's mobile video AE, papers/snap-research-abstracts.md):
     # 32x32 spatial and 4x temporal with 32 channels, i.e. 384 input values per latent value
     # against 192 for "snapgen"; the denoiser then works on 16x fewer positions.
@@ -224,11 +229,21 @@ class VAETrainConfig:
     bf16: bool = False
     seed: int = 0
     buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64))
+    # > 0: render clips at the bucket size, then train on one random crop_size x crop_size
+    # window per clip. The VAE is convolutional, so it learns the pixel statistics of
+    # full-size renders (e.g. 256 px stripes and edges) at the cost of small windows.
+    crop_size: int = 0
     fps: int = 8
     warmup_steps: int = 50
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     checkpoint_every: int = 200
     log_every: int = 25
+
+    def __post_init__(self):
+        if self.crop_size < 0:
+            raise ValueError("VAETrainConfig.crop_size must be >= 0")
+        if self.crop_size and any(min(h, w) < self.crop_size for _, h, w in self.buckets):
+            raise ValueError(f"VAETrainConfig.crop_size={self.crop_size} is larger than a bucket {self.buckets}")
 
 
 # --------------------------------------------------------------------------------------

@@ -195,6 +195,11 @@ class TemporalEncoder(nn.Module):
         self.down = nn.Conv3d(ct * self.tc, ct, 1)  # merges each group of tc frames
         self.blocks = nn.ModuleList(CausalResBlock3d(ct, g) for _ in range(cfg.num_res_blocks))
         self.conv_out = CausalConv3d(ct, 2 * cfg.latent_channels)
+        # Start the posterior narrow (std ~0.05). With the default logvar ~ 0 the decoder first
+        # sees unit noise on near-zero means, and the encoder can only win by inflating the
+        # means without bound (KL -> 1e8 and a very slow, unstable start: measured).
+        with torch.no_grad():
+            self.conv_out.conv.bias[cfg.latent_channels:].fill_(-6.0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.silu(self.conv_in(x))  # (B, Ct, T, h, w)

@@ -30,13 +30,15 @@ def train_vae(run_dir: str | Path, vae_config: VAEConfig, train_config: VAETrain
     torch.manual_seed(cfg.seed)
     model = VideoVAE(vae_config).to(device)
     for frames, height, width in cfg.buckets:
-        model.latent_shape(frames, height, width)  # fail before training on sizes the VAE cannot take
+        model.latent_shape(frames, cfg.crop_size or height, cfg.crop_size or width)  # fail before training on sizes the VAE cannot take
     ema = EMA(model, ema_decay)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
 
     def sample_batch(step: int, g: torch.Generator) -> torch.Tensor:
         bucket = cfg.buckets[int(torch.randint(len(cfg.buckets), (1,), generator=g))]
         video, _ = make_batch(source, [step * cfg.batch_size + i for i in range(cfg.batch_size)], bucket)
+        if cfg.crop_size:
+            video = random_crop(video, cfg.crop_size, g)
         return video.to(device)  # (B, 3, T, H, W) in [-1, 1]
 
     def step_fn(step: int):
@@ -56,3 +58,11 @@ def train_vae(run_dir: str | Path, vae_config: VAEConfig, train_config: VAETrain
     final = VideoVAE(dataclasses.replace(vae_config, scaling_factor=scale, shift_factor=shift))
     final.load_state_dict(trained.state_dict())
     return final.eval()
+
+
+def random_crop(video: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """One random size x size window per clip (same window for all frames): (B, C, T, H, W) -> (B, C, T, size, size)."""
+    B, _, _, H, W = video.shape
+    ys = torch.randint(H - size + 1, (B,), generator=generator).tolist()
+    xs = torch.randint(W - size + 1, (B,), generator=generator).tolist()
+    return torch.stack([v[..., y:y + size, x:x + size] for v, y, x in zip(video, ys, xs)])

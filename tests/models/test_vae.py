@@ -127,6 +127,12 @@ def test_per_channel_normalization_gives_unit_variance_per_channel(vae):
         dataclasses.replace(TINY, scaling_factor=(1.0, 2.0, 0.0, 1.0))
 
 
+def test_posterior_starts_narrow(vae):
+    # A fresh VAE's posterior std is ~0.05, so the decoder first sees the means, not unit noise.
+    post = vae.encode(torch.randn(1, 3, 5, 32, 32))
+    assert post.std.max() < 0.2
+
+
 def test_diagonal_gaussian_kl_and_sampling():
     mean, logvar = torch.randn(3, 4, 2, 2, 2), torch.randn(3, 4, 2, 2, 2)
     post = DiagonalGaussian(mean, logvar)

@@ -139,3 +139,21 @@ def test_cached_latents_reuse_a_finite_clip_set(tmp_path):
     assert calls == [0]  # rendered and encoded once, then served from the cache
     with pytest.raises(ValueError, match="num_clips"):
         dataclasses.replace(TINY_TRAIN, cache_latents=True)
+
+
+def test_random_crop_keeps_one_window_per_clip_and_vae_trains_on_crops(tmp_path):
+    from edgevid.train.vae import random_crop
+
+    video = torch.arange(2 * 3 * 2 * 8 * 8, dtype=torch.float32).reshape(2, 3, 2, 8, 8)
+    crop = random_crop(video, 4, torch.Generator().manual_seed(0))
+    assert crop.shape == (2, 3, 2, 4, 4)
+    for clip, window in zip(video, crop):  # every crop is a contiguous window of its own clip, same for all frames
+        y, x = divmod(int(window[0, 0, 0, 0] - clip[0, 0, 0, 0]), 8)
+        assert torch.equal(window, clip[..., y:y + 4, x:x + 4])
+    with pytest.raises(ValueError, match="crop_size"):
+        VAETrainConfig(crop_size=128, buckets=((1, 64, 64),))
+    cfg = VAETrainConfig(steps=2, batch_size=2, buckets=((5, 64, 64),), crop_size=32, checkpoint_every=2,
+                         log_every=1, warmup_steps=1)
+    vae = train_vae(tmp_path / "vae", VAE_PRESETS["tiny"], cfg, ProceduralClips(seed=0), progress=False,
+                    normalization_batches=1)
+    assert vae(torch.zeros(1, 3, 5, 64, 64))[0].shape == (1, 3, 5, 64, 64)  # trained on crops, runs at full size

@@ -55,6 +55,12 @@ class VAEConfig:
     # one scalar pair).
     scaling_factor: float | tuple[float, ...] = 1.0
     shift_factor: float | tuple[float, ...] = 0.0
+    # Parameter-free residual shortcuts around every resolution/width change (space-to-channel
+    # + channel averaging down, channel repeat + channel-to-space up, frame-group mean in
+    # time), after DC-AE ("deep compression autoencoder", papers/snap-research-abstracts.md
+    # lists Snap's high-compression sibling). A fresh VAE then already passes a coarse picture
+    # through the latent and the layers learn residuals: far faster training (measured).
+    residual_shortcuts: bool = True
     # Latent frames per chunk when decoding (bounds peak memory; 0 = decode all at once).
     decode_chunk_frames: int = 4
 

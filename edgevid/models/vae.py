@@ -146,6 +146,30 @@ def channels_to_time(x: Tensor, tc: int) -> Tensor:
     return x.reshape(B, Ctc // tc, K * tc, H, W)
 
 
+def resample_channels(x: Tensor, cout: int) -> Tensor:
+    """Parameter-free channel change for residual shortcuts, (N, C, ...) -> (N, cout, ...):
+    averages neighbouring channels when narrowing, repeats them when widening."""
+    cin = x.shape[1]
+    if cin == cout:
+        return x
+    if cin % cout == 0:
+        return x.unflatten(1, (cout, cin // cout)).mean(2)
+    if cout % cin == 0:
+        return x.repeat_interleave(cout // cin, dim=1)
+    return x[:, (torch.arange(cout) * cin // cout).tolist()] if cout > cin else \
+        torch.stack([c.mean(1) for c in x.tensor_split(cout, dim=1)], 1)
+
+
+def down_shortcut(x: Tensor, cout: int) -> Tensor:
+    """(N, C, H, W) -> (N, cout, H/2, W/2): space-to-channel, then channel averaging (DC-AE)."""
+    return resample_channels(F.pixel_unshuffle(x, 2), cout)
+
+
+def up_shortcut(x: Tensor, cout: int) -> Tensor:
+    """(N, C, h, w) -> (N, cout, 2h, 2w): channel resampling, then each value copied to its 2x2 block."""
+    return F.pixel_shuffle(resample_channels(x, cout).repeat_interleave(4, dim=1), 2)
+
+
 def _frames_to_batch(x: Tensor) -> Tensor:
     B, C, T, H, W = x.shape
     return x.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, C, H, W)
@@ -173,12 +197,20 @@ class SpatialEncoder(nn.Module):
                 blocks.append(nn.Conv2d(c, ch[i + 1], 3, stride=2, padding=1))
             self.levels.append(nn.Sequential(*blocks))
         self.conv_out = nn.Conv2d(ch[-1], cfg.spatial_latent_channels, 3, padding=1)
+        self.shortcuts = cfg.residual_shortcuts
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv_in(x.contiguous(memory_format=torch.channels_last))  # NHWC, as in SpatialDecoder
+        x = x.contiguous(memory_format=torch.channels_last)  # NHWC, as in SpatialDecoder
+        h = self.conv_in(x)
+        x = h + resample_channels(x, h.shape[1]) if self.shortcuts else h
         for level in self.levels:
-            x = level(x)
-        return self.conv_out(F.silu(x))
+            for layer in level:
+                if isinstance(layer, nn.Conv2d):  # the strided 2x downsampling
+                    x = layer(x) + down_shortcut(x, layer.out_channels) if self.shortcuts else layer(x)
+                else:
+                    x = layer(x)
+        h = self.conv_out(F.silu(x))
+        return h + resample_channels(x, h.shape[1]) if self.shortcuts else h
 
 
 class TemporalEncoder(nn.Module):
@@ -195,6 +227,7 @@ class TemporalEncoder(nn.Module):
         self.down = nn.Conv3d(ct * self.tc, ct, 1)  # merges each group of tc frames
         self.blocks = nn.ModuleList(CausalResBlock3d(ct, g) for _ in range(cfg.num_res_blocks))
         self.conv_out = CausalConv3d(ct, 2 * cfg.latent_channels)
+        self.shortcuts = cfg.residual_shortcuts
         # Start the posterior narrow (std ~0.05). With the default logvar ~ 0 the decoder first
         # sees unit noise on near-zero means, and the encoder can only win by inflating the
         # means without bound (KL -> 1e8 and a very slow, unstable start: measured).
@@ -202,14 +235,20 @@ class TemporalEncoder(nn.Module):
             self.conv_out.conv.bias[cfg.latent_channels:].fill_(-6.0)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.silu(self.conv_in(x))  # (B, Ct, T, h, w)
+        h = F.silu(self.conv_in(x))  # (B, Ct, T, h, w)
+        x = h + resample_channels(x, h.shape[1]) if self.shortcuts else h
         if self.tc > 1:
             x = torch.cat([x[:, :, :1].expand(-1, -1, self.tc - 1, -1, -1), x], dim=2)  # (B, Ct, tc*(k+1), h, w)
             x = time_to_channels(x, self.tc)  # (B, Ct*tc, k+1, h, w)
-        x = self.down(x)  # (B, Ct, k+1, h, w)
+        h = self.down(x)  # (B, Ct, k+1, h, w)
+        x = h + resample_channels(x, h.shape[1]) if self.shortcuts else h  # shortcut: mean over each group of frames
         for block in self.blocks:
             x = block(x)
-        return self.conv_out(F.silu(x))  # (B, 2C, k+1, h, w)
+        h = self.conv_out(F.silu(x))  # (B, 2C, k+1, h, w)
+        if self.shortcuts:  # the mean half gets the averaged features; the log-variance none
+            C = h.shape[1] // 2
+            h = torch.cat([h[:, :C] + resample_channels(x, C), h[:, C:]], dim=1)
+        return h
 
 
 # --------------------------------------------------------------------------------------
@@ -231,17 +270,22 @@ class TemporalDecoder(nn.Module):
         self.up = nn.Conv3d(ct, ct * self.tc, 1)  # one set of ct channels per output frame
         # Full frame rate: mixes neighbouring frames across group borders (against flicker).
         self.conv_out = CausalConv3d(ct, cfg.spatial_latent_channels)
+        self.shortcuts = cfg.residual_shortcuts
 
     def forward(self, z: Tensor, cache: ConvCache | None = None, starts_clip: bool = True) -> Tensor:
         x = self.conv_in(z, cache)  # (B, Ct, K, h, w)
+        if self.shortcuts:
+            x = x + resample_channels(z, x.shape[1])
         for block in self.blocks:
             x = block(x, cache)
-        x = self.up(F.silu(x))  # (B, Ct*tc, K, h, w)
+        h = self.up(F.silu(x))  # (B, Ct*tc, K, h, w)
+        x = h + x.repeat_interleave(self.tc, dim=1) if self.shortcuts else h  # shortcut: latent copied to its tc frames
         if self.tc > 1:
             x = channels_to_time(x, self.tc)  # (B, Ct, K*tc, h, w)
             if starts_clip:
                 x = x[:, :, self.tc - 1:]  # (B, Ct, 1 + tc*(K-1), h, w)
-        return self.conv_out(F.silu(x), cache)  # (B, Cs, T, h, w)
+        h = self.conv_out(F.silu(x), cache)  # (B, Cs, T, h, w)
+        return h + resample_channels(x, h.shape[1]) if self.shortcuts else h
 
 
 class SpatialDecoder(nn.Module):
@@ -265,12 +309,20 @@ class SpatialDecoder(nn.Module):
             blocks = [ResBlock2d(ch[i], ch[i], g) for _ in range(cfg.decoder_res_blocks[i])]
             blocks += [nn.SiLU(), nn.Conv2d(ch[i], 4 * cout, 3, padding=1), nn.PixelShuffle(2)]
             self.levels.append(nn.Sequential(*blocks))
+        self.shortcuts = cfg.residual_shortcuts
 
     def forward(self, x: Tensor) -> Tensor:
         # NHWC: oneDNN's fast path for narrow convs, ~1.7x faster on the CPU (measured).
-        x = self.conv_in(x.contiguous(memory_format=torch.channels_last))  # (N, ch[-1], h, w)
+        z = x.contiguous(memory_format=torch.channels_last)
+        x = self.conv_in(z)  # (N, ch[-1], h, w)
+        if self.shortcuts:
+            x = x + resample_channels(z, x.shape[1])
         for level in self.levels:
-            x = level(x)  # (N, ch[i-1], 2h, 2w) ... last: (N, 3, H, W)
+            *blocks, act, conv, shuffle = level
+            for block in blocks:
+                x = block(x)
+            h = shuffle(conv(act(x)))  # (N, ch[i-1], 2h, 2w) ... last: (N, 3, H, W)
+            x = h + up_shortcut(x, h.shape[1]) if self.shortcuts else h
         return x
 
 
@@ -285,6 +337,26 @@ class VideoVAE(nn.Module):
         self.temporal_encoder = TemporalEncoder(config)
         self.temporal_decoder = TemporalDecoder(config)
         self.spatial_decoder = SpatialDecoder(config)
+        if config.residual_shortcuts:
+            self._start_as_shortcuts()
+
+    @torch.no_grad()
+    def _start_as_shortcuts(self) -> None:
+        """Zero every layer that a shortcut runs beside (and the last conv of each ResBlock), so a
+        fresh VAE is exactly its shortcut path: block-averaged colours through the latent, copied
+        back up. Training then learns residuals on a working autoencoder (~15 dB at step 0)."""
+        se, te, td, sd = self.spatial_encoder, self.temporal_encoder, self.temporal_decoder, self.spatial_decoder
+        convs = [se.conv_in, se.conv_out, te.conv_in.conv, te.down, td.conv_in.conv, td.up, td.conv_out.conv, sd.conv_in]
+        convs += [layer for level in se.levels for layer in level if isinstance(layer, nn.Conv2d)]
+        convs += [level[-2] for level in sd.levels]
+        convs += [m.conv2 for m in self.modules() if isinstance(m, ResBlock2d)]
+        convs += [m.conv2.conv for m in self.modules() if isinstance(m, CausalResBlock3d)]
+        for conv in convs:
+            conv.weight.zero_()
+            conv.bias.zero_()
+        C = self.config.latent_channels  # te.conv_out: means from the shortcut, log-variance starts at -6
+        te.conv_out.conv.weight.zero_()
+        te.conv_out.conv.bias[:C].zero_()
 
     # ---- geometry --------------------------------------------------------------------
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:

@@ -136,6 +136,7 @@ def _add_common_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--fps", type=int, help="frame rate of the training clips (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -197,7 +198,7 @@ def _train_common(args, cfg_cls, preset_defaults: dict):
     """Flags -> a frozen train config (only the flags given override the defaults)."""
     changes = dict(preset_defaults)
     for flag, field in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed"),
-                        ("checkpoint_every", "checkpoint_every")):
+                        ("checkpoint_every", "checkpoint_every"), ("fps", "fps")):
         v = getattr(args, flag)
         if v is not None:
             changes[field] = v
@@ -347,7 +348,8 @@ def cmd_eval(args) -> None:
     print(f"ShapesBench on {len(videos)} videos: prompt adherence {s['prompt_adherence']:.3f} "
           f"(colour {s['object_colour_present']:.3f}, shape {s['object_shape_correct']:.3f}, "
           f"motion {s['object_motion_correct']:.3f}, count {s['count_correct']:.3f}, "
-          f"background {s['background_correct']:.3f}); wrote {out} and {report}")
+          f"background {s['background_correct']:.3f}); ground-truth renders of the same specs: "
+          f"{result['ground_truth']['prompt_adherence']:.3f}; wrote {out} and {report}")
 
 
 # ----------------------------------------------------------------------------- dataset

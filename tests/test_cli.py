@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -74,8 +75,8 @@ def test_dataset_preview(tmp_path, capsys):
     assert probe_video(out)["frames"] == 5
 
 
-def test_train_vae_then_t2v_then_generate(tmp_path, capsys):
-    """The documented workflow end to end on tiny configs: train vae -> train t2v -> generate."""
+def test_train_vae_then_t2v_then_generate_then_eval(tmp_path, capsys):
+    """The documented workflow end to end on tiny configs: train vae -> train t2v -> generate -> eval."""
     common = ["--steps", "2", "--batch-size", "1", "--buckets", "5x32x32", "--no-progress", "--threads", "1"]
     assert main(["train", "vae", "--preset", "tiny", "--run-dir", str(tmp_path / "rv"), "--output",
                  str(tmp_path / "vae"), *common]) == 0
@@ -86,6 +87,10 @@ def test_train_vae_then_t2v_then_generate(tmp_path, capsys):
     assert main(["generate", "a red circle", "-o", str(out), "--model", str(tmp_path / "model")]) == 0
     info = probe_video(out)
     assert (info["frames"], info["height"], info["width"], round(info["fps"])) == (5, 32, 32, 8)
+    bench = tmp_path / "bench.json"
+    assert main(["eval", "--model", str(tmp_path / "model"), "--limit", "1", "--output", str(bench),
+                 "--no-progress", "--threads", "1"]) == 0
+    assert 0.0 <= json.loads(bench.read_text())["prompt_adherence"] <= 1.0 and bench.with_suffix(".png").is_file()
     # Bad defaults are refused before any training happens.
     assert main(["train", "t2v", "--vae", str(tmp_path / "vae"), "--preset", "tiny", "--text-encoder", "tiny",
                  "--run-dir", str(tmp_path / "rt2"), "--output", str(tmp_path / "m2"), "--sample-frames", "6",
@@ -102,6 +107,8 @@ def test_eval_writes_json_and_report(tiny_model_dir, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert 0.0 <= result["prompt_adherence"] <= 1.0 and len(result["per_video"]) == 2
     assert result["settings"]["num_frames"] == 9 and "object_shape_correct" in result["summary"]
+    gt = result["ground_truth"]  # the world's own renders of the same specs, same size and fps
+    assert gt["prompt_adherence"] > result["prompt_adherence"] and "temporal_flickering" in gt
     assert (tmp_path / "bench.png").stat().st_size > 0
     assert "prompt adherence" in capsys.readouterr().out
     for bad in (["--limit", "0"], ["--report", str(tmp_path / "r.jpg")]):

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
     tt.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips in memory")
     tt.add_argument("--ema-decay", type=float, help="EMA decay of the shipped weights (default 0.999)")
+    tt.add_argument("--export-checkpoint", action="store_true",
+                    help="no training: write the EMA weights of --run-dir's latest checkpoint to --output "
+                         "(stop a run early and use it)")
     tt.add_argument("--guidance", type=float, default=5.0, help="default guidance stored with the model")
     tt.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
     tt.add_argument("--sample-frames", type=int, default=121, help="default frame count stored with the model")
@@ -304,6 +307,9 @@ def cmd_train_t2v(args) -> None:
         from edgevid.models.unet import SpatioTemporalUNet
 
         EdgeVidPipeline(vae, SpatioTemporalUNet(unet_cfg), text_encoder, defaults)
+    if args.export_checkpoint:
+        _export_t2v_checkpoint(args, unet_cfg, vae, text_encoder, defaults)
+        return
     source, desc = _source(args, cfg.fps, cfg.seed)
     t0 = time.perf_counter()
     _, ema_unet = train_t2v(args.run_dir, unet_cfg, cfg, vae, text_encoder, source, data_description=desc,
@@ -312,6 +318,28 @@ def cmd_train_t2v(args) -> None:
     if args.output:
         EdgeVidPipeline(vae.cpu(), ema_unet.cpu(), text_encoder.cpu(), defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output}")
+
+
+def _export_t2v_checkpoint(args, unet_cfg, vae, text_encoder, defaults) -> None:
+    """The EMA UNet of the run's latest checkpoint -> a pipeline folder (the run's own UNet config)."""
+    import json
+
+    from edgevid.config import UNetConfig, config_from_dict
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.models.weights import load_state_strict, read_safetensors
+    from edgevid.pipeline import EdgeVidPipeline
+    from edgevid.train.checkpoint import latest_checkpoint
+
+    if not args.output:
+        raise CLIError("--export-checkpoint needs --output")
+    ckpt = latest_checkpoint(Path(args.run_dir))
+    if ckpt is None:
+        raise CLIError(f"--export-checkpoint: {args.run_dir} holds no checkpoint")
+    run_cfg = json.loads((Path(args.run_dir) / "config.json").read_text())
+    unet = SpatioTemporalUNet(config_from_dict(UNetConfig, run_cfg["unet"]))
+    load_state_strict(unet, read_safetensors(ckpt / "ema.safetensors"), ckpt)
+    EdgeVidPipeline(vae.cpu(), unet.eval(), text_encoder.cpu(), defaults).save_pretrained(args.output)
+    print(f"saved the EMA weights of {ckpt} as a pipeline to {args.output}")
 
 
 # ----------------------------------------------------------------------------- eval

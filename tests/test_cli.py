@@ -87,6 +87,11 @@ def test_train_vae_then_t2v_then_generate_then_eval(tmp_path, capsys):
     assert main(["generate", "a red circle", "-o", str(out), "--model", str(tmp_path / "model")]) == 0
     info = probe_video(out)
     assert (info["frames"], info["height"], info["width"], round(info["fps"])) == (5, 32, 32, 8)
+    # A run's latest checkpoint can be packaged without training (stop early, ship the EMA).
+    assert main(["train", "t2v", "--vae", str(tmp_path / "vae"), "--preset", "tiny", "--text-encoder", "tiny",
+                 "--run-dir", str(tmp_path / "rt"), "--output", str(tmp_path / "early"), "--export-checkpoint",
+                 "--sample-frames", "5", "--sample-size", "32x32"]) == 0
+    assert (tmp_path / "early" / "unet" / "model.safetensors").is_file()
     bench = tmp_path / "bench.json"
     assert main(["eval", "--model", str(tmp_path / "model"), "--limit", "1", "--output", str(bench),
                  "--no-progress", "--threads", "1"]) == 0

@@ -17,8 +17,8 @@ EXAMPLES = """examples:
   edgevid generate "two green squares drifting left" -o wide.mp4 --width 448 --height 256 --seed 3
   edgevid dataset preview -o preview.mp4 --num 4
   edgevid eval --limit 20 --output shapesbench.json       # ground-truth prompt adherence
-  edgevid train vae --preset snapgen --steps 2000 --run-dir runs/vae --output models/vae
-  edgevid train t2v --vae models/vae --steps 4000 --run-dir runs/t2v --output models/t2v
+  edgevid train vae --steps 3000 --crop-size 64 --buckets 1x256x256,9x256x256 --run-dir runs/vae --output models/vae
+  edgevid train t2v --vae models/vae --steps 4000 --fps 24 --num-clips 600 --cache-latents --run-dir runs/t2v --output models/t2v
   edgevid train t2v --vae models/vae --run-dir runs/t2v --output models/t2v --resume
 """
 
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (vae | t2v)")
     tsub = t.add_subparsers(metavar="MODEL")
     tv = tsub.add_parser("vae", help="train the video VAE on the procedural world or a video folder")
-    tv.add_argument("--preset", default="snapgen", help="VAE architecture preset (tiny, snapgen, snapgen8, hc32)")
+    tv.add_argument("--preset", default="snapgen8", help="VAE architecture preset (tiny, snapgen, snapgen8, hc32; default snapgen8, the shipped one)")
     tv.add_argument("--kl-weight", type=float, help="weight of the KL term per pixel value (default 1e-6)")
     tv.add_argument("--crop-size", type=int, help="train on random CROPxCROP windows of clips rendered at the bucket size")
     _add_common_train_flags(tv)

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
     tt.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips in memory")
     tt.add_argument("--ema-decay", type=float, help="EMA decay of the shipped weights (default 0.999)")
+    tt.add_argument("--init-from", metavar="MODEL_DIR",
+                    help="start from this pipeline's UNet (its architecture replaces --preset): continue "
+                         "training a finished model with a new schedule, or fine-tune one")
     tt.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output "
                          "(stop a run early and use it)")
@@ -300,6 +303,20 @@ def cmd_train_t2v(args) -> None:
     text_encoder = MiniLMTextEncoder.from_package() if args.text_encoder == "minilm-l6-v2" else TinyTextEncoder()
     unet_cfg = dataclasses.replace(UNET_PRESETS[args.preset], text_dim=text_encoder.dim,
                                    in_channels=vae.config.latent_channels, out_channels=vae.config.latent_channels)
+    init_unet = None
+    if args.init_from:
+        from edgevid.config import UNetConfig
+        from edgevid.models.unet import SpatioTemporalUNet
+
+        try:
+            init_unet = load_component(SpatioTemporalUNet, UNetConfig, Path(args.init_from) / "unet")
+        except (ValueError, OSError) as e:
+            raise CLIError(f"--init-from: {e}") from None
+        unet_cfg = init_unet.config
+        if (unet_cfg.in_channels, unet_cfg.text_dim) != (vae.config.latent_channels, text_encoder.dim):
+            raise CLIError(f"--init-from: its UNet takes {unet_cfg.in_channels} latent channels and "
+                           f"{unet_cfg.text_dim}-d text, but the VAE has {vae.config.latent_channels} channels "
+                           f"and the text encoder gives {text_encoder.dim}-d tokens")
     height, width = _parse_size(args.sample_size)
     defaults = GenerationDefaults(num_frames=args.sample_frames, height=height, width=width, fps=args.sample_fps,
                                   num_inference_steps=args.sample_steps, guidance_scale=args.guidance)
@@ -312,8 +329,11 @@ def cmd_train_t2v(args) -> None:
         return
     source, desc = _source(args, cfg.fps, cfg.seed)
     t0 = time.perf_counter()
+    if args.init_from:
+        desc = {**desc, "init_from": str(args.init_from)}
     _, ema_unet = train_t2v(args.run_dir, unet_cfg, cfg, vae, text_encoder, source, data_description=desc,
-                            resume=args.resume, progress=not args.no_progress, device=device)
+                            resume=args.resume, progress=not args.no_progress, device=device,
+                            init_unet=init_unet)
     print(f"trained text-to-video UNet in {time.perf_counter() - t0:.0f} s")
     if args.output:
         EdgeVidPipeline(vae.cpu(), ema_unet.cpu(), text_encoder.cpu(), defaults).save_pretrained(args.output)

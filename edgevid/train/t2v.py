@@ -51,6 +51,9 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     prompts = PromptCache(text_encoder)
     latent_cache: dict[tuple, tuple[torch.Tensor, str]] = {}  # (clip index, bucket) -> (latent, caption)
+    # Cached latents also go to disk inside the run: a resumed run (a new session, say) reads
+    # them back instead of re-encoding, which on a CPU costs more than the training steps.
+    cache_dir = Path(run_dir) / "latent_cache"
 
     def encode(video: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         with torch.no_grad():
@@ -66,6 +69,10 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
             video, captions = make_batch(source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
             return encode(video, g), captions
         missing = sorted({i for i in indices if (i, bucket) not in latent_cache})
+        for i in [i for i in missing if _cache_file(cache_dir, i, bucket).is_file()]:
+            latent, caption = _read_cached(_cache_file(cache_dir, i, bucket))
+            latent_cache[(i, bucket)] = (latent.to(device), caption)
+            missing.remove(i)
         if missing:
             video, captions = make_batch(source, missing, bucket)
             for i, clip, caption in zip(missing, video, captions):
@@ -73,6 +80,7 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
                 # step that first met it, so a resumed run refills the cache identically.
                 clip_g = step_generator(cfg.seed, hash((i, *bucket)) % (2**31))
                 latent_cache[(i, bucket)] = (encode(clip[None], clip_g)[0], caption)
+                _write_cached(_cache_file(cache_dir, i, bucket), *latent_cache[(i, bucket)])
         x0 = torch.stack([latent_cache[(i, bucket)][0] for i in indices])  # (B, C, T', H', W')
         return x0, [latent_cache[(i, bucket)][1] for i in indices]
 
@@ -93,3 +101,21 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
                checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, bf16=cfg.bf16, resume=resume,
                progress=progress, desc="train t2v")
     return model, ema.model
+
+
+def _cache_file(cache_dir: Path, index: int, bucket: tuple[int, int, int]) -> Path:
+    return cache_dir / f"clip{index:07d}_{bucket[0]}x{bucket[1]}x{bucket[2]}.safetensors"
+
+
+def _write_cached(path: Path, latent: torch.Tensor, caption: str) -> None:
+    from edgevid.io.atomic import atomic_save_safetensors
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save_safetensors({"latent": latent.detach().cpu().contiguous()}, path, metadata={"caption": caption})
+
+
+def _read_cached(path: Path) -> tuple[torch.Tensor, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor("latent"), f.metadata()["caption"]

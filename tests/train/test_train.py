@@ -135,8 +135,19 @@ def test_cached_latents_reuse_a_finite_clip_set(tmp_path):
 
     cfg = dataclasses.replace(TINY_TRAIN, steps=6, num_clips=1, cache_latents=True, buckets=((5, 32, 32),),
                               checkpoint_every=6)
-    _train(tmp_path / "c", cfg, source=CountingSource(seed=0))
+    _, ema = _train(tmp_path / "c", cfg, source=CountingSource(seed=0))
     assert calls == [0]  # rendered and encoded once, then served from the cache
+    assert len(list((tmp_path / "c" / "latent_cache").glob("*.safetensors"))) == 1
+    # A resumed run (a new process: empty memory cache) reads the latents back from disk,
+    # renders nothing, and ends where the uninterrupted run ended.
+    import shutil
+    shutil.rmtree(tmp_path / "c" / "checkpoints" / "step-0000006")
+    (tmp_path / "c" / "checkpoints" / "latest").unlink(missing_ok=True)
+    calls.clear()
+    _, ema2 = _train(tmp_path / "c", cfg, resume=True, source=CountingSource(seed=0))
+    assert calls == []
+    for a, b in zip(ema.state_dict().values(), ema2.state_dict().values()):
+        assert torch.equal(a, b)
     with pytest.raises(ValueError, match="num_clips"):
         dataclasses.replace(TINY_TRAIN, cache_latents=True)
 

@@ -156,8 +156,9 @@ def resample_channels(x: Tensor, cout: int) -> Tensor:
         return x.unflatten(1, (cout, cin // cout)).mean(2)
     if cout % cin == 0:
         return x.repeat_interleave(cout // cin, dim=1)
-    return x[:, (torch.arange(cout) * cin // cout).tolist()] if cout > cin else \
-        torch.stack([c.mean(1) for c in x.tensor_split(cout, dim=1)], 1)
+    if cout > cin:  # e.g. RGB -> 16: each input channel repeated about cout / cin times
+        return x[:, (torch.arange(cout) * cin // cout).tolist()]
+    return torch.stack([group.mean(1) for group in x.tensor_split(cout, dim=1)], 1)  # e.g. 16 -> RGB
 
 
 def down_shortcut(x: Tensor, cout: int) -> Tensor:

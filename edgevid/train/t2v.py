@@ -68,11 +68,14 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
         if not cfg.cache_latents:
             video, captions = make_batch(source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
             return encode(video, g), captions
-        missing = sorted({i for i in indices if (i, bucket) not in latent_cache})
-        for i in [i for i in missing if _cache_file(cache_dir, i, bucket).is_file()]:
-            latent, caption = _read_cached(_cache_file(cache_dir, i, bucket))
-            latent_cache[(i, bucket)] = (latent.to(device), caption)
-            missing.remove(i)
+        missing = []
+        for i in sorted({i for i in indices if (i, bucket) not in latent_cache}):
+            path = _cache_file(cache_dir, i, bucket)
+            if path.is_file():
+                latent, caption = _read_cached(path)
+                latent_cache[(i, bucket)] = (latent.to(device), caption)
+            else:
+                missing.append(i)
         if missing:
             video, captions = make_batch(source, missing, bucket)
             for i, clip, caption in zip(missing, video, captions):

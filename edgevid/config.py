@@ -246,8 +246,8 @@ class VAETrainConfig:
     log_every: int = 25
 
     def __post_init__(self):
-        if self.crop_size < 0:
-            raise ValueError("VAETrainConfig.crop_size must be >= 0")
+        if self.crop_size < 0 or self.kl_weight < 0:
+            raise ValueError("VAETrainConfig.crop_size and kl_weight must be >= 0")
         if self.crop_size and any(min(h, w) < self.crop_size for _, h, w in self.buckets):
             raise ValueError(f"VAETrainConfig.crop_size={self.crop_size} is larger than a bucket {self.buckets}")
 

@@ -61,9 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=int, help="frames per second of the written file (default: the model's, 24)")
     g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     g.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    g.add_argument("--shift", type=float, help="timestep shift of the sampling grid, > 1 spends more steps at high noise (default: the model's)")
     g.add_argument("--negative-prompt", default="", help="what to steer away from (default: empty prompt)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--model", help="model folder from save_pretrained / train (default: the shipped model)")
+    g.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder from "
+                                   "save_pretrained / train / distill (default: the shipped default)")
     g.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     g.add_argument("--quiet", action="store_true", help="print nothing on success")
     g.set_defaults(func=cmd_generate)
@@ -90,16 +92,42 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output "
                          "(stop a run early and use it)")
+    tt.add_argument("--t-mean", type=float, help="logit-normal time sampling m (SnapGen-V Eq. 3; default 0; > 0 trains noisier t)")
+    tt.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1; larger reaches both ends of [0, 1])")
     tt.add_argument("--guidance", type=float, default=5.0, help="default guidance stored with the model")
     tt.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
     tt.add_argument("--sample-frames", type=int, default=121, help="default frame count stored with the model")
     tt.add_argument("--sample-size", default="256x256", help="default HEIGHTxWIDTH stored with the model")
     tt.add_argument("--sample-fps", type=int, default=24, help="default playback fps stored with the model")
+    tt.add_argument("--sample-shift", type=float, default=1.0,
+                    help="default timestep shift of the sampling grid stored with the model (1 = uniform)")
     _add_common_train_flags(tt)
     tt.set_defaults(func=cmd_train_t2v)
 
+    ds = sub.add_parser("distill", help="adversarial step distillation: teacher -> few-step student without guidance")
+    ds.add_argument("--teacher", default="default",
+                    help="teacher pipeline folder, or a shipped model name ('default', 'teacher'; default: default)")
+    ds.add_argument("--student-steps", type=int, default=4, help="k, the student's sampling steps (default 4)")
+    ds.add_argument("--head", choices=["unified", "separate"], default="unified",
+                    help="discriminator heads: SnapGen-V's spatial-temporal (unified) or SF-V's separate ones")
+    ds.add_argument("--disc-t-mean", type=float, help="m of the discriminator's logit-normal t' (default -1)")
+    ds.add_argument("--disc-t-std", type=float, help="s of the discriminator's logit-normal t' (default 1)")
+    ds.add_argument("--adv-weight", type=float, help="adversarial loss weight; 0 = reconstruction only (default 1)")
+    ds.add_argument("--recon-weight", type=float, help="pseudo-Huber reconstruction weight (default 1)")
+    ds.add_argument("--huber-c", type=float, help="c of the pseudo-Huber loss (default 0.00054*sqrt(d))")
+    ds.add_argument("--generator-lr", type=float, help="generator learning rate (default 1e-5)")
+    ds.add_argument("--discriminator-lr", type=float, help="discriminator-head learning rate (default 1e-4)")
+    ds.add_argument("--head-channels", type=int, help="width of each discriminator head (default 64)")
+    ds.add_argument("--ema-decay", type=float, help="EMA decay of the student (default 0.95)")
+    ds.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
+    ds.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips (memory + run dir)")
+    ds.add_argument("--export-checkpoint", action="store_true",
+                    help="no training: write the student EMA of --run-dir's latest checkpoint to --output")
+    _add_common_train_flags(ds, lr_and_bf16=False)
+    ds.set_defaults(func=cmd_distill)
+
     e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
-    e.add_argument("--model", help="model folder (default: the shipped model)")
+    e.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder (default: default)")
     e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
     e.add_argument("--output", required=True, help="results JSON (overall prompt_adherence, per-attribute accuracies)")
     e.add_argument("--report", help="PNG report: per-attribute bars and sample frames (default: OUTPUT with .png)")
@@ -108,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--width", type=int)
     e.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     e.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's)")
+    e.add_argument("--shift", type=float, help="timestep shift of the sampling grid (default: the model's)")
     e.add_argument("--seed", type=int, default=0, help="video i uses seed SEED + i")
     e.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     e.add_argument("--no-progress", action="store_true")
@@ -128,18 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_common_train_flags(p: argparse.ArgumentParser) -> None:
+def _add_common_train_flags(p: argparse.ArgumentParser, lr_and_bf16: bool = True) -> None:
     p.add_argument("--run-dir", required=True, help="run folder: resolved config, log.jsonl, checkpoints")
     p.add_argument("--output", help="write the trained model here when done")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--steps", type=int, help="total optimisation steps")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate")
+    if lr_and_bf16:
+        p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--buckets", help="comma-separated FRAMESxHEIGHTxWIDTH, e.g. 1x64x64,9x64x64,17x64x96")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--data", default="procedural", help="'procedural' or a folder of mp4 + captions.jsonl")
     p.add_argument("--seed", type=int)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    if lr_and_bf16:
+        p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, help="CPU threads")
     p.add_argument("--fps", type=int, help="frame rate of the training clips (default 8)")
@@ -160,14 +191,13 @@ def cmd_generate(args) -> None:
 
     _set_threads(args.threads)
     from edgevid.io.video import export
-    from edgevid.pipeline import EdgeVidPipeline, default_model_dir, frames_to_uint8
+    from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8, resolve_model_dir
 
-    model_dir = Path(args.model) if args.model else default_model_dir()
-    pipe = EdgeVidPipeline.from_pretrained(model_dir)
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
     t_load = time.perf_counter()
     result = pipe(args.prompt, num_frames=args.num_frames, height=args.height, width=args.width,
                   num_inference_steps=args.steps, guidance_scale=args.guidance, negative_prompt=args.negative_prompt,
-                  generator=torch.Generator().manual_seed(args.seed))
+                  shift=args.shift, generator=torch.Generator().manual_seed(args.seed))
     t_gen = time.perf_counter()
     frames = frames_to_uint8(result.frames[0])  # (T, H, W, 3)
     fps = args.fps or pipe.defaults.fps
@@ -205,10 +235,10 @@ def _train_common(args, cfg_cls, preset_defaults: dict):
     changes = dict(preset_defaults)
     for flag, field in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed"),
                         ("checkpoint_every", "checkpoint_every"), ("fps", "fps")):
-        v = getattr(args, flag)
+        v = getattr(args, flag, None)
         if v is not None:
             changes[field] = v
-    if args.bf16:
+    if getattr(args, "bf16", False):
         changes["bf16"] = True
     if args.buckets:
         changes["buckets"] = _parse_buckets(args.buckets)
@@ -297,6 +327,10 @@ def cmd_train_t2v(args) -> None:
         extra["cache_latents"] = True
     if args.ema_decay is not None:
         extra["ema_decay"] = args.ema_decay
+    if args.t_mean is not None:
+        extra["t_mean"] = args.t_mean
+    if args.t_std is not None:
+        extra["t_std"] = args.t_std
     cfg = _train_common(args, TrainConfig, extra)
     device = _device(args)
     vae = load_component(VideoVAE, VAEConfig, args.vae)
@@ -319,13 +353,14 @@ def cmd_train_t2v(args) -> None:
                            f"and the text encoder gives {text_encoder.dim}-d tokens")
     height, width = _parse_size(args.sample_size)
     defaults = GenerationDefaults(num_frames=args.sample_frames, height=height, width=width, fps=args.sample_fps,
-                                  num_inference_steps=args.sample_steps, guidance_scale=args.guidance)
+                                  num_inference_steps=args.sample_steps, guidance_scale=args.guidance,
+                                  shift=args.sample_shift)
     if args.output:  # fail now, not after training, on defaults the model could not generate
         from edgevid.models.unet import SpatioTemporalUNet
 
         EdgeVidPipeline(vae, SpatioTemporalUNet(unet_cfg), text_encoder, defaults)
     if args.export_checkpoint:
-        _export_t2v_checkpoint(args, unet_cfg, vae, text_encoder, defaults)
+        _export_checkpoint(args, vae, text_encoder, defaults)
         return
     source, desc = _source(args, cfg.fps, cfg.seed)
     t0 = time.perf_counter()
@@ -340,8 +375,8 @@ def cmd_train_t2v(args) -> None:
         print(f"saved pipeline to {args.output}")
 
 
-def _export_t2v_checkpoint(args, unet_cfg, vae, text_encoder, defaults) -> None:
-    """The EMA UNet of the run's latest checkpoint -> a pipeline folder (the run's own UNet config)."""
+def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
+    """The EMA UNet of a train t2v / distill run's latest checkpoint -> a pipeline folder (the run's own UNet config)."""
     import json
 
     from edgevid.config import UNetConfig, config_from_dict
@@ -360,6 +395,41 @@ def _export_t2v_checkpoint(args, unet_cfg, vae, text_encoder, defaults) -> None:
     load_state_strict(unet, read_safetensors(ckpt / "ema.safetensors"), ckpt)
     EdgeVidPipeline(vae.cpu(), unet.eval(), text_encoder.cpu(), defaults).save_pretrained(args.output)
     print(f"saved the EMA weights of {ckpt} as a pipeline to {args.output}")
+
+
+# ----------------------------------------------------------------------------- distill
+def cmd_distill(args) -> None:
+    from edgevid.config import DistillConfig
+    from edgevid.distill import distill
+    from edgevid.pipeline import EdgeVidPipeline, replace_defaults, resolve_model_dir
+
+    try:
+        teacher = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.teacher))
+    except ValueError as e:
+        raise CLIError(f"--teacher: {e}") from None
+    extra = {"num_steps": args.student_steps, "head": args.head}
+    for flag in ("disc_t_mean", "disc_t_std", "adv_weight", "recon_weight", "huber_c", "generator_lr",
+                 "discriminator_lr", "head_channels", "ema_decay", "num_clips"):
+        if getattr(args, flag) is not None:
+            extra[flag] = getattr(args, flag)
+    if args.cache_latents:
+        extra["cache_latents"] = True
+    cfg = _train_common(args, DistillConfig, extra)
+    student_pipe = replace_defaults(teacher, num_inference_steps=cfg.num_steps, guidance_scale=1.0, shift=cfg.shift)
+    if args.export_checkpoint:
+        _export_checkpoint(args, student_pipe.vae, student_pipe.text_encoder, student_pipe.defaults)
+        return
+    device = _device(args)
+    source, desc = _source(args, cfg.fps, cfg.seed)
+    desc = {**desc, "teacher": str(args.teacher)}
+    t0 = time.perf_counter()
+    student, _ = distill(args.run_dir, teacher.unet, teacher.vae, teacher.text_encoder, source, cfg,
+                         data_description=desc, resume=args.resume, progress=not args.no_progress, device=device)
+    print(f"distilled a {cfg.num_steps}-step student in {time.perf_counter() - t0:.0f} s")
+    if args.output:
+        EdgeVidPipeline(teacher.vae.cpu(), student.cpu(), teacher.text_encoder.cpu(),
+                        student_pipe.defaults).save_pretrained(args.output)
+        print(f"saved pipeline to {args.output} ({cfg.num_steps} steps, no guidance)")
 
 
 # ----------------------------------------------------------------------------- eval
@@ -381,12 +451,12 @@ def cmd_eval(args) -> None:
 
     from edgevid.eval.shapesbench.run import evaluate, write_report
     from edgevid.io.atomic import atomic_write_text
-    from edgevid.pipeline import EdgeVidPipeline, default_model_dir
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
-    pipe = EdgeVidPipeline.from_pretrained(Path(args.model) if args.model else default_model_dir())
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
     t0 = time.perf_counter()
     result, videos = evaluate(pipe, limit=args.limit, num_frames=args.num_frames, height=args.height,
-                              width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                              width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, shift=args.shift,
                               seed=args.seed, progress=not args.no_progress)
     result["settings"]["model"] = str(args.model or "default")
     result["settings"]["wall_s"] = round(time.perf_counter() - t0, 1)

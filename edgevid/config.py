@@ -218,6 +218,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.buckets must not be empty")
         if self.cache_latents and self.num_clips <= 0:
             raise ValueError("TrainConfig.cache_latents needs num_clips > 0 (a finite set of clips to cache)")
+        if not self.t_std > 0:
+            raise ValueError(f"TrainConfig.t_std must be > 0, got {self.t_std}")
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,64 @@ class VAETrainConfig:
             raise ValueError("VAETrainConfig.crop_size and kl_weight must be >= 0")
         if self.crop_size and any(min(h, w) < self.crop_size for _, h, w in self.buckets):
             raise ValueError(f"VAETrainConfig.crop_size={self.crop_size} is larger than a bucket {self.buckets}")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Latent adversarial step distillation (SnapGen-V §3.3, §4; SF-V).
+
+    The generator starts as the teacher; the discriminator is the teacher's frozen encoder
+    (down blocks + mid) with trainable heads. The student samples on the uniform grid
+    1 = T_1 > ... > T_k > 0 (`edgevid.flow.schedule.time_grid(k)`), without guidance.
+    """
+    num_steps: int = 4  # k generator time steps (SnapGen-V sets k = 4)
+    steps: int = 1000  # optimisation steps (the paper: 6K iterations on 64 GPUs)
+    batch_size: int = 8
+    # The paper tunes a 0.6B UNet at lr 1e-7 after 150K pre-training iterations; our 7M UNet
+    # trained for a few thousand steps moves much further per step, so a larger lr.
+    generator_lr: float = 1e-5
+    discriminator_lr: float = 1e-4  # as in the paper (§4)
+    generator_betas: tuple[float, float] = (0.9, 0.999)  # §4
+    discriminator_betas: tuple[float, float] = (0.5, 0.999)  # §4: low beta1, usual for GAN critics
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.95  # §4, following SF-V: a short average of the generator
+    # Logit-normal t' for the discriminator's noise level (Eq. 3); m = -1, s = 1 by default (§4).
+    disc_t_mean: float = -1.0
+    disc_t_std: float = 1.0
+    adv_weight: float = 1.0  # 0 = reconstruction only (App. G ablation)
+    recon_weight: float = 1.0
+    # c of the pseudo-Huber loss (Eq. 6) per sample of dimension d; 0 = 0.00054 * sqrt(d),
+    # the consistency-training choice (Song & Dhariwal 2023), which SF-V follows.
+    huber_c: float = 0.0
+    # "unified": one spatial-temporal head per backbone stage (SnapGen-V Fig. 2);
+    # "separate": SF-V's spatial and temporal heads (Tab. 5 ablation).
+    head: Literal["unified", "separate"] = "unified"
+    head_channels: int = 64  # width of each discriminator head (after a 1x1 projection)
+    # Image-video joint batches: 1-frame buckets are images (Tab. 5 ablation: drop them).
+    buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64))
+    fps: int = 8
+    num_clips: int = 0
+    cache_latents: bool = False
+    shift: float = 1.0  # timestep shift of the student's grid (1 = uniform T_i = 1 - (i-1)/k)
+    warmup_steps: int = 20
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+    def __post_init__(self):
+        if self.num_steps < 1 or self.steps < 1 or self.batch_size < 1:
+            raise ValueError("DistillConfig.num_steps, steps and batch_size must be >= 1")
+        if self.head not in ("unified", "separate"):
+            raise ValueError(f"DistillConfig.head must be 'unified' or 'separate', got {self.head!r}")
+        if min(self.adv_weight, self.recon_weight, self.huber_c) < 0 or self.adv_weight + self.recon_weight == 0:
+            raise ValueError("DistillConfig.adv_weight, recon_weight and huber_c must be >= 0, and one weight > 0")
+        if not self.disc_t_std > 0 or not self.shift > 0:
+            raise ValueError("DistillConfig.disc_t_std and shift must be > 0")
+        if not self.buckets:
+            raise ValueError("DistillConfig.buckets must not be empty")
+        if self.cache_latents and self.num_clips <= 0:
+            raise ValueError("DistillConfig.cache_latents needs num_clips > 0 (a finite set of clips to cache)")
 
 
 # --------------------------------------------------------------------------------------

@@ -56,6 +56,25 @@ def default_model_dir() -> Path:
     return Path(__file__).resolve().parent / "weights" / "default"
 
 
+def shipped_models() -> list[str]:
+    """Names of the pipelines shipped inside the package ("default", and "teacher" once distilled)."""
+    root = default_model_dir().parent
+    return sorted(p.name for p in root.iterdir() if (p / MODEL_INDEX).is_file())
+
+
+def resolve_model_dir(model: str | Path | None) -> Path:
+    """None or a shipped model's name ("default", "teacher") -> its folder; anything else is a path."""
+    if model is None:
+        return default_model_dir()
+    path = Path(model)
+    if path.is_dir() or str(model) not in ("default", "teacher"):
+        return path
+    shipped = default_model_dir().parent / str(model)
+    if not (shipped / MODEL_INDEX).is_file():
+        raise ValueError(f"no model named {model!r} ships with this edgevid; shipped: {', '.join(shipped_models())}")
+    return shipped
+
+
 class EdgeVidPipeline:
     def __init__(self, vae: VideoVAE, unet: SpatioTemporalUNet, text_encoder: TextEncoder,
                  defaults: GenerationDefaults = GenerationDefaults()):
@@ -142,7 +161,7 @@ class EdgeVidPipeline:
     @torch.inference_mode()
     def __call__(self, prompt: str | list[str], num_frames: int | None = None, height: int | None = None,
                  width: int | None = None, num_inference_steps: int | None = None,
-                 guidance_scale: float | None = None, negative_prompt: str = "",
+                 guidance_scale: float | None = None, negative_prompt: str = "", shift: float | None = None,
                  generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
                  output_type: str = "np",
                  callback_on_step_end: Callable[["EdgeVidPipeline", int, float, dict], dict | None] | None = None,
@@ -152,7 +171,10 @@ class EdgeVidPipeline:
         height, width = d.height if height is None else height, d.width if width is None else width
         steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance = d.guidance_scale if guidance_scale is None else guidance_scale
+        shift = d.shift if shift is None else shift
         prompts = self.check_inputs(prompt, num_frames, height, width, steps, guidance)
+        if not isinstance(shift, (int, float)) or not np.isfinite(shift) or shift <= 0:
+            raise ValueError(f"shift must be a finite number > 0, got {shift!r}")
         if output_type not in ("np", "pt", "pil", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
         device = self.device
@@ -173,7 +195,7 @@ class EdgeVidPipeline:
         latents = latents.to(device)
 
         # 3. Integrate the flow from t = 1 (noise) to t = 0 (data).
-        timesteps = time_grid(steps, d.shift)
+        timesteps = time_grid(steps, shift)
         def on_step(i, t, x):
             result = callback_on_step_end(self, i, float(t), {"latents": x})
             if result and "latents" in result:  # diffusers convention: the callback may edit latents

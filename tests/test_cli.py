@@ -125,3 +125,25 @@ def test_eval_writes_json_and_report(tiny_model_dir, tmp_path, capsys):
         assert main(["eval", "--model", str(tiny_model_dir), "--output", str(tmp_path / "x.json"), *bad]) == 1
     assert main(["eval", "--output", str(tmp_path / "x.txt")]) == 1
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.txt").exists()
+
+
+def test_distill_then_generate_with_the_student(tiny_model_dir, tmp_path, capsys):
+    """edgevid distill: tiny teacher -> 2-step student whose defaults are 2 steps without guidance."""
+    common = ["--teacher", str(tiny_model_dir), "--run-dir", str(tmp_path / "rd"), "--student-steps", "2",
+              "--head-channels", "8", "--buckets", "1x32x32,5x32x32", "--batch-size", "1", "--no-progress",
+              "--threads", "1"]
+    assert main(["distill", *common, "--steps", "2", "--output", str(tmp_path / "student")]) == 0
+    defaults = json.loads((tmp_path / "student" / "model_index.json").read_text())["defaults"]
+    assert (defaults["num_inference_steps"], defaults["guidance_scale"]) == (2, 1.0)
+    out = tmp_path / "s.mp4"
+    assert main(["generate", "a red circle", "-o", str(out), "--model", str(tmp_path / "student")]) == 0
+    assert probe_video(out)["frames"] == 5
+    assert main(["distill", *common, "--steps", "2", "--export-checkpoint", "--output", str(tmp_path / "early")]) == 0
+    assert (tmp_path / "early" / "unet" / "model.safetensors").is_file()
+    capsys.readouterr()
+    # One-line errors: a missing teacher, bad ablation settings.
+    assert main(["distill", "--teacher", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r2")]) == 1
+    assert "--teacher" in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(tiny_model_dir), "--adv-weight", "0", "--recon-weight", "0",
+                 "--run-dir", str(tmp_path / "r3")]) == 1
+    assert "weight" in capsys.readouterr().err

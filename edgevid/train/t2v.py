@@ -16,6 +16,7 @@ from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
 from edgevid.text.base import TextEncoder
 from edgevid.train.ema import EMA
+from edgevid.train.latents import LatentBatches
 from edgevid.train.loop import prepare_run_dir, step_generator, train_loop
 
 
@@ -24,7 +25,6 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
               progress: bool = True, device: str | torch.device = "cpu",
               init_unet: SpatioTemporalUNet | None = None) -> tuple[SpatioTemporalUNet, SpatioTemporalUNet]:
     """Train (or resume) a UNet; returns (model, ema_model). `source` is a clip source (edgevid.data)."""
-    from edgevid.data import make_batch
     from edgevid.text import PromptCache
 
     cfg = train_config
@@ -50,42 +50,10 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
     ema = EMA(model, cfg.ema_decay)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     prompts = PromptCache(text_encoder)
-    latent_cache: dict[tuple, tuple[torch.Tensor, str]] = {}  # (clip index, bucket) -> (latent, caption)
     # Cached latents also go to disk inside the run: a resumed run (a new session, say) reads
     # them back instead of re-encoding, which on a CPU costs more than the training steps.
-    cache_dir = Path(run_dir) / "latent_cache"
-
-    def encode(video: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        with torch.no_grad():
-            return vae.encode_latents(video.to(device), generator=g, sample=True)  # (B, C, T', H', W')
-
-    def batch_latents(step: int, g: torch.Generator) -> tuple[torch.Tensor, list[str]]:
-        bucket = cfg.buckets[int(torch.randint(len(cfg.buckets), (1,), generator=g))]
-        if cfg.num_clips > 0:
-            indices = [int(i) for i in torch.randint(cfg.num_clips, (cfg.batch_size,), generator=g)]
-        else:
-            indices = [step * cfg.batch_size + i for i in range(cfg.batch_size)]
-        if not cfg.cache_latents:
-            video, captions = make_batch(source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
-            return encode(video, g), captions
-        missing = []
-        for i in sorted({i for i in indices if (i, bucket) not in latent_cache}):
-            path = _cache_file(cache_dir, i, bucket)
-            if path.is_file():
-                latent, caption = _read_cached(path)
-                latent_cache[(i, bucket)] = (latent.to(device), caption)
-            else:
-                missing.append(i)
-        if missing:
-            video, captions = make_batch(source, missing, bucket)
-            for i, clip, caption in zip(missing, video, captions):
-                # Each clip's posterior sample depends only on (seed, clip, bucket), not on the
-                # step that first met it, so a resumed run refills the cache identically.
-                clip_g = step_generator(cfg.seed, hash((i, *bucket)) % (2**31))
-                latent_cache[(i, bucket)] = (encode(clip[None], clip_g)[0], caption)
-                _write_cached(_cache_file(cache_dir, i, bucket), *latent_cache[(i, bucket)])
-        x0 = torch.stack([latent_cache[(i, bucket)][0] for i in indices])  # (B, C, T', H', W')
-        return x0, [latent_cache[(i, bucket)][1] for i in indices]
+    batch_latents = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents,
+                                  cfg.seed, Path(run_dir) / "latent_cache", device)
 
     def step_fn(step: int):
         g = step_generator(cfg.seed, step)
@@ -105,20 +73,3 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
                progress=progress, desc="train t2v")
     return model, ema.model
 
-
-def _cache_file(cache_dir: Path, index: int, bucket: tuple[int, int, int]) -> Path:
-    return cache_dir / f"clip{index:07d}_{bucket[0]}x{bucket[1]}x{bucket[2]}.safetensors"
-
-
-def _write_cached(path: Path, latent: torch.Tensor, caption: str) -> None:
-    from edgevid.io.atomic import atomic_save_safetensors
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save_safetensors({"latent": latent.detach().cpu().contiguous()}, path, metadata={"caption": caption})
-
-
-def _read_cached(path: Path) -> tuple[torch.Tensor, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.get_tensor("latent"), f.metadata()["caption"]

@@ -26,7 +26,7 @@ REPORT_BARS = (
 
 def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, height: int | None = None,
              width: int | None = None, num_inference_steps: int | None = None, guidance_scale: float | None = None,
-             seed: int = 0, progress: bool = True) -> tuple[dict, list[np.ndarray]]:
+             seed: int = 0, progress: bool = True, shift: float | None = None) -> tuple[dict, list[np.ndarray]]:
     """Score `pipe` on the first `limit` benchmark specs (all 200 by default).
 
     Video i is generated with seed `seed + i`. The world's motion is defined in seconds, so
@@ -43,7 +43,7 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
     per_video, videos = [], []
     for i, (spec, caption) in enumerate(tqdm(specs, desc="ShapesBench", disable=not progress)):
         frames = pipe(caption, num_frames=num_frames, height=height, width=width,
-                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                      num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, shift=shift,
                       generator=torch.Generator().manual_seed(seed + i)).frames[0]
         video = frames_to_uint8(frames)  # (T, H, W, 3)
         videos.append(video)
@@ -56,7 +56,8 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
     settings = {"num_videos": len(specs), "num_frames": int(videos[0].shape[0]), "height": int(videos[0].shape[1]),
                 "width": int(videos[0].shape[2]), "fps": fps, "seed": seed,
                 "num_inference_steps": num_inference_steps or pipe.defaults.num_inference_steps,
-                "guidance_scale": pipe.defaults.guidance_scale if guidance_scale is None else guidance_scale}
+                "guidance_scale": pipe.defaults.guidance_scale if guidance_scale is None else guidance_scale,
+                "shift": pipe.defaults.shift if shift is None else shift}
     result = {"prompt_adherence": summary["prompt_adherence"], "settings": settings, "summary": summary,
               "ground_truth": ground_truth, "per_video": per_video}
     return json.loads(json.dumps(result, default=_to_builtin)), videos

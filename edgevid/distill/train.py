@@ -1,0 +1,153 @@
+"""Latent adversarial fine-tuning to a few-step, guidance-free student (SnapGen-V §3.3, Fig. 4).
+
+Per step, for a batch of clean latents x0 and their captions:
+  1. t from the generator grid {T_1 = 1, ..., T_k}, x_t = (1 - t) x0 + t eps           (Eq. 1)
+  2. v = G(x_t, t); fake x̂_t' = x_t + (t' - t) v, real x_t' = (1 - t') x0 + t' eps',
+     t' ~ logit-normal(m, s)                                                         (Eq. 3)
+  3. discriminator step on the heads: hinge loss on (x_t', x̂_t'.detach())           (Eq. 4)
+  4. generator step: adv_weight * E[D(x̂_t')] + recon_weight * pseudo-Huber(x̂0, x0)  (Eq. 5, 6)
+     with x̂0 = x_t - t v; then the generator's EMA (decay 0.95, §4).
+One AdamW holds both parameter groups (generator: betas 0.9/0.999, heads: 0.5/0.999, §4); each
+phase leaves the other's gradients unset, and AdamW skips parameters without a gradient.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgevid.config import DistillConfig, config_to_dict
+from edgevid.distill.discriminator import Discriminator
+from edgevid.distill.losses import (
+    discriminator_hinge_loss,
+    fake_sample,
+    generator_adversarial_loss,
+    normalized_pseudo_huber_loss,
+    predicted_x0,
+)
+from edgevid.flow.schedule import interpolate, logit_normal_t, time_grid
+from edgevid.models.unet import SpatioTemporalUNet
+from edgevid.models.vae import VideoVAE
+from edgevid.text.base import TextEncoder
+from edgevid.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from edgevid.train.ema import EMA
+from edgevid.train.latents import LatentBatches
+from edgevid.train.loop import prepare_run_dir, step_generator
+
+
+def generator_timesteps(cfg: DistillConfig) -> torch.Tensor:
+    """T_1 = 1 > T_2 > ... > T_k > 0: the student's sampling grid without its final 0, shape (k,)."""
+    return time_grid(cfg.num_steps, cfg.shift)[:-1]
+
+
+def _mean(losses: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(losses).mean()
+
+
+def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, text_encoder: TextEncoder, source,
+            cfg: DistillConfig, *, data_description: dict | None = None, resume: bool = False,
+            progress: bool = True, device: str | torch.device = "cpu") -> tuple[SpatioTemporalUNet, list[dict]]:
+    """Distil `teacher` into a cfg.num_steps-step student; returns (EMA student, log records of this call)."""
+    from tqdm.auto import tqdm
+
+    from edgevid.text import PromptCache
+
+    if teacher.config.in_channels != vae.config.latent_channels or teacher.config.text_dim != text_encoder.dim:
+        raise ValueError("the teacher UNet does not match the VAE's latent channels or the text encoder's width")
+    run_dir = prepare_run_dir(Path(run_dir), {
+        "task": "distill", "distill": config_to_dict(cfg), "unet": config_to_dict(teacher.config),
+        "vae": config_to_dict(vae.config), "text_encoder": text_encoder.config, "data": data_description or {},
+    }, resume)
+    torch.manual_seed(cfg.seed)
+    generator = copy.deepcopy(teacher).to(device).train().requires_grad_(True)
+    disc = Discriminator(teacher, cfg.head, cfg.head_channels).to(device).train()
+    vae = vae.to(device).eval().requires_grad_(False)
+    ema = EMA(generator, cfg.ema_decay)
+    optimizer = torch.optim.AdamW([
+        {"params": list(generator.parameters()), "lr": cfg.generator_lr, "betas": cfg.generator_betas},
+        {"params": list(disc.heads.parameters()), "lr": cfg.discriminator_lr, "betas": cfg.discriminator_betas},
+    ], weight_decay=cfg.weight_decay)
+    base_lrs = [cfg.generator_lr, cfg.discriminator_lr]
+    trained = nn.ModuleDict({"generator": generator, "heads": disc.heads})  # what a checkpoint holds
+    start = 0
+    if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
+        start = int(load_checkpoint(ckpt, trained, optimizer, ema.model)["step"])
+    batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
+                            Path(run_dir) / "latent_cache", device)
+    prompts = PromptCache(text_encoder)
+    grid = generator_timesteps(cfg)  # (k,)
+    records, log_path = [], Path(run_dir) / "log.jsonl"
+    tick, tick_step = time.perf_counter(), start
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="distill", disable=not progress,
+               dynamic_ncols=True)
+    for step in bar:
+        warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+        for group, lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = lr * warm
+        g = step_generator(cfg.seed, step)
+        x0, captions = batches(step, g)  # (B, C, T', H', W')
+        text = prompts.encode(captions)
+        ctx, mask, pooled = text.tokens.to(device), text.mask.to(device), text.pooled.to(device)
+        B = x0.shape[0]
+        t = grid[torch.randint(len(grid), (B,), generator=g)].to(device)  # (B,) from {T_1..T_k}
+        x_t = interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t)
+        t_prime = logit_normal_t(B, cfg.disc_t_mean, cfg.disc_t_std, generator=g, device=device)
+        x_real = interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t_prime)
+
+        velocity = generator(x_t, t, ctx, mask)
+        x_fake = fake_sample(x_t, t, t_prime, velocity)
+
+        # Discriminator phase (Eq. 4): only the heads get gradients.
+        logs = {}
+        optimizer.zero_grad(set_to_none=True)
+        if cfg.adv_weight > 0:
+            real_logits = disc(x_real, t_prime, ctx, mask, pooled)
+            fake_logits = disc(x_fake.detach(), t_prime, ctx, mask, pooled)
+            d_loss = _mean([discriminator_hinge_loss(r, f) for r, f in zip(real_logits, fake_logits)])
+            _check_finite(d_loss, step, "discriminator")
+            d_loss.backward()
+            torch.nn.utils.clip_grad_norm_(disc.heads.parameters(), cfg.grad_clip)
+            optimizer.step()
+            logs.update(d_loss=d_loss.item(), d_real=_mean([r.mean() for r in real_logits]).item(),
+                        d_fake=_mean([f.mean() for f in fake_logits]).item())
+
+        # Generator phase (Eq. 5 + Eq. 6): gradients flow through the frozen D into x̂_t'.
+        optimizer.zero_grad(set_to_none=True)
+        recon = normalized_pseudo_huber_loss(predicted_x0(x_t, t, velocity), x0, cfg.huber_c or None)
+        g_loss = cfg.recon_weight * recon
+        if cfg.adv_weight > 0:
+            disc.heads.requires_grad_(False)
+            adv = _mean([generator_adversarial_loss(f) for f in disc(x_fake, t_prime, ctx, mask, pooled)])
+            disc.heads.requires_grad_(True)
+            g_loss = g_loss + cfg.adv_weight * adv
+            logs["g_adv"] = adv.item()
+        _check_finite(g_loss, step, "generator")
+        g_loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(generator.parameters(), cfg.grad_clip)
+        optimizer.step()
+        ema.update(generator, step)
+
+        done = step + 1
+        record = {"step": done, "g_loss": g_loss.item(), "recon": recon.item(), **logs,
+                  "grad_norm": grad_norm.item(), "frames": float(x0.shape[2])}
+        records.append(record)
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            now = time.perf_counter()
+            with open(log_path, "a") as f:
+                f.write(json.dumps({**record, "sec_per_step": (now - tick) / (done - tick_step)}) + "\n")
+            tick, tick_step = now, done
+            bar.set_postfix(recon=f"{record['recon']:.4f}", d=f"{logs.get('d_loss', 0):.3f}")
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            save_checkpoint(run_dir, done, trained, optimizer, ema.model)
+    bar.close()
+    return ema.model, records
+
+
+def _check_finite(loss: torch.Tensor, step: int, what: str) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite {what} loss {loss.item()} at distillation step {step}; "
+                                 "lower the learning rates or raise recon_weight")

@@ -103,3 +103,25 @@ def test_missing_corrupt_and_mismatched_weights(tiny_model_dir, tmp_path):
     (bad / "model_index.json").write_text("{not json")
     with pytest.raises(ValueError, match="corrupt JSON"):
         EdgeVidPipeline.from_pretrained(bad)
+
+
+def test_shift_overrides_the_grid_and_is_validated(tiny_pipeline):
+    kw = dict(generator=None, output_type="latent")
+    noise = torch.randn(1, *tiny_pipeline.vae.latent_shape(5, 32, 32), generator=torch.Generator().manual_seed(0))
+    a = tiny_pipeline("a red circle", latents=noise.clone(), **kw).frames
+    b = tiny_pipeline("a red circle", latents=noise.clone(), shift=3.0, **kw).frames
+    same = tiny_pipeline("a red circle", latents=noise.clone(), shift=1.0, **kw).frames
+    assert torch.equal(a, same) and not torch.allclose(a, b)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="shift"):
+            tiny_pipeline("a red circle", shift=bad)
+
+
+def test_shipped_model_names_resolve():
+    from edgevid.pipeline import default_model_dir, resolve_model_dir, shipped_models
+
+    assert resolve_model_dir(None) == default_model_dir() == resolve_model_dir("default")
+    assert "default" in shipped_models()
+    if "teacher" not in shipped_models():
+        with pytest.raises(ValueError, match="shipped"):
+            resolve_model_dir("teacher")

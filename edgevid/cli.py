@@ -230,6 +230,11 @@ def _set_threads(threads: int | None) -> None:
 
 
 # ----------------------------------------------------------------------------- train
+def _given(args, *names: str) -> dict:
+    """The flags among `names` that were given (not None), by their config field names."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _train_common(args, cfg_cls, preset_defaults: dict):
     """Flags -> a frozen train config (only the flags given override the defaults)."""
     changes = dict(preset_defaults)
@@ -289,7 +294,7 @@ def cmd_train_vae(args) -> None:
 
     if args.preset not in VAE_PRESETS:
         raise CLIError(f"unknown VAE preset {args.preset!r}; choose from {sorted(VAE_PRESETS)}")
-    extra = {k: v for k, v in (("kl_weight", args.kl_weight), ("crop_size", args.crop_size)) if v is not None}
+    extra = _given(args, "kl_weight", "crop_size")
     try:
         cfg = _train_common(args, VAETrainConfig, extra)
     except ValueError as e:
@@ -320,17 +325,9 @@ def cmd_train_t2v(args) -> None:
 
     if args.preset not in UNET_PRESETS:
         raise CLIError(f"unknown UNet preset {args.preset!r}; choose from {sorted(UNET_PRESETS)}")
-    extra = {}
-    if args.num_clips is not None:
-        extra["num_clips"] = args.num_clips
+    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std")
     if args.cache_latents:
         extra["cache_latents"] = True
-    if args.ema_decay is not None:
-        extra["ema_decay"] = args.ema_decay
-    if args.t_mean is not None:
-        extra["t_mean"] = args.t_mean
-    if args.t_std is not None:
-        extra["t_std"] = args.t_std
     cfg = _train_common(args, TrainConfig, extra)
     device = _device(args)
     vae = load_component(VideoVAE, VAEConfig, args.vae)
@@ -407,11 +404,9 @@ def cmd_distill(args) -> None:
         teacher = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.teacher))
     except ValueError as e:
         raise CLIError(f"--teacher: {e}") from None
-    extra = {"num_steps": args.student_steps, "head": args.head}
-    for flag in ("disc_t_mean", "disc_t_std", "adv_weight", "recon_weight", "huber_c", "generator_lr",
-                 "discriminator_lr", "head_channels", "ema_decay", "num_clips"):
-        if getattr(args, flag) is not None:
-            extra[flag] = getattr(args, flag)
+    extra = {"num_steps": args.student_steps, "head": args.head,
+             **_given(args, "disc_t_mean", "disc_t_std", "adv_weight", "recon_weight", "huber_c", "generator_lr",
+                      "discriminator_lr", "head_channels", "ema_decay", "num_clips")}
     if args.cache_latents:
         extra["cache_latents"] = True
     cfg = _train_common(args, DistillConfig, extra)

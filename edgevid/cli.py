@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     tt.set_defaults(func=cmd_train_t2v)
 
     ds = sub.add_parser("distill", help="adversarial step distillation: teacher -> few-step student without guidance")
-    ds.add_argument("--teacher", default="default",
-                    help="teacher pipeline folder, or a shipped model name ('default', 'teacher'; default: default)")
+    ds.add_argument("--teacher", default="teacher",
+                    help="teacher pipeline folder, or a shipped model name (default: 'teacher', the 25-step CFG "
+                         "model the shipped 4-step default was distilled from)")
     ds.add_argument("--student-steps", type=int, default=4, help="k, the student's sampling steps (default 4)")
     ds.add_argument("--head", choices=["unified", "separate"], default="unified",
                     help="discriminator heads: SnapGen-V's spatial-temporal (unified) or SF-V's separate ones")

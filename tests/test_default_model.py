@@ -1,19 +1,40 @@
-"""The model shipped inside the package loads and generates (short, low resolution: fast)."""
+"""The models shipped inside the package load and generate (short, low resolution: fast).
+
+"default" is the 4-step, guidance-free distilled student that `edgevid generate` uses;
+"teacher" is the 25-step classifier-free-guided model it was distilled from (`--model teacher`).
+"""
 import numpy as np
+import pytest
 import torch
 
-from edgevid.pipeline import EdgeVidPipeline, default_model_dir
+from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
 
-def test_shipped_model_loads_and_generates_a_short_clip():
-    pipe = EdgeVidPipeline.from_pretrained(default_model_dir())
+@pytest.mark.parametrize("name, steps, guidance", [("default", 4, 1.0), ("teacher", 25, 5.0)])
+def test_shipped_model_loads_and_generates_a_short_clip(name, steps, guidance):
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(name))
     assert type(pipe.text_encoder).__name__ == "MiniLMTextEncoder"  # the real sentence encoder
     d = pipe.defaults
+    assert (d.num_inference_steps, d.guidance_scale) == (steps, guidance)
+    assert (d.num_frames, d.height, d.width, d.fps) == (121, 256, 256, 24)  # 5 s of 24 fps 256x256
     assert (d.num_frames - 1) % pipe.vae.config.temporal_compression == 0 and d.height % pipe.size_multiple == 0
-    gen = lambda prompt: pipe(prompt, num_frames=5, height=64, width=64, num_inference_steps=2,
+    # two steps with the model's own guidance, at a small size
+    gen = lambda prompt: pipe(prompt, num_frames=5, height=64, width=64, num_inference_steps=min(steps, 2),
                               generator=torch.Generator().manual_seed(0)).frames
     red = gen("a red circle moving right on a white background")
     assert red.shape == (1, 5, 64, 64, 3) and np.isfinite(red).all()
     assert red.std() > 0.02  # not a blank frame
     blue = gen("a blue square moving up on a black background")
     assert np.abs(red - blue).mean() > 0.01  # the prompt reaches the frames
+
+
+def test_default_is_the_teachers_student():
+    """The student shares the teacher's VAE and architecture, and its weights moved away from the teacher's."""
+    student = EdgeVidPipeline.from_pretrained(resolve_model_dir("default"))
+    teacher = EdgeVidPipeline.from_pretrained(resolve_model_dir("teacher"))
+    assert student.unet.config == teacher.unet.config
+    for a, b in zip(student.vae.state_dict().values(), teacher.vae.state_dict().values()):
+        assert torch.equal(a, b)
+    diff = [(a - b).abs().max().item() for a, b in zip(student.unet.state_dict().values(),
+                                                       teacher.unet.state_dict().values())]
+    assert max(diff) > 1e-3

@@ -121,7 +121,6 @@ def test_shipped_model_names_resolve():
     from edgevid.pipeline import default_model_dir, resolve_model_dir, shipped_models
 
     assert resolve_model_dir(None) == default_model_dir() == resolve_model_dir("default")
-    assert "default" in shipped_models()
-    if "teacher" not in shipped_models():
-        with pytest.raises(ValueError, match="shipped"):
-            resolve_model_dir("teacher")
+    assert shipped_models() == ["default", "teacher"]
+    assert resolve_model_dir("teacher") == default_model_dir().parent / "teacher"
+    assert resolve_model_dir("teacher") != default_model_dir()

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "save_pretrained / train / distill (default: the shipped default)")
     g.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     g.add_argument("--quiet", action="store_true", help="print nothing on success")
+    g.add_argument("--stream", action="store_true",
+                   help="decode and write the MP4 chunk by chunk while the rest is still decoding "
+                        "(same frames as without it; prints the time to the first frame)")
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="train a model (vae | t2v)")
@@ -184,6 +187,8 @@ def cmd_generate(args) -> None:
     out = _check_output_path(args.output)
     if not any(ch.isalnum() for ch in args.prompt):
         raise CLIError(f"prompt must be text with at least one letter or digit, got {args.prompt!r}")
+    if args.stream and out.suffix.lower() != ".mp4":
+        raise CLIError(f"--stream writes MP4 files, got {out.name!r}")
     for name in ("num_frames", "height", "width", "fps", "steps", "threads"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -195,19 +200,41 @@ def cmd_generate(args) -> None:
     from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8, resolve_model_dir
 
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
-    t_load = time.perf_counter()
-    result = pipe(args.prompt, num_frames=args.num_frames, height=args.height, width=args.width,
-                  num_inference_steps=args.steps, guidance_scale=args.guidance, negative_prompt=args.negative_prompt,
-                  shift=args.shift, generator=torch.Generator().manual_seed(args.seed))
-    t_gen = time.perf_counter()
-    frames = frames_to_uint8(result.frames[0])  # (T, H, W, 3)
     fps = args.fps or pipe.defaults.fps
-    export(frames, out, fps=fps)
-    t_end = time.perf_counter()
-    if not args.quiet:
+    kw = dict(num_frames=args.num_frames, height=args.height, width=args.width, num_inference_steps=args.steps,
+              guidance_scale=args.guidance, negative_prompt=args.negative_prompt, shift=args.shift,
+              generator=torch.Generator().manual_seed(args.seed))
+    t_load = time.perf_counter()
+    if args.stream:
+        n, h, w, t_first = _generate_streaming(pipe, args.prompt, out, fps, kw)
+        t_end = time.perf_counter()
+        timing = f"load {t_load - t0:.1f} s, first frame after {t_first - t_load:.2f} s, " \
+                 f"generate and write {t_end - t_load:.1f} s"
+    else:
+        result = pipe(args.prompt, **kw)
+        t_gen = time.perf_counter()
+        frames = frames_to_uint8(result.frames[0])  # (T, H, W, 3)
+        export(frames, out, fps=fps)
+        t_end = time.perf_counter()
         n, h, w = frames.shape[:3]
-        print(f"wrote {out} ({n} frames, {w}x{h}, {fps} fps, {n / fps:.1f} s) in {t_end - t0:.1f} s "
-              f"[load {t_load - t0:.1f} s, generate {t_gen - t_load:.1f} s, write {t_end - t_gen:.1f} s]")
+        timing = f"load {t_load - t0:.1f} s, generate {t_gen - t_load:.1f} s, write {t_end - t_gen:.1f} s"
+    if not args.quiet:
+        print(f"wrote {out} ({n} frames, {w}x{h}, {fps} fps, {n / fps:.1f} s) in {t_end - t0:.1f} s [{timing}]")
+
+
+def _generate_streaming(pipe, prompt: str, out: Path, fps: int, kw: dict) -> tuple[int, int, int, float]:
+    """pipe.stream -> StreamingVideoWriter; returns (frames, height, width, perf_counter at the first frame)."""
+    from edgevid.io.video import StreamingVideoWriter
+    from edgevid.pipeline import frames_to_uint8
+
+    t_first = None
+    with StreamingVideoWriter(out, fps=fps) as writer:
+        for frames in pipe.stream(prompt, **kw):  # (t, H, W, 3) float in [0, 1]
+            if t_first is None:
+                t_first = time.perf_counter()
+            writer.write(frames_to_uint8(frames))
+    h, w = frames.shape[1:3]
+    return writer.num_frames, h, w, t_first
 
 
 def _check_output_path(path: str) -> Path:

@@ -14,7 +14,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -166,6 +166,48 @@ class EdgeVidPipeline:
                  output_type: str = "np",
                  callback_on_step_end: Callable[["EdgeVidPipeline", int, float, dict], dict | None] | None = None,
                  ) -> EdgeVidPipelineOutput:
+        if output_type not in ("np", "pt", "pil", "latent"):
+            raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
+        latents = self._denoise(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
+                                negative_prompt, shift, generator, latents, callback_on_step_end)
+        if output_type == "latent":
+            return EdgeVidPipelineOutput(frames=latents)
+
+        # 4. Decode to pixels: (B, 3, T, H, W) in [-1, 1] -> (B, T, 3, H, W) in [0, 1].
+        video = _to_unit_frames(self.vae.decode_latents(latents))
+        return EdgeVidPipelineOutput(frames=_convert(video, output_type))
+
+    def stream(self, prompt: str, num_frames: int | None = None, height: int | None = None,
+               width: int | None = None, num_inference_steps: int | None = None,
+               guidance_scale: float | None = None, negative_prompt: str = "", shift: float | None = None,
+               generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+               chunk_frames: int | None = None) -> Iterator[np.ndarray]:
+        """Generate one video and yield its frames chunk by chunk while the rest is still decoding.
+
+        Same arguments and, for the same seed, the same frames as `__call__` (output_type "np"),
+        concatenated: each item is float32 (t, H, W, 3) in [0, 1]. `chunk_frames` latent frames
+        are decoded per item (default: the VAE's decode_chunk_frames); the first item holds
+        1 + 4*(chunk_frames-1) frames, the others 4*chunk_frames.
+
+            >>> for frames in pipe.stream("a red circle moving right", generator=torch.Generator().manual_seed(0)):
+            ...     writer.write(frames)
+        """
+        if not isinstance(prompt, str):
+            raise ValueError(f"stream() makes one video: prompt must be a string, got {type(prompt).__name__}")
+        with torch.inference_mode():
+            latents = self._denoise(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
+                                    negative_prompt, shift, generator, latents, None)
+            chunks = self.vae.decode_chunks(self.vae.denormalize(latents), chunk_frames)
+        while True:
+            with torch.inference_mode():  # not held across yields: the caller may run its own autograd code
+                chunk = next(chunks, None)  # (1, 3, t, H, W) in [-1, 1]
+            if chunk is None:
+                return
+            yield _to_unit_frames(chunk)[0].permute(0, 2, 3, 1).numpy()  # (t, H, W, 3)
+
+    def _denoise(self, prompt, num_frames, height, width, num_inference_steps, guidance_scale, negative_prompt,
+                 shift, generator, latents, callback_on_step_end) -> torch.Tensor:
+        """Steps 1-3 of generation: text -> noise -> integrated latents (B, C, T', H', W')."""
         d = self.defaults
         num_frames = d.num_frames if num_frames is None else num_frames
         height, width = d.height if height is None else height, d.width if width is None else width
@@ -175,8 +217,6 @@ class EdgeVidPipeline:
         prompts = self.check_inputs(prompt, num_frames, height, width, steps, guidance)
         if not isinstance(shift, (int, float)) or not np.isfinite(shift) or shift <= 0:
             raise ValueError(f"shift must be a finite number > 0, got {shift!r}")
-        if output_type not in ("np", "pt", "pil", "latent"):
-            raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
         device = self.device
 
         # 1. Encode the prompts (and the negative/empty prompt for classifier-free guidance).
@@ -201,14 +241,12 @@ class EdgeVidPipeline:
             if result and "latents" in result:  # diffusers convention: the callback may edit latents
                 x.copy_(result["latents"])
 
-        latents = sample_euler(velocity, latents, timesteps, callback=on_step if callback_on_step_end else None)
-        if output_type == "latent":
-            return EdgeVidPipelineOutput(frames=latents)
+        return sample_euler(velocity, latents, timesteps, callback=on_step if callback_on_step_end else None)
 
-        # 4. Decode to pixels: (B, 3, T, H, W) in [-1, 1] -> (B, T, 3, H, W) in [0, 1].
-        video = self.vae.decode_latents(latents).float()
-        video = ((video.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4).cpu()
-        return EdgeVidPipelineOutput(frames=_convert(video, output_type))
+
+def _to_unit_frames(video: torch.Tensor) -> torch.Tensor:
+    """Decoder output (B, 3, T, H, W) in about [-1, 1] -> float32 (B, T, 3, H, W) in [0, 1] on the CPU."""
+    return ((video.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4).cpu()
 
 
 def _convert(video: torch.Tensor, output_type: str):

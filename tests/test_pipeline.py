@@ -124,3 +124,26 @@ def test_shipped_model_names_resolve():
     assert shipped_models() == ["default", "teacher"]
     assert resolve_model_dir("teacher") == default_model_dir().parent / "teacher"
     assert resolve_model_dir("teacher") != default_model_dir()
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 2, None])
+def test_stream_yields_the_same_frames_as_the_call(tiny_pipeline, chunk_frames):
+    kw = dict(num_frames=17, height=32, width=32)  # 5 latent frames
+    whole = _gen(tiny_pipeline, seed=3, **kw)[0]  # (17, 32, 32, 3)
+    chunks = list(tiny_pipeline.stream("a red circle moving left", generator=torch.Generator().manual_seed(3),
+                                       chunk_frames=chunk_frames, **kw))
+    n = chunk_frames or tiny_pipeline.vae.config.decode_chunk_frames
+    assert chunks[0].shape == (1 + 4 * (n - 1), 32, 32, 3)  # causal VAE: the first latent is one frame
+    assert len(chunks) == -(-5 // n) and all(c.dtype == np.float32 for c in chunks)
+    np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
+
+
+def test_stream_is_lazy_and_checks_its_input(tiny_pipeline):
+    it = tiny_pipeline.stream("a red circle", num_frames=9, height=32, width=32, chunk_frames=1)
+    first = next(it)
+    assert first.shape == (1, 32, 32, 3)  # handed out before the other frames are decoded
+    assert sum(len(c) for c in it) == 8
+    with pytest.raises(ValueError, match="one video"):
+        next(tiny_pipeline.stream(["a", "b"]))
+    with pytest.raises(ValueError, match="num_frames"):
+        next(tiny_pipeline.stream("a red circle", num_frames=6))

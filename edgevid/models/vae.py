@@ -20,7 +20,7 @@ on a 2-core CPU, so work per full-resolution pixel is the budget (DESIGN.md).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -416,17 +416,23 @@ class VideoVAE(nn.Module):
         0 = all at once), carrying the causal convolutions' past frames between chunks, so
         the result does not depend on the chunk size; only peak memory does.
         """
+        return torch.cat(list(self.decode_chunks(z, chunk_frames)), dim=2)  # (B, 3, T, H, W)
+
+    def decode_chunks(self, z: Tensor, chunk_frames: int | None = None) -> Iterator[Tensor]:
+        """Like `decode`, but hands out each chunk's frames as soon as they are decoded (streaming).
+
+        Yields (B, 3, t, H, W): t = 1 + tc*(n-1) frames for the first chunk of n latent frames,
+        tc*n for the later ones. Concatenated along time they equal `decode(z, chunk_frames)`.
+        """
         if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
             raise ValueError(f"expected latents (B, {self.config.latent_channels}, T', H', W'), got {tuple(z.shape)}")
         n = self.config.decode_chunk_frames if chunk_frames is None else chunk_frames
         K = z.shape[2]
         n = K if n <= 0 else n
         cache: ConvCache = {}
-        frames = []
         for start in range(0, K, n):
             x = self.temporal_decoder(z[:, :, start:start + n], cache, starts_clip=start == 0)  # (B, Cs, t, h, w)
-            frames.append(self.decode_frames(x))
-        return torch.cat(frames, dim=2)  # (B, 3, T, H, W)
+            yield self.decode_frames(x)
 
     def decode_frames(self, x: Tensor) -> Tensor:
         """Spatial decoder alone, frame by frame: (B, Cs, T, h, w) -> (B, 3, T, H, W)."""

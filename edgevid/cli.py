@@ -130,6 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_train_flags(ds, lr_and_bf16=False)
     ds.set_defaults(func=cmd_distill)
 
+    cp = sub.add_parser("compress", help="make a model faster: distil a compressed VAE decoder (SnapGen-V App. B)")
+    csub = cp.add_subparsers(dest="what", required=True)
+    cd = csub.add_parser("decoder", help="freeze the VAE encoder, distil a smaller decoder from the full one, "
+                                         "write the pipeline with it")
+    cd.add_argument("--model", default="default",
+                    help="pipeline whose VAE decoder is compressed: a shipped name or a folder (default: default)")
+    cd.add_argument("--preset", default="fast", help="decoder preset from config.DECODER_PRESETS (default: fast)")
+    cd.add_argument("--distill-weight", type=float, help="weight of L1+MSE to the full decoder's output (default 1)")
+    cd.add_argument("--pixel-weight", type=float, help="weight of L1+MSE to the source clip (default 0.5)")
+    cd.add_argument("--temporal-weight", type=float, help="weight of the frame-difference term (default 0.5)")
+    cd.add_argument("--latent-noise", type=float, help="std of noise on the normalised latents (default 0.05)")
+    cd.add_argument("--crop-size", type=int, help="train on random windows of this size (default 64; 0 = whole)")
+    cd.add_argument("--ema-decay", type=float, help="EMA decay of the decoder (default 0.999)")
+    _add_common_train_flags(cd)
+    cd.set_defaults(func=cmd_compress_decoder)
+
     e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
     e.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder (default: default)")
     e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
@@ -453,6 +469,31 @@ def cmd_distill(args) -> None:
         EdgeVidPipeline(teacher.vae.cpu(), student.cpu(), teacher.text_encoder.cpu(),
                         student_pipe.defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output} ({cfg.num_steps} steps, no guidance)")
+
+
+# ----------------------------------------------------------------------------- compress
+def cmd_compress_decoder(args) -> None:
+    from edgevid.compress.decoder import compress_decoder, decoder_fields, decoder_parameters
+    from edgevid.config import DecoderCompressConfig
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+
+    try:
+        fields = decoder_fields(args.preset)
+        pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    extra = _given(args, "distill_weight", "pixel_weight", "temporal_weight", "latent_noise", "crop_size", "ema_decay")
+    cfg = _train_common(args, DecoderCompressConfig, extra)
+    device = _device(args)
+    source, desc = _source(args, cfg.fps, cfg.seed)
+    t0 = time.perf_counter()
+    vae = compress_decoder(args.run_dir, pipe.vae, fields, source, cfg, data_description={**desc, "model": str(args.model)},
+                           resume=args.resume, progress=not args.no_progress, device=device)
+    print(f"compressed the decoder ({decoder_parameters(pipe.vae) / 1e3:.0f} k -> {decoder_parameters(vae) / 1e3:.0f} k "
+          f"parameters) in {time.perf_counter() - t0:.0f} s")
+    if args.output:
+        EdgeVidPipeline(vae, pipe.unet.cpu(), pipe.text_encoder.cpu(), pipe.defaults).save_pretrained(args.output)
+        print(f"saved pipeline with the compressed decoder to {args.output}")
 
 
 # ----------------------------------------------------------------------------- eval

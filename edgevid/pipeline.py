@@ -173,8 +173,7 @@ class EdgeVidPipeline:
         if output_type == "latent":
             return EdgeVidPipelineOutput(frames=latents)
 
-        # 4. Decode to pixels: (B, 3, T, H, W) in [-1, 1] -> (B, T, 3, H, W) in [0, 1].
-        video = _to_unit_frames(self.vae.decode_latents(latents))
+        video = self.decode_latents(latents)  # 4. (B, T, 3, H, W) in [0, 1]
         return EdgeVidPipelineOutput(frames=_convert(video, output_type))
 
     def stream(self, prompt: str, num_frames: int | None = None, height: int | None = None,
@@ -207,7 +206,7 @@ class EdgeVidPipeline:
 
     def _denoise(self, prompt, num_frames, height, width, num_inference_steps, guidance_scale, negative_prompt,
                  shift, generator, latents, callback_on_step_end) -> torch.Tensor:
-        """Steps 1-3 of generation: text -> noise -> integrated latents (B, C, T', H', W')."""
+        """Steps 1-3 of generation, with the defaults filled in and every input checked."""
         d = self.defaults
         num_frames = d.num_frames if num_frames is None else num_frames
         height, width = d.height if height is None else height, d.width if width is None else width
@@ -217,31 +216,45 @@ class EdgeVidPipeline:
         prompts = self.check_inputs(prompt, num_frames, height, width, steps, guidance)
         if not isinstance(shift, (int, float)) or not np.isfinite(shift) or shift <= 0:
             raise ValueError(f"shift must be a finite number > 0, got {shift!r}")
+        velocity = self.encode_prompt(prompts, negative_prompt, guidance)  # 1.
+        latents = self.prepare_latents(len(prompts), num_frames, height, width, generator, latents)  # 2.
+        return self.denoise(velocity, latents, steps, shift, callback_on_step_end)  # 3.
+
+    # The stages, public so that benchmarks and custom loops can time or replace each one.
+    def encode_prompt(self, prompts: list[str], negative_prompt: str = "", guidance_scale: float = 1.0
+                      ) -> GuidedVelocity:
+        """1. Prompts (and the negative/empty prompt when guidance != 1) -> the guided velocity v(x, t)."""
         device = self.device
-
-        # 1. Encode the prompts (and the negative/empty prompt for classifier-free guidance).
         text = self.text_encoder.encode(prompts)
-        uncond = self.text_encoder.encode([negative_prompt]) if guidance != 1.0 else None
-        velocity = GuidedVelocity(self.unet, text.tokens.to(device), text.mask.to(device),
-                                  None if uncond is None else uncond.tokens.to(device),
-                                  None if uncond is None else uncond.mask.to(device), guidance)
+        uncond = self.text_encoder.encode([negative_prompt]) if guidance_scale != 1.0 else None
+        return GuidedVelocity(self.unet, text.tokens.to(device), text.mask.to(device),
+                              None if uncond is None else uncond.tokens.to(device),
+                              None if uncond is None else uncond.mask.to(device), guidance_scale)
 
-        # 2. Start from Gaussian noise in latent space: (B, C, T', H', W').
-        shape = (len(prompts), *self.vae.latent_shape(num_frames, height, width))
+    def prepare_latents(self, batch: int, num_frames: int, height: int, width: int,
+                        generator: torch.Generator | None = None, latents: torch.Tensor | None = None) -> torch.Tensor:
+        """2. Gaussian noise in latent space (B, C, T', H', W'), or the given latents checked."""
+        shape = (batch, *self.vae.latent_shape(num_frames, height, width))
         if latents is None:
             latents = torch.randn(shape, generator=generator)  # drawn on CPU: same seed, same video on any device
         elif tuple(latents.shape) != shape:
             raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
-        latents = latents.to(device)
+        return latents.to(self.device)
 
-        # 3. Integrate the flow from t = 1 (noise) to t = 0 (data).
-        timesteps = time_grid(steps, shift)
+    def denoise(self, velocity: GuidedVelocity, latents: torch.Tensor, num_inference_steps: int, shift: float = 1.0,
+                callback_on_step_end: Callable | None = None) -> torch.Tensor:
+        """3. Integrate the flow from t = 1 (noise) to t = 0 (data) on the Euler grid."""
+        timesteps = time_grid(num_inference_steps, shift)
         def on_step(i, t, x):
             result = callback_on_step_end(self, i, float(t), {"latents": x})
             if result and "latents" in result:  # diffusers convention: the callback may edit latents
                 x.copy_(result["latents"])
 
         return sample_euler(velocity, latents, timesteps, callback=on_step if callback_on_step_end else None)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """4. Latents -> float32 frames (B, T, 3, H, W) in [0, 1] on the CPU."""
+        return _to_unit_frames(self.vae.decode_latents(latents))
 
 
 def _to_unit_frames(video: torch.Tensor) -> torch.Tensor:

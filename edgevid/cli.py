@@ -146,6 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_train_flags(cd)
     cd.set_defaults(func=cmd_compress_decoder)
 
+    b = sub.add_parser("bench", help="speed of the default 5-s video against the teacher path and a diffusers-built "
+                                     "peer: stage times, real-time factor, time to first frame, memory, FLOP rate, cold start")
+    b.add_argument("--model", default="default", help="the model to time (default: the shipped default)")
+    b.add_argument("--teacher", default="teacher", help="teacher path timed alongside, 25 steps + CFG ('none' to skip)")
+    b.add_argument("--peer", default="full", choices=["full", "tiny", "none"],
+                   help="diffusers UNet3DConditionModel + AutoencoderKL peer (random weights) to time alongside")
+    b.add_argument("--num-frames", type=int, help="default: the model's (121)")
+    b.add_argument("--height", type=int, help="default: the model's (256)")
+    b.add_argument("--width", type=int, help="default: the model's (256)")
+    b.add_argument("--repeats", type=int, default=3, help="timed runs per path, the median is reported (default 3)")
+    b.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    b.add_argument("--no-cold", action="store_true", help="skip the cold CLI runs (fresh processes)")
+    b.add_argument("--quick", action="store_true",
+                   help="a smoke run in seconds: 5 frames at the smallest size, 1 repeat, the tiny peer")
+    b.add_argument("--output", help="write all figures as JSON here")
+    b.set_defaults(func=cmd_bench)
+
     e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
     e.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder (default: default)")
     e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
@@ -494,6 +511,38 @@ def cmd_compress_decoder(args) -> None:
     if args.output:
         EdgeVidPipeline(vae, pipe.unet.cpu(), pipe.text_encoder.cpu(), pipe.defaults).save_pretrained(args.output)
         print(f"saved pipeline with the compressed decoder to {args.output}")
+
+
+# ----------------------------------------------------------------------------- bench
+def cmd_bench(args) -> None:
+    import json
+
+    if args.output and Path(args.output).suffix.lower() != ".json":
+        raise CLIError(f"--output must end in .json, got {args.output!r}")
+    for name in ("num_frames", "height", "width", "repeats", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if args.peer != "none":
+        import importlib.util
+
+        if importlib.util.find_spec("diffusers") is None:
+            raise CLIError("--peer needs diffusers: pip install 'edgevid[bench]' (or --peer none)")
+    from edgevid.eval.speed import format_table, run_bench
+    from edgevid.io.atomic import atomic_write_text
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+
+    T, H, W, repeats, peer = args.num_frames, args.height, args.width, args.repeats, args.peer
+    if args.quick:
+        pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+        T, H, W, repeats = T or 5, H or pipe.size_multiple, W or pipe.size_multiple, 1
+        peer = "tiny" if peer != "none" else "none"
+    result = run_bench(args.model, None if args.teacher == "none" else args.teacher, None if peer == "none" else peer,
+                       T, H, W, repeats=repeats, threads=args.threads, cold=not args.no_cold)
+    print(format_table(result))
+    if args.output:
+        atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.output}")
 
 
 # ----------------------------------------------------------------------------- eval

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "save_pretrained / train / distill (default: the shipped default)")
     g.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     g.add_argument("--quiet", action="store_true", help="print nothing on success")
+    g.add_argument("--window", type=int,
+                   help="generate in chunks of this many latent frames (1 latent = 4 video frames), each continuing "
+                        "the last --overlap latents of the one before: videos longer than the model was trained on, "
+                        "or an earlier first frame with --stream (default: the model's; 0 = all at once)")
+    g.add_argument("--overlap", type=int, help="latent frames shared by consecutive chunks (default: the model's, 4)")
     g.add_argument("--stream", action="store_true",
                    help="decode and write the MP4 chunk by chunk while the rest is still decoding "
                         "(same frames as without it; prints the time to the first frame)")
@@ -236,7 +241,8 @@ def cmd_generate(args) -> None:
     fps = args.fps or pipe.defaults.fps
     kw = dict(num_frames=args.num_frames, height=args.height, width=args.width, num_inference_steps=args.steps,
               guidance_scale=args.guidance, negative_prompt=args.negative_prompt, shift=args.shift,
-              generator=torch.Generator().manual_seed(args.seed))
+              generator=torch.Generator().manual_seed(args.seed), window_latent_frames=args.window,
+              overlap_latent_frames=args.overlap)
     t_load = time.perf_counter()
     if args.stream:
         n, h, w, t_first = _generate_streaming(pipe, args.prompt, out, fps, kw)

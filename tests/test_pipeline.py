@@ -147,3 +147,22 @@ def test_stream_is_lazy_and_checks_its_input(tiny_pipeline):
         next(tiny_pipeline.stream(["a", "b"]))
     with pytest.raises(ValueError, match="num_frames"):
         next(tiny_pipeline.stream("a red circle", num_frames=6))
+
+
+def test_chunkwise_generation_continues_each_chunk(tiny_pipeline):
+    """9 latent frames in windows of 4 overlapping by 2: chunk 1 is the plain 4-latent clip, the
+    whole is one causal sequence, and streaming gives the same frames."""
+    kw = dict(num_frames=33, height=32, width=32, window_latent_frames=4, overlap_latent_frames=2)
+    noise = torch.randn(1, 4, 9, 4, 4, generator=torch.Generator().manual_seed(5))
+    lat = tiny_pipeline("a red circle moving left", latents=noise, output_type="latent", **kw).frames
+    first = tiny_pipeline("a red circle moving left", latents=noise[:, :, :4].clone(), output_type="latent",
+                          num_frames=13, height=32, width=32).frames
+    assert lat.shape == (1, 4, 9, 4, 4)
+    torch.testing.assert_close(lat[:, :, :4], first)
+    whole = tiny_pipeline("a red circle moving left", latents=noise, **kw).frames[0]
+    unchunked = tiny_pipeline("a red circle moving left", latents=noise, num_frames=33, height=32, width=32).frames[0]
+    assert whole.shape == (33, 32, 32, 3) and not np.allclose(whole, unchunked)  # chunking changed the sampling
+    streamed = np.concatenate(list(tiny_pipeline.stream("a red circle moving left", latents=noise, chunk_frames=3, **kw)))
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    with pytest.raises(ValueError, match="overlap"):
+        tiny_pipeline("a red circle", num_frames=33, window_latent_frames=4, overlap_latent_frames=4)

@@ -456,15 +456,17 @@ class VideoVAE(nn.Module):
         Yields (B, 3, t, H, W): t = 1 + tc*(n-1) frames for the first chunk of n latent frames,
         tc*n for the later ones. Concatenated along time they equal `decode(z, chunk_frames)`.
         """
-        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
-            raise ValueError(f"expected latents (B, {self.config.latent_channels}, T', H', W'), got {tuple(z.shape)}")
+        self._check_latents(z)
         n = self.config.decode_chunk_frames if chunk_frames is None else chunk_frames
         K = z.shape[2]
         n = K if n <= 0 else n
-        cache: ConvCache = {}
+        decoder = StreamingDecoder(self)
         for start in range(0, K, n):
-            x = self.temporal_decoder(z[:, :, start:start + n], cache, starts_clip=start == 0)  # (B, Cs, t, h, w)
-            yield self.decode_frames(x)
+            yield decoder.push(z[:, :, start:start + n])
+
+    def _check_latents(self, z: Tensor) -> None:
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(f"expected latents (B, {self.config.latent_channels}, T', H', W'), got {tuple(z.shape)}")
 
     def decode_frames(self, x: Tensor) -> Tensor:
         """Spatial decoder alone, frame by frame: (B, Cs, T, h, w) -> (B, 3, T, H, W)."""
@@ -484,6 +486,28 @@ class VideoVAE(nn.Module):
         """Training pass: (reconstruction from a posterior sample, posterior)."""
         posterior = self.encode(video)
         return self.decode(posterior.sample(generator), chunk_frames=0), posterior
+
+
+class StreamingDecoder:
+    """Decodes a latent video that arrives in pieces (raw latents, in order), carrying the causal
+    convolutions' past frames between pieces: pushing z in any split gives the frames of
+    `vae.decode(z)`. Used for streaming and for chunk-wise generated long videos.
+
+        >>> dec = StreamingDecoder(vae)
+        >>> frames = [dec.push(z[:, :, :4]), dec.push(z[:, :, 4:])]   # (B, 3, 13, H, W), (B, 3, 4*(K-4), H, W)
+    """
+
+    def __init__(self, vae: VideoVAE):
+        self.vae = vae
+        self.cache: ConvCache = {}
+        self.started = False
+
+    def push(self, z: Tensor) -> Tensor:
+        """Raw latents (B, C, n, h, w) that follow the ones pushed before -> their frames (B, 3, t, H, W)."""
+        self.vae._check_latents(z)
+        x = self.vae.temporal_decoder(z, self.cache, starts_clip=not self.started)  # (B, Cs, t, h, w)
+        self.started = True
+        return self.vae.decode_frames(x)
 
 
 @torch.no_grad()

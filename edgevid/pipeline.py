@@ -28,6 +28,7 @@ from edgevid.models.vae import StreamingDecoder, VideoVAE
 from edgevid.io.atomic import atomic_write_text
 from edgevid.models.weights import load_component, read_json, save_component
 from edgevid.text import TextEncoder, load_text_encoder_from_dir, save_text_encoder
+from edgevid.text.cache import PromptCache
 
 MODEL_INDEX = "model_index.json"
 
@@ -93,6 +94,7 @@ class EdgeVidPipeline:
         if unet.config.text_dim != text_encoder.dim:
             raise ValueError(f"UNet expects {unet.config.text_dim}-d text tokens, the text encoder gives {text_encoder.dim}")
         self.vae, self.unet, self.text_encoder = vae.eval(), unet.eval(), text_encoder.eval()
+        self.prompt_cache = PromptCache(text_encoder, max_entries=256)
         self.defaults = defaults
         self.check_inputs("x", defaults.num_frames, defaults.height, defaults.width, defaults.num_inference_steps,
                           defaults.guidance_scale)
@@ -268,8 +270,8 @@ class EdgeVidPipeline:
                       ) -> GuidedVelocity:
         """1. Prompts (and the negative/empty prompt when guidance != 1) -> the guided velocity v(x, t)."""
         device = self.device
-        text = self.text_encoder.encode(prompts)
-        uncond = self.text_encoder.encode([negative_prompt]) if guidance_scale != 1.0 else None
+        text = self.prompt_cache.encode(prompts)  # a repeated prompt (and CFG's "") is encoded once
+        uncond = self.prompt_cache.encode([negative_prompt]) if guidance_scale != 1.0 else None
         return GuidedVelocity(self.unet, text.tokens.to(device), text.mask.to(device),
                               None if uncond is None else uncond.tokens.to(device),
                               None if uncond is None else uncond.mask.to(device), guidance_scale)
@@ -289,6 +291,8 @@ class EdgeVidPipeline:
         """3. Integrate the flow from t = 1 (noise) to t = 0 (data) on the Euler grid; with `prefix`,
         the clip's first frames are those known latents (chunk-wise generation)."""
         timesteps = time_grid(num_inference_steps, shift)
+        if hasattr(self.unet, "time_embedding"):
+            velocity.precompute_time_embeddings(timesteps[:-1])  # App. F: one MLP call for the whole grid
         def on_step(i, t, x):
             result = callback_on_step_end(self, i, float(t), {"latents": x})
             if result and "latents" in result:  # diffusers convention: the callback may edit latents

@@ -166,3 +166,26 @@ def test_chunkwise_generation_continues_each_chunk(tiny_pipeline):
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
     with pytest.raises(ValueError, match="overlap"):
         tiny_pipeline("a red circle", num_frames=33, window_latent_frames=4, overlap_latent_frames=4)
+
+
+def test_fast_path_precomputed_time_embeddings_and_prompt_cache(tiny_pipeline):
+    """SnapGen-V App. F's precomputed time embeddings and the prompt cache change no output."""
+    from edgevid.flow import time_grid
+
+    pipe = tiny_pipeline
+    velocity = pipe.encode_prompt(["a red circle"], "", 3.0)
+    x = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    grid = time_grid(4)
+    plain = [velocity(x, t.expand(1)) for t in grid[:-1]]
+    velocity.precompute_time_embeddings(grid[:-1])
+    assert len(velocity.time_embeddings) == 4
+    for t, ref in zip(grid[:-1], plain):
+        torch.testing.assert_close(velocity(x, t.expand(1)), ref, atol=1e-6, rtol=1e-5)
+    assert velocity._time_embedding(torch.tensor([0.33]), 2) == {}  # off the grid: computed in the net
+    assert velocity._time_embedding(torch.tensor([0.75, 0.5]), 2) == {}  # mixed times: computed in the net
+
+    a = _gen(pipe, seed=1)
+    hits, misses = pipe.prompt_cache.hits, pipe.prompt_cache.misses
+    b = _gen(pipe, seed=1)  # the prompt and CFG's "" come from the cache
+    assert (pipe.prompt_cache.hits, pipe.prompt_cache.misses) == (hits + 2, misses)
+    assert np.array_equal(a, b)

@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "save_pretrained / train / distill (default: the shipped default)")
     g.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     g.add_argument("--quiet", action="store_true", help="print nothing on success")
+    g.add_argument("--window", type=int,
+                   help="generate in chunks of this many latent frames (1 latent = 4 video frames), each continuing "
+                        "the last --overlap latents of the one before: videos longer than the model was trained on, "
+                        "or an earlier first frame with --stream (default: the model's; 0 = all at once)")
+    g.add_argument("--overlap", type=int, help="latent frames shared by consecutive chunks (default: the model's, 4)")
+    g.add_argument("--stream", action="store_true",
+                   help="decode and write the MP4 chunk by chunk while the rest is still decoding "
+                        "(same frames as without it; prints the time to the first frame)")
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="train a model (vae | t2v)")
@@ -127,6 +135,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_train_flags(ds, lr_and_bf16=False)
     ds.set_defaults(func=cmd_distill)
 
+    cp = sub.add_parser("compress", help="make a model faster: distil a compressed VAE decoder (SnapGen-V App. B)")
+    csub = cp.add_subparsers(dest="what", required=True)
+    cd = csub.add_parser("decoder", help="freeze the VAE encoder, distil a smaller decoder from the full one, "
+                                         "write the pipeline with it")
+    cd.add_argument("--model", default="default",
+                    help="pipeline whose VAE decoder is compressed: a shipped name or a folder (default: default)")
+    cd.add_argument("--preset", default="fast", help="decoder preset from config.DECODER_PRESETS (default: fast)")
+    cd.add_argument("--distill-weight", type=float, help="weight of L1+MSE to the full decoder's output (default 1)")
+    cd.add_argument("--pixel-weight", type=float, help="weight of L1+MSE to the source clip (default 0.5)")
+    cd.add_argument("--temporal-weight", type=float, help="weight of the frame-difference term (default 0.5)")
+    cd.add_argument("--latent-noise", type=float, help="std of noise on the normalised latents (default 0.05)")
+    cd.add_argument("--crop-size", type=int, help="train on random windows of this size (default 64; 0 = whole)")
+    cd.add_argument("--ema-decay", type=float, help="EMA decay of the decoder (default 0.999)")
+    _add_common_train_flags(cd)
+    cd.set_defaults(func=cmd_compress_decoder)
+
+    b = sub.add_parser("bench", help="speed of the default 5-s video against the teacher path and a diffusers-built "
+                                     "peer: stage times, real-time factor, time to first frame, memory, FLOP rate, cold start")
+    b.add_argument("--model", default="default", help="the model to time (default: the shipped default)")
+    b.add_argument("--teacher", default="teacher", help="teacher path timed alongside, 25 steps + CFG ('none' to skip)")
+    b.add_argument("--peer", default="full", choices=["full", "tiny", "none"],
+                   help="diffusers UNet3DConditionModel + AutoencoderKL peer (random weights) to time alongside")
+    b.add_argument("--num-frames", type=int, help="default: the model's (121)")
+    b.add_argument("--height", type=int, help="default: the model's (256)")
+    b.add_argument("--width", type=int, help="default: the model's (256)")
+    b.add_argument("--repeats", type=int, default=3, help="timed runs per path, the median is reported (default 3)")
+    b.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    b.add_argument("--no-cold", action="store_true", help="skip the cold CLI runs (fresh processes)")
+    b.add_argument("--quick", action="store_true",
+                   help="a smoke run in seconds: 5 frames at the smallest size, 1 repeat, the tiny peer")
+    b.add_argument("--output", help="write all figures as JSON here")
+    b.set_defaults(func=cmd_bench)
+
     e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
     e.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder (default: default)")
     e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
@@ -184,6 +225,8 @@ def cmd_generate(args) -> None:
     out = _check_output_path(args.output)
     if not any(ch.isalnum() for ch in args.prompt):
         raise CLIError(f"prompt must be text with at least one letter or digit, got {args.prompt!r}")
+    if args.stream and out.suffix.lower() != ".mp4":
+        raise CLIError(f"--stream writes MP4 files, got {out.name!r}")
     for name in ("num_frames", "height", "width", "fps", "steps", "threads"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -195,19 +238,42 @@ def cmd_generate(args) -> None:
     from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8, resolve_model_dir
 
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
-    t_load = time.perf_counter()
-    result = pipe(args.prompt, num_frames=args.num_frames, height=args.height, width=args.width,
-                  num_inference_steps=args.steps, guidance_scale=args.guidance, negative_prompt=args.negative_prompt,
-                  shift=args.shift, generator=torch.Generator().manual_seed(args.seed))
-    t_gen = time.perf_counter()
-    frames = frames_to_uint8(result.frames[0])  # (T, H, W, 3)
     fps = args.fps or pipe.defaults.fps
-    export(frames, out, fps=fps)
-    t_end = time.perf_counter()
-    if not args.quiet:
+    kw = dict(num_frames=args.num_frames, height=args.height, width=args.width, num_inference_steps=args.steps,
+              guidance_scale=args.guidance, negative_prompt=args.negative_prompt, shift=args.shift,
+              generator=torch.Generator().manual_seed(args.seed), window_latent_frames=args.window,
+              overlap_latent_frames=args.overlap)
+    t_load = time.perf_counter()
+    if args.stream:
+        n, h, w, t_first = _generate_streaming(pipe, args.prompt, out, fps, kw)
+        t_end = time.perf_counter()
+        timing = f"load {t_load - t0:.1f} s, first frame after {t_first - t_load:.2f} s, " \
+                 f"generate and write {t_end - t_load:.1f} s"
+    else:
+        result = pipe(args.prompt, **kw)
+        t_gen = time.perf_counter()
+        frames = frames_to_uint8(result.frames[0])  # (T, H, W, 3)
+        export(frames, out, fps=fps)
+        t_end = time.perf_counter()
         n, h, w = frames.shape[:3]
-        print(f"wrote {out} ({n} frames, {w}x{h}, {fps} fps, {n / fps:.1f} s) in {t_end - t0:.1f} s "
-              f"[load {t_load - t0:.1f} s, generate {t_gen - t_load:.1f} s, write {t_end - t_gen:.1f} s]")
+        timing = f"load {t_load - t0:.1f} s, generate {t_gen - t_load:.1f} s, write {t_end - t_gen:.1f} s"
+    if not args.quiet:
+        print(f"wrote {out} ({n} frames, {w}x{h}, {fps} fps, {n / fps:.1f} s) in {t_end - t0:.1f} s [{timing}]")
+
+
+def _generate_streaming(pipe, prompt: str, out: Path, fps: int, kw: dict) -> tuple[int, int, int, float]:
+    """pipe.stream -> StreamingVideoWriter; returns (frames, height, width, perf_counter at the first frame)."""
+    from edgevid.io.video import StreamingVideoWriter
+    from edgevid.pipeline import frames_to_uint8
+
+    t_first = None
+    with StreamingVideoWriter(out, fps=fps) as writer:
+        for frames in pipe.stream(prompt, **kw):  # (t, H, W, 3) float in [0, 1]
+            if t_first is None:
+                t_first = time.perf_counter()
+            writer.write(frames_to_uint8(frames))
+    h, w = frames.shape[1:3]
+    return writer.num_frames, h, w, t_first
 
 
 def _check_output_path(path: str) -> Path:
@@ -426,6 +492,63 @@ def cmd_distill(args) -> None:
         EdgeVidPipeline(teacher.vae.cpu(), student.cpu(), teacher.text_encoder.cpu(),
                         student_pipe.defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output} ({cfg.num_steps} steps, no guidance)")
+
+
+# ----------------------------------------------------------------------------- compress
+def cmd_compress_decoder(args) -> None:
+    from edgevid.compress.decoder import compress_decoder, decoder_fields, decoder_parameters
+    from edgevid.config import DecoderCompressConfig
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+
+    try:
+        fields = decoder_fields(args.preset)
+        pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    extra = _given(args, "distill_weight", "pixel_weight", "temporal_weight", "latent_noise", "crop_size", "ema_decay")
+    cfg = _train_common(args, DecoderCompressConfig, extra)
+    device = _device(args)
+    source, desc = _source(args, cfg.fps, cfg.seed)
+    t0 = time.perf_counter()
+    vae = compress_decoder(args.run_dir, pipe.vae, fields, source, cfg, data_description={**desc, "model": str(args.model)},
+                           resume=args.resume, progress=not args.no_progress, device=device)
+    print(f"compressed the decoder ({decoder_parameters(pipe.vae) / 1e3:.0f} k -> {decoder_parameters(vae) / 1e3:.0f} k "
+          f"parameters) in {time.perf_counter() - t0:.0f} s")
+    if args.output:
+        EdgeVidPipeline(vae, pipe.unet.cpu(), pipe.text_encoder.cpu(), pipe.defaults).save_pretrained(args.output)
+        print(f"saved pipeline with the compressed decoder to {args.output}")
+
+
+# ----------------------------------------------------------------------------- bench
+def cmd_bench(args) -> None:
+    import json
+
+    if args.output and Path(args.output).suffix.lower() != ".json":
+        raise CLIError(f"--output must end in .json, got {args.output!r}")
+    for name in ("num_frames", "height", "width", "repeats", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if args.peer != "none":
+        import importlib.util
+
+        if importlib.util.find_spec("diffusers") is None:
+            raise CLIError("--peer needs diffusers: pip install 'edgevid[bench]' (or --peer none)")
+    from edgevid.eval.speed import format_table, run_bench
+    from edgevid.io.atomic import atomic_write_text
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+
+    T, H, W, repeats, peer = args.num_frames, args.height, args.width, args.repeats, args.peer
+    if args.quick:
+        pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+        T, H, W, repeats = T or 5, H or pipe.size_multiple, W or pipe.size_multiple, 1
+        peer = "tiny" if peer != "none" else "none"
+    result = run_bench(args.model, None if args.teacher == "none" else args.teacher, None if peer == "none" else peer,
+                       T, H, W, repeats=repeats, threads=args.threads, cold=not args.no_cold)
+    print(format_table(result))
+    if args.output:
+        atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.output}")
 
 
 # ----------------------------------------------------------------------------- eval

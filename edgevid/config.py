@@ -63,6 +63,18 @@ class VAEConfig:
     residual_shortcuts: bool = True
     # Latent frames per chunk when decoding (bounds peak memory; 0 = decode all at once).
     decode_chunk_frames: int = 4
+    # Decoder compression (SnapGen-V §3.2 "VAE Decoder Compression", App. B; MobileVD Tab. 9):
+    # a compressed decoder is this config with other decoder fields, distilled from the full
+    # decoder with the encoder frozen (edgevid.compress.decoder). Per spatial-decoder level
+    # (same order as decoder_channels), whether its 3x3 convs are depthwise-separable
+    # (depthwise 3x3 + pointwise 1x1); empty = none. On the project CPU that is ~4x faster
+    # at 64 channels of 32x32 but slower at 16-32 channels of 64-128 px (memory-bound).
+    decoder_separable: tuple[bool, ...] = ()
+    # Temporal decoder width and ResBlocks (0 / -1 = temporal_channels / num_res_blocks, i.e.
+    # the same as the temporal encoder), and depthwise-separable causal 3x3x3 convs.
+    temporal_decoder_channels: int = 0
+    temporal_decoder_res_blocks: int = -1
+    temporal_decoder_separable: bool = False
 
     def __post_init__(self):
         # Checked inline: VAE_PRESETS is built at import time, before the module's helpers exist.
@@ -79,7 +91,13 @@ class VAEConfig:
                     f"VAEConfig.{name} needs {n} entries for spatial_compression="
                     f"{self.spatial_compression} (one per level), got {getattr(self, name)}"
                 )
-        for c in (*self.encoder_channels, *self.decoder_channels, self.temporal_channels):
+        if self.decoder_separable and len(self.decoder_separable) != levels - 1:
+            raise ValueError(f"VAEConfig.decoder_separable needs {levels - 1} entries (one per decoder level) "
+                             f"or none, got {self.decoder_separable}")
+        if self.temporal_decoder_channels < 0 or self.temporal_decoder_res_blocks < -1:
+            raise ValueError("VAEConfig.temporal_decoder_channels must be >= 0 and temporal_decoder_res_blocks >= -1")
+        for c in (*self.encoder_channels, *self.decoder_channels, self.temporal_channels,
+                  self.temporal_decoder_channels or self.temporal_channels):
             if c < 1 or c % self.norm_groups:
                 raise ValueError(f"VAEConfig widths must be positive multiples of norm_groups={self.norm_groups}, got {c}")
         for name in ("scaling_factor", "shift_factor"):
@@ -310,6 +328,64 @@ class DistillConfig:
             raise ValueError("DistillConfig.buckets must not be empty")
         if self.cache_latents and self.num_clips <= 0:
             raise ValueError("DistillConfig.cache_latents needs num_clips > 0 (a finite set of clips to cache)")
+
+
+# --------------------------------------------------------------------------------------
+# VAE decoder compression (SnapGen-V §3.2 + App. B; MobileVD Tab. 9)
+# --------------------------------------------------------------------------------------
+# A compressed decoder is the teacher VAE's config with these decoder fields replaced
+# (encoder, latent geometry and normalisation stay). Named here so runs and docs can refer
+# to them; `edgevid compress decoder --preset NAME`.
+DECODER_PRESETS: dict[str, dict[str, Any]] = {
+    # Tests: the tiny VAE's decoder, halved and separable.
+    "tiny-fast": dict(decoder_channels=(8, 8, 16), decoder_res_blocks=(0, 0, 1), decoder_separable=(False, False, True),
+                      temporal_decoder_channels=8, temporal_decoder_res_blocks=0, temporal_decoder_separable=True),
+    # For the shipped snapgen8 VAE (decoder 276 k params, 90 GFLOP per 121 frames of 256x256):
+    # depthwise-separable convs where they are fast on the CPU (64 channels at latent
+    # resolution), pruned widths and no ResBlock at the memory-bound 64 and 128 px levels,
+    # and a separable temporal decoder of half the width.
+    "fast": dict(decoder_channels=(8, 16, 64), decoder_res_blocks=(0, 0, 1), decoder_separable=(False, False, True),
+                 temporal_decoder_channels=16, temporal_decoder_res_blocks=1, temporal_decoder_separable=True),
+}
+
+
+@dataclass(frozen=True)
+class DecoderCompressConfig:
+    """Distil a compressed decoder from the full one with the encoder frozen (SnapGen-V App. B).
+
+    loss = distill_weight * (L1 + MSE)(student(z), teacher(z)) + pixel_weight * (L1 + MSE)(student(z), x)
+           + temporal_weight * frame-difference L1 against the teacher's output, with z the frozen
+    encoder's latents of clip x (plus latent_noise, so the decoder also sees latents that are
+    not exact encodings: what a few-step sampler produces).
+    """
+    steps: int = 2000
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    distill_weight: float = 1.0
+    pixel_weight: float = 0.5
+    temporal_weight: float = 0.5
+    latent_noise: float = 0.05  # std of noise added to the normalised latents (0 = exact encodings)
+    ema_decay: float = 0.999
+    buckets: tuple[tuple[int, int, int], ...] = ((1, 256, 256), (9, 256, 256), (17, 128, 128))
+    crop_size: int = 64  # train on one random window per clip (a multiple of the VAE's factor); 0 = whole
+    fps: int = 24
+    seed: int = 0
+    warmup_steps: int = 50
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    checkpoint_every: int = 200
+    log_every: int = 25
+    bf16: bool = False
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("DecoderCompressConfig.steps and batch_size must be >= 1")
+        if min(self.distill_weight, self.pixel_weight, self.temporal_weight, self.latent_noise) < 0 \
+                or self.distill_weight + self.pixel_weight == 0:
+            raise ValueError("DecoderCompressConfig weights and latent_noise must be >= 0, with a reconstruction weight > 0")
+        if self.crop_size < 0 or (self.crop_size and any(min(h, w) < self.crop_size for _, h, w in self.buckets)):
+            raise ValueError(f"DecoderCompressConfig.crop_size={self.crop_size} must be >= 0 and fit every bucket")
 
 
 # --------------------------------------------------------------------------------------

@@ -14,20 +14,21 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 from edgevid.config import UNetConfig, VAEConfig, config_from_dict, config_to_dict
 from edgevid.flow.denoiser import GuidedVelocity
-from edgevid.flow.sample import sample_euler
+from edgevid.flow.sample import chunk_plan, sample_euler, sample_euler_with_prefix
 from edgevid.flow.schedule import time_grid
 from edgevid.models.unet import SpatioTemporalUNet
-from edgevid.models.vae import VideoVAE
+from edgevid.models.vae import StreamingDecoder, VideoVAE
 from edgevid.io.atomic import atomic_write_text
 from edgevid.models.weights import load_component, read_json, save_component
 from edgevid.text import TextEncoder, load_text_encoder_from_dir, save_text_encoder
+from edgevid.text.cache import PromptCache
 
 MODEL_INDEX = "model_index.json"
 
@@ -42,6 +43,16 @@ class GenerationDefaults:
     num_inference_steps: int = 25  # the teacher's conventional recipe (SnapGen-V §3.2)
     guidance_scale: float = 5.0
     shift: float = 1.0  # timestep shift of the sampling grid (1 = uniform)
+    # Longer clips are generated in chunks of this many latent frames (0 = all at once), each
+    # continuing the last overlap_latent_frames latents of the one before.
+    window_latent_frames: int = 0
+    overlap_latent_frames: int = 4
+
+    def __post_init__(self):
+        if self.window_latent_frames < 0 or self.overlap_latent_frames < 1 or (
+                self.window_latent_frames and self.overlap_latent_frames >= self.window_latent_frames):
+            raise ValueError(f"window_latent_frames must be >= 0 and overlap_latent_frames in [1, window - 1], got "
+                             f"{self.window_latent_frames} / {self.overlap_latent_frames}")
 
 
 @dataclass
@@ -83,6 +94,7 @@ class EdgeVidPipeline:
         if unet.config.text_dim != text_encoder.dim:
             raise ValueError(f"UNet expects {unet.config.text_dim}-d text tokens, the text encoder gives {text_encoder.dim}")
         self.vae, self.unet, self.text_encoder = vae.eval(), unet.eval(), text_encoder.eval()
+        self.prompt_cache = PromptCache(text_encoder, max_entries=256)
         self.defaults = defaults
         self.check_inputs("x", defaults.num_frames, defaults.height, defaults.width, defaults.num_inference_steps,
                           defaults.guidance_scale)
@@ -165,50 +177,140 @@ class EdgeVidPipeline:
                  generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
                  output_type: str = "np",
                  callback_on_step_end: Callable[["EdgeVidPipeline", int, float, dict], dict | None] | None = None,
+                 window_latent_frames: int | None = None, overlap_latent_frames: int | None = None,
                  ) -> EdgeVidPipelineOutput:
+        """Generate videos. Clips longer than `window_latent_frames` latent frames (default: the
+        model's; 0 = no limit) are generated chunk by chunk, each chunk continuing the last
+        `overlap_latent_frames` latents of the one before (`sample_euler_with_prefix`), and decoded
+        as one causal sequence, so there is no decoder seam; the callback then runs per chunk."""
+        if output_type not in ("np", "pt", "pil", "latent"):
+            raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
+        pieces = self._latent_pieces(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
+                                     negative_prompt, shift, generator, latents, callback_on_step_end,
+                                     window_latent_frames, overlap_latent_frames)
+        latents = torch.cat(list(pieces), dim=2)  # (B, C, T', H', W')
+        if output_type == "latent":
+            return EdgeVidPipelineOutput(frames=latents)
+
+        video = self.decode_latents(latents)  # 4. (B, T, 3, H, W) in [0, 1]
+        return EdgeVidPipelineOutput(frames=_convert(video, output_type))
+
+    def stream(self, prompt: str, num_frames: int | None = None, height: int | None = None,
+               width: int | None = None, num_inference_steps: int | None = None,
+               guidance_scale: float | None = None, negative_prompt: str = "", shift: float | None = None,
+               generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+               chunk_frames: int | None = None, window_latent_frames: int | None = None,
+               overlap_latent_frames: int | None = None) -> Iterator[np.ndarray]:
+        """Generate one video and yield its frames while the rest is still being decoded (and, for
+        chunk-wise generation, generated).
+
+        Same arguments and, for the same seed, the same frames as `__call__` (output_type "np"),
+        concatenated: each item is float32 (t, H, W, 3) in [0, 1]. Up to `chunk_frames` latent
+        frames are decoded per item (default: the VAE's decode_chunk_frames); the first latent
+        is one frame, each later one 4. With a small `window_latent_frames` the first frames come
+        after denoising only the first window (time to first frame), the rest continue it.
+
+            >>> for frames in pipe.stream("a red circle moving right", generator=torch.Generator().manual_seed(0)):
+            ...     writer.write(frames)
+        """
+        if not isinstance(prompt, str):
+            raise ValueError(f"stream() makes one video: prompt must be a string, got {type(prompt).__name__}")
+        n = self.vae.config.decode_chunk_frames if chunk_frames is None else chunk_frames
+        if n < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {n}")
+        with torch.inference_mode():
+            pieces = self._latent_pieces(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
+                                         negative_prompt, shift, generator, latents, None, window_latent_frames,
+                                         overlap_latent_frames)
+            decoder = StreamingDecoder(self.vae)
+        while True:
+            with torch.inference_mode():  # not held across yields: the caller may run its own autograd code
+                piece = next(pieces, None)  # newly final latents (1, C, k, H', W')
+            if piece is None:
+                return
+            for start in range(0, piece.shape[2], n):
+                with torch.inference_mode():
+                    frames = decoder.push(self.vae.denormalize(piece[:, :, start:start + n]))  # (1, 3, t, H, W)
+                yield _to_unit_frames(frames)[0].permute(0, 2, 3, 1).numpy()  # (t, H, W, 3)
+
+    def _latent_pieces(self, prompt, num_frames, height, width, num_inference_steps, guidance_scale, negative_prompt,
+                       shift, generator, latents, callback_on_step_end, window, overlap) -> Iterator[torch.Tensor]:
+        """Steps 1-3 with the defaults filled in and every input checked (before the first item): yields
+        the final latents chunk by chunk, each piece the latent frames that follow the previous ones."""
         d = self.defaults
         num_frames = d.num_frames if num_frames is None else num_frames
         height, width = d.height if height is None else height, d.width if width is None else width
         steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance = d.guidance_scale if guidance_scale is None else guidance_scale
         shift = d.shift if shift is None else shift
+        window = d.window_latent_frames if window is None else window
+        overlap = d.overlap_latent_frames if overlap is None else overlap
         prompts = self.check_inputs(prompt, num_frames, height, width, steps, guidance)
         if not isinstance(shift, (int, float)) or not np.isfinite(shift) or shift <= 0:
             raise ValueError(f"shift must be a finite number > 0, got {shift!r}")
-        if output_type not in ("np", "pt", "pil", "latent"):
-            raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
+        K = self.vae.latent_shape(num_frames, height, width)[1]
+        plan = chunk_plan(K, window, overlap)  # validates window and overlap
+        velocity = self.encode_prompt(prompts, negative_prompt, guidance)  # 1.
+        noise = self.prepare_latents(len(prompts), num_frames, height, width, generator, latents)  # 2.
+        return self._denoise_chunks(velocity, noise, plan, steps, shift, callback_on_step_end)
+
+    def _denoise_chunks(self, velocity, noise, plan, steps, shift, callback) -> Iterator[torch.Tensor]:
+        prev, prev_end = None, 0
+        for start, end in plan:  # 3.
+            if prev is None:
+                x = self.denoise(velocity, noise[:, :, start:end], steps, shift, callback)
+            else:  # continue the previous chunk: its last prev_end - start latents are this one's prefix
+                x = self.denoise(velocity, noise[:, :, start:end], steps, shift, callback,
+                                 prefix=prev[:, :, prev.shape[2] - (prev_end - start):])
+            yield x[:, :, prev_end - start:]
+            prev, prev_end = x, end
+
+    # The stages, public so that benchmarks and custom loops can time or replace each one.
+    def encode_prompt(self, prompts: list[str], negative_prompt: str = "", guidance_scale: float = 1.0
+                      ) -> GuidedVelocity:
+        """1. Prompts (and the negative/empty prompt when guidance != 1) -> the guided velocity v(x, t)."""
         device = self.device
+        text = self.prompt_cache.encode(prompts)  # a repeated prompt (and CFG's "") is encoded once
+        uncond = self.prompt_cache.encode([negative_prompt]) if guidance_scale != 1.0 else None
+        return GuidedVelocity(self.unet, text.tokens.to(device), text.mask.to(device),
+                              None if uncond is None else uncond.tokens.to(device),
+                              None if uncond is None else uncond.mask.to(device), guidance_scale)
 
-        # 1. Encode the prompts (and the negative/empty prompt for classifier-free guidance).
-        text = self.text_encoder.encode(prompts)
-        uncond = self.text_encoder.encode([negative_prompt]) if guidance != 1.0 else None
-        velocity = GuidedVelocity(self.unet, text.tokens.to(device), text.mask.to(device),
-                                  None if uncond is None else uncond.tokens.to(device),
-                                  None if uncond is None else uncond.mask.to(device), guidance)
-
-        # 2. Start from Gaussian noise in latent space: (B, C, T', H', W').
-        shape = (len(prompts), *self.vae.latent_shape(num_frames, height, width))
+    def prepare_latents(self, batch: int, num_frames: int, height: int, width: int,
+                        generator: torch.Generator | None = None, latents: torch.Tensor | None = None) -> torch.Tensor:
+        """2. Gaussian noise in latent space (B, C, T', H', W'), or the given latents checked."""
+        shape = (batch, *self.vae.latent_shape(num_frames, height, width))
         if latents is None:
             latents = torch.randn(shape, generator=generator)  # drawn on CPU: same seed, same video on any device
         elif tuple(latents.shape) != shape:
             raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
-        latents = latents.to(device)
+        return latents.to(self.device)
 
-        # 3. Integrate the flow from t = 1 (noise) to t = 0 (data).
-        timesteps = time_grid(steps, shift)
+    def denoise(self, velocity: GuidedVelocity, latents: torch.Tensor, num_inference_steps: int, shift: float = 1.0,
+                callback_on_step_end: Callable | None = None, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """3. Integrate the flow from t = 1 (noise) to t = 0 (data) on the Euler grid; with `prefix`,
+        the clip's first frames are those known latents (chunk-wise generation)."""
+        timesteps = time_grid(num_inference_steps, shift)
+        if hasattr(self.unet, "time_embedding"):
+            velocity.precompute_time_embeddings(timesteps[:-1])  # App. F: one MLP call for the whole grid
         def on_step(i, t, x):
             result = callback_on_step_end(self, i, float(t), {"latents": x})
             if result and "latents" in result:  # diffusers convention: the callback may edit latents
                 x.copy_(result["latents"])
 
-        latents = sample_euler(velocity, latents, timesteps, callback=on_step if callback_on_step_end else None)
-        if output_type == "latent":
-            return EdgeVidPipelineOutput(frames=latents)
+        callback = on_step if callback_on_step_end else None
+        if prefix is None:
+            return sample_euler(velocity, latents, timesteps, callback=callback)
+        return sample_euler_with_prefix(velocity, latents, timesteps, prefix, callback=callback)
 
-        # 4. Decode to pixels: (B, 3, T, H, W) in [-1, 1] -> (B, T, 3, H, W) in [0, 1].
-        video = self.vae.decode_latents(latents).float()
-        video = ((video.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4).cpu()
-        return EdgeVidPipelineOutput(frames=_convert(video, output_type))
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """4. Latents -> float32 frames (B, T, 3, H, W) in [0, 1] on the CPU."""
+        return _to_unit_frames(self.vae.decode_latents(latents))
+
+
+def _to_unit_frames(video: torch.Tensor) -> torch.Tensor:
+    """Decoder output (B, 3, T, H, W) in about [-1, 1] -> float32 (B, T, 3, H, W) in [0, 1] on the CPU."""
+    return ((video.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4).cpu()
 
 
 def _convert(video: torch.Tensor, output_type: str):

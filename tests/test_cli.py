@@ -22,6 +22,36 @@ def test_generate_writes_mp4_and_gif(tiny_model_dir, tmp_path, capsys):
     assert gif.stat().st_size > 0
 
 
+def test_generate_stream_writes_the_same_video(tiny_model_dir, tmp_path, capsys):
+    from edgevid.io.video import read_video
+
+    argv = ["a red circle moving left", "--model", str(tiny_model_dir), "--num-frames", "17", "--height", "32",
+            "--width", "32", "--steps", "2", "--seed", "4"]
+    assert main(["generate", argv[0], "-o", str(tmp_path / "a.mp4"), *argv[1:]]) == 0
+    assert main(["generate", argv[0], "-o", str(tmp_path / "b.mp4"), *argv[1:], "--stream"]) == 0
+    assert "first frame after" in capsys.readouterr().out
+    a, _ = read_video(tmp_path / "a.mp4")
+    b, _ = read_video(tmp_path / "b.mp4")
+    assert a.shape == b.shape == (17, 32, 32, 3) and (a == b).all()  # same frames, same encoder settings
+    assert main(["generate", "a red circle", "-o", str(tmp_path / "c.gif"), "--stream", "--model",
+                 str(tiny_model_dir)]) == 1
+    assert "--stream writes MP4" in capsys.readouterr().err and not (tmp_path / "c.gif").exists()
+
+
+def test_generate_long_video_in_chunks(tiny_model_dir, tmp_path, capsys):
+    from edgevid.io.video import read_video
+
+    argv = ["a red circle moving left", "--model", str(tiny_model_dir), "--num-frames", "33", "--height", "32",
+            "--width", "32", "--steps", "2", "--window", "4", "--overlap", "2"]
+    assert main(["generate", argv[0], "-o", str(tmp_path / "a.mp4"), *argv[1:]]) == 0
+    assert main(["generate", argv[0], "-o", str(tmp_path / "b.mp4"), *argv[1:], "--stream"]) == 0
+    a, _ = read_video(tmp_path / "a.mp4")
+    b, _ = read_video(tmp_path / "b.mp4")
+    assert a.shape == (33, 32, 32, 3) and (a == b).all()
+    assert main(["generate", argv[0], "-o", str(tmp_path / "c.mp4"), *argv[1:-1], "9"]) == 1
+    assert "overlap" in capsys.readouterr().err and not (tmp_path / "c.mp4").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["", ], "prompt"),
     (["   "], "prompt"),

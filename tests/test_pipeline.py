@@ -124,3 +124,68 @@ def test_shipped_model_names_resolve():
     assert shipped_models() == ["default", "teacher"]
     assert resolve_model_dir("teacher") == default_model_dir().parent / "teacher"
     assert resolve_model_dir("teacher") != default_model_dir()
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 2, None])
+def test_stream_yields_the_same_frames_as_the_call(tiny_pipeline, chunk_frames):
+    kw = dict(num_frames=17, height=32, width=32)  # 5 latent frames
+    whole = _gen(tiny_pipeline, seed=3, **kw)[0]  # (17, 32, 32, 3)
+    chunks = list(tiny_pipeline.stream("a red circle moving left", generator=torch.Generator().manual_seed(3),
+                                       chunk_frames=chunk_frames, **kw))
+    n = chunk_frames or tiny_pipeline.vae.config.decode_chunk_frames
+    assert chunks[0].shape == (1 + 4 * (n - 1), 32, 32, 3)  # causal VAE: the first latent is one frame
+    assert len(chunks) == -(-5 // n) and all(c.dtype == np.float32 for c in chunks)
+    np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
+
+
+def test_stream_is_lazy_and_checks_its_input(tiny_pipeline):
+    it = tiny_pipeline.stream("a red circle", num_frames=9, height=32, width=32, chunk_frames=1)
+    first = next(it)
+    assert first.shape == (1, 32, 32, 3)  # handed out before the other frames are decoded
+    assert sum(len(c) for c in it) == 8
+    with pytest.raises(ValueError, match="one video"):
+        next(tiny_pipeline.stream(["a", "b"]))
+    with pytest.raises(ValueError, match="num_frames"):
+        next(tiny_pipeline.stream("a red circle", num_frames=6))
+
+
+def test_chunkwise_generation_continues_each_chunk(tiny_pipeline):
+    """9 latent frames in windows of 4 overlapping by 2: chunk 1 is the plain 4-latent clip, the
+    whole is one causal sequence, and streaming gives the same frames."""
+    kw = dict(num_frames=33, height=32, width=32, window_latent_frames=4, overlap_latent_frames=2)
+    noise = torch.randn(1, 4, 9, 4, 4, generator=torch.Generator().manual_seed(5))
+    lat = tiny_pipeline("a red circle moving left", latents=noise, output_type="latent", **kw).frames
+    first = tiny_pipeline("a red circle moving left", latents=noise[:, :, :4].clone(), output_type="latent",
+                          num_frames=13, height=32, width=32).frames
+    assert lat.shape == (1, 4, 9, 4, 4)
+    torch.testing.assert_close(lat[:, :, :4], first)
+    whole = tiny_pipeline("a red circle moving left", latents=noise, **kw).frames[0]
+    unchunked = tiny_pipeline("a red circle moving left", latents=noise, num_frames=33, height=32, width=32).frames[0]
+    assert whole.shape == (33, 32, 32, 3) and not np.allclose(whole, unchunked)  # chunking changed the sampling
+    streamed = np.concatenate(list(tiny_pipeline.stream("a red circle moving left", latents=noise, chunk_frames=3, **kw)))
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    with pytest.raises(ValueError, match="overlap"):
+        tiny_pipeline("a red circle", num_frames=33, window_latent_frames=4, overlap_latent_frames=4)
+
+
+def test_fast_path_precomputed_time_embeddings_and_prompt_cache(tiny_pipeline):
+    """SnapGen-V App. F's precomputed time embeddings and the prompt cache change no output."""
+    from edgevid.flow import time_grid
+
+    pipe = tiny_pipeline
+    velocity = pipe.encode_prompt(["a red circle"], "", 3.0)
+    x = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    grid = time_grid(4)
+    plain = [velocity(x, t.expand(1)) for t in grid[:-1]]
+    velocity.precompute_time_embeddings(grid[:-1])
+    assert len(velocity.time_embeddings) == 4
+    for t, ref in zip(grid[:-1], plain):
+        torch.testing.assert_close(velocity(x, t.expand(1)), ref, atol=1e-6, rtol=1e-5)
+    assert velocity._time_embedding(torch.tensor([0.33]), 2) == {}  # off the grid: computed in the net
+    assert velocity._time_embedding(torch.tensor([0.75, 0.5]), 2) == {}  # mixed times: computed in the net
+
+    a = _gen(pipe, seed=1)
+    hits, misses = pipe.prompt_cache.hits, pipe.prompt_cache.misses
+    b = _gen(pipe, seed=1)  # the prompt and CFG's "" come from the cache
+    assert (pipe.prompt_cache.hits, pipe.prompt_cache.misses) == (hits + 2, misses)
+    assert np.array_equal(a, b)

@@ -26,15 +26,34 @@ class GuidedVelocity:
         if self.use_cfg:
             context, context_mask = _stack_contexts(context, context_mask, uncond_context, uncond_mask)
         self.context, self.context_mask = context, context_mask
+        self.time_embeddings: dict[float, Tensor] = {}
+
+    @torch.no_grad()
+    def precompute_time_embeddings(self, timesteps: Tensor) -> None:
+        """The sampler's grid is fixed, so are the network's time embeddings: compute them once
+        (SnapGen-V App. F) and pass them to every step instead of t. Needs `net.time_embedding`."""
+        emb = self.net.time_embedding(timesteps.to(self.context.device))  # (S, D)
+        self.time_embeddings = {float(t): e for t, e in zip(timesteps.tolist(), emb)}
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
         if t.dim() == 0:
             t = t.expand(x.shape[0])  # scalar -> (B,)
+        temb = self._time_embedding(t, 2 * x.shape[0] if self.use_cfg else x.shape[0])
         if not self.use_cfg:
-            return self.net(x, t, self.context, self.context_mask)
-        v = self.net(torch.cat([x, x]), torch.cat([t, t]), self.context, self.context_mask)  # (2B, C, T, H, W)
+            return self.net(x, t, self.context, self.context_mask, **temb)
+        v = self.net(torch.cat([x, x]), torch.cat([t, t]), self.context, self.context_mask, **temb)  # (2B, C, T, H, W)
         v_cond, v_uncond = v.chunk(2)
         return v_uncond + self.guidance_scale * (v_cond - v_uncond)
+
+
+    def _time_embedding(self, t: Tensor, batch: int) -> dict:
+        """{"temb": (batch, D)} when every sample is at one precomputed time, else {} (computed in the net)."""
+        if not self.time_embeddings:
+            return {}
+        key = float(t[0])
+        if key not in self.time_embeddings or not bool((t == t[0]).all()):
+            return {}
+        return {"temb": self.time_embeddings[key].expand(batch, -1)}
 
 
 def _stack_contexts(cond: Tensor, cond_mask: Tensor | None, uncond: Tensor, uncond_mask: Tensor | None):

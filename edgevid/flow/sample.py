@@ -29,3 +29,45 @@ def sample_euler(velocity_fn: VelocityFn, noise: Tensor, timesteps: Tensor,
         if callback is not None:
             callback(i, t_next, x)
     return x
+
+
+@torch.no_grad()
+def sample_euler_with_prefix(velocity_fn: VelocityFn, noise: Tensor, timesteps: Tensor, prefix: Tensor,
+                             callback: StepCallback | None = None) -> Tensor:
+    """Euler integration of a latent clip (B, C, T, H, W) whose first P frames are known: `prefix`
+    (B, C, P, H, W), e.g. the last latents of the previous chunk of a long video.
+
+    Before every step the prefix frames are replaced by their forward-process sample at that
+    time, (1 - t) prefix + t noise (Eq. 1, with the clip's own noise for those frames), so the
+    network sees a consistent x_t and generates the other frames to continue them (temporal
+    inpainting by replacement, as in SDEdit / RePaint). The result starts with `prefix` exactly.
+    """
+    P = prefix.shape[2]
+    if P >= noise.shape[2] or prefix.shape[:2] != noise.shape[:2] or prefix.shape[3:] != noise.shape[3:]:
+        raise ValueError(f"prefix {tuple(prefix.shape)} must be the first frames of a longer clip {tuple(noise.shape)}")
+    x = noise.clone()
+    for i in range(len(timesteps) - 1):
+        t, t_next = timesteps[i], timesteps[i + 1]
+        x[:, :, :P] = (1 - t.item()) * prefix + t.item() * noise[:, :, :P]
+        v = velocity_fn(x, t.to(x.device).expand(x.shape[0]))
+        x = x + (t_next - t).item() * v.to(x.dtype)
+        if callback is not None:
+            callback(i, t_next, x)
+    x[:, :, :P] = prefix
+    return x
+
+
+def chunk_plan(num_latents: int, window: int, overlap: int) -> list[tuple[int, int]]:
+    """Latent-frame ranges [start, end) of chunk-wise generation of a long clip: chunks of `window`
+    frames (the last one may be shorter), each starting with the last `overlap` frames of the one
+    before. window <= 0 or num_latents <= window: one chunk."""
+    if window <= 0 or num_latents <= window:
+        return [(0, num_latents)]
+    if not 0 < overlap < window:
+        raise ValueError(f"overlap must be in [1, window - 1] = [1, {window - 1}], got {overlap}")
+    plan, end = [(0, window)], window
+    while end < num_latents:
+        start = end - overlap
+        end = min(start + window, num_latents)
+        plan.append((start, end))
+    return plan

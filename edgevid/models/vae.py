@@ -20,7 +20,7 @@ on a 2-core CPU, so work per full-resolution pixel is the budget (DESIGN.md).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -65,15 +65,41 @@ class DiagonalGaussian:
 # --------------------------------------------------------------------------------------
 # Building blocks
 # --------------------------------------------------------------------------------------
+class SeparableConv2d(nn.Module):
+    """Depthwise 3x3 then pointwise 1x1 (MobileNet): 9*cin + cin*cout MACs per pixel instead of
+    9*cin*cout. Used by compressed decoders (SnapGen-V App. B)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin)
+        self.pointwise = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+def conv3x3(cin: int, cout: int, separable: bool = False) -> nn.Module:
+    return SeparableConv2d(cin, cout) if separable else nn.Conv2d(cin, cout, 3, padding=1)
+
+
+def last_conv(module: nn.Module) -> nn.Conv2d | nn.Conv3d:
+    """The convolution that produces a (possibly separable / causal) conv module's output."""
+    if isinstance(module, SeparableConv2d):
+        return module.pointwise
+    if isinstance(module, CausalConv3d):
+        return module.pointwise if module.pointwise is not None else module.conv
+    return module
+
+
 class ResBlock2d(nn.Module):
     """GroupNorm-SiLU-Conv3x3 twice, plus a (1x1 if widths differ) skip. Per frame."""
 
-    def __init__(self, cin: int, cout: int, groups: int):
+    def __init__(self, cin: int, cout: int, groups: int, separable: bool = False):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, cin)
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv1 = conv3x3(cin, cout, separable)
         self.norm2 = nn.GroupNorm(groups, cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.conv2 = conv3x3(cout, cout, separable)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -90,23 +116,26 @@ class CausalConv3d(nn.Module):
     gives exactly what it gives processed whole.
     """
 
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int] = (3, 3, 3)):
+    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int] = (3, 3, 3), separable: bool = False):
         super().__init__()
         kt, kh, kw = kernel
         self.kt = kt
-        self.conv = nn.Conv3d(cin, cout, kernel, padding=(0, kh // 2, kw // 2))
+        # separable: depthwise kt x kh x kw, then pointwise 1x1x1 (compressed temporal decoders)
+        self.conv = nn.Conv3d(cin, cin if separable else cout, kernel, padding=(0, kh // 2, kw // 2),
+                              groups=cin if separable else 1)
+        self.pointwise = nn.Conv3d(cin, cout, 1) if separable else None
 
     def forward(self, x: Tensor, cache: ConvCache | None = None) -> Tensor:
         # x: (B, C, T, H, W)
-        if self.kt == 1:
-            return self.conv(x)
-        past = cache.get(self) if cache is not None else None
-        if past is None:
-            past = x[:, :, :1].expand(-1, -1, self.kt - 1, -1, -1)  # (B, C, kt-1, H, W): repeat frame 0
-        x = torch.cat([past, x], dim=2)  # (B, C, kt-1 + T, H, W)
-        if cache is not None:
-            cache[self] = x[:, :, -(self.kt - 1):]
-        return self.conv(x)
+        if self.kt > 1:
+            past = cache.get(self) if cache is not None else None
+            if past is None:
+                past = x[:, :, :1].expand(-1, -1, self.kt - 1, -1, -1)  # (B, C, kt-1, H, W): repeat frame 0
+            x = torch.cat([past, x], dim=2)  # (B, C, kt-1 + T, H, W)
+            if cache is not None:
+                cache[self] = x[:, :, -(self.kt - 1):]
+        x = self.conv(x)
+        return x if self.pointwise is None else self.pointwise(x)
 
 
 def frame_norm(norm: nn.GroupNorm, x: Tensor) -> Tensor:
@@ -119,12 +148,12 @@ def frame_norm(norm: nn.GroupNorm, x: Tensor) -> Tensor:
 class CausalResBlock3d(nn.Module):
     """ResBlock2d with causal 3x3x3 convolutions and per-frame GroupNorm."""
 
-    def __init__(self, channels: int, groups: int):
+    def __init__(self, channels: int, groups: int, separable: bool = False):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, channels)
-        self.conv1 = CausalConv3d(channels, channels)
+        self.conv1 = CausalConv3d(channels, channels, separable=separable)
         self.norm2 = nn.GroupNorm(groups, channels)
-        self.conv2 = CausalConv3d(channels, channels)
+        self.conv2 = CausalConv3d(channels, channels, separable=separable)
 
     def forward(self, x: Tensor, cache: ConvCache | None = None) -> Tensor:
         h = self.conv1(F.silu(frame_norm(self.norm1, x)), cache)
@@ -265,12 +294,14 @@ class TemporalDecoder(nn.Module):
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        ct, g, self.tc = cfg.temporal_channels, cfg.norm_groups, cfg.temporal_compression
-        self.conv_in = CausalConv3d(cfg.latent_channels, ct)
-        self.blocks = nn.ModuleList(CausalResBlock3d(ct, g) for _ in range(cfg.num_res_blocks))
+        ct, g, self.tc = cfg.temporal_decoder_channels or cfg.temporal_channels, cfg.norm_groups, cfg.temporal_compression
+        n, sep = cfg.num_res_blocks if cfg.temporal_decoder_res_blocks < 0 else cfg.temporal_decoder_res_blocks, \
+            cfg.temporal_decoder_separable
+        self.conv_in = CausalConv3d(cfg.latent_channels, ct)  # 8 input channels: separable saves nothing
+        self.blocks = nn.ModuleList(CausalResBlock3d(ct, g, sep) for _ in range(n))
         self.up = nn.Conv3d(ct, ct * self.tc, 1)  # one set of ct channels per output frame
         # Full frame rate: mixes neighbouring frames across group borders (against flicker).
-        self.conv_out = CausalConv3d(ct, cfg.spatial_latent_channels)
+        self.conv_out = CausalConv3d(ct, cfg.spatial_latent_channels, separable=sep)
         self.shortcuts = cfg.residual_shortcuts
 
     def forward(self, z: Tensor, cache: ConvCache | None = None, starts_clip: bool = True) -> Tensor:
@@ -303,12 +334,13 @@ class SpatialDecoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         ch, g = cfg.decoder_channels, cfg.norm_groups  # ch[i]: width at resolution H / 2**(i+1)
+        sep = cfg.decoder_separable or (False,) * len(ch)
         self.conv_in = nn.Conv2d(cfg.spatial_latent_channels, ch[-1], 3, padding=1)
         self.levels = nn.ModuleList()
         for i in range(len(ch) - 1, -1, -1):  # deepest level first
             cout = ch[i - 1] if i > 0 else cfg.in_channels
-            blocks = [ResBlock2d(ch[i], ch[i], g) for _ in range(cfg.decoder_res_blocks[i])]
-            blocks += [nn.SiLU(), nn.Conv2d(ch[i], 4 * cout, 3, padding=1), nn.PixelShuffle(2)]
+            blocks = [ResBlock2d(ch[i], ch[i], g, sep[i]) for _ in range(cfg.decoder_res_blocks[i])]
+            blocks += [nn.SiLU(), conv3x3(ch[i], 4 * cout, sep[i]), nn.PixelShuffle(2)]
             self.levels.append(nn.Sequential(*blocks))
         self.shortcuts = cfg.residual_shortcuts
 
@@ -347,11 +379,11 @@ class VideoVAE(nn.Module):
         fresh VAE is exactly its shortcut path: block-averaged colours through the latent, copied
         back up. Training then learns residuals on a working autoencoder (~15 dB at step 0)."""
         se, te, td, sd = self.spatial_encoder, self.temporal_encoder, self.temporal_decoder, self.spatial_decoder
-        convs = [se.conv_in, se.conv_out, te.conv_in.conv, te.down, td.conv_in.conv, td.up, td.conv_out.conv, sd.conv_in]
+        convs = [se.conv_in, se.conv_out, te.conv_in, te.down, td.conv_in, td.up, td.conv_out, sd.conv_in]
         convs += [layer for level in se.levels for layer in level if isinstance(layer, nn.Conv2d)]
         convs += [level[-2] for level in sd.levels]
-        convs += [m.conv2 for m in self.modules() if isinstance(m, ResBlock2d)]
-        convs += [m.conv2.conv for m in self.modules() if isinstance(m, CausalResBlock3d)]
+        convs += [m.conv2 for m in self.modules() if isinstance(m, (ResBlock2d, CausalResBlock3d))]
+        convs = [last_conv(c) for c in convs]  # zeroing the pointwise half zeroes a separable conv
         for conv in convs:
             conv.weight.zero_()
             conv.bias.zero_()
@@ -416,17 +448,25 @@ class VideoVAE(nn.Module):
         0 = all at once), carrying the causal convolutions' past frames between chunks, so
         the result does not depend on the chunk size; only peak memory does.
         """
-        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
-            raise ValueError(f"expected latents (B, {self.config.latent_channels}, T', H', W'), got {tuple(z.shape)}")
+        return torch.cat(list(self.decode_chunks(z, chunk_frames)), dim=2)  # (B, 3, T, H, W)
+
+    def decode_chunks(self, z: Tensor, chunk_frames: int | None = None) -> Iterator[Tensor]:
+        """Like `decode`, but hands out each chunk's frames as soon as they are decoded (streaming).
+
+        Yields (B, 3, t, H, W): t = 1 + tc*(n-1) frames for the first chunk of n latent frames,
+        tc*n for the later ones. Concatenated along time they equal `decode(z, chunk_frames)`.
+        """
+        self._check_latents(z)
         n = self.config.decode_chunk_frames if chunk_frames is None else chunk_frames
         K = z.shape[2]
         n = K if n <= 0 else n
-        cache: ConvCache = {}
-        frames = []
+        decoder = StreamingDecoder(self)
         for start in range(0, K, n):
-            x = self.temporal_decoder(z[:, :, start:start + n], cache, starts_clip=start == 0)  # (B, Cs, t, h, w)
-            frames.append(self.decode_frames(x))
-        return torch.cat(frames, dim=2)  # (B, 3, T, H, W)
+            yield decoder.push(z[:, :, start:start + n])
+
+    def _check_latents(self, z: Tensor) -> None:
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(f"expected latents (B, {self.config.latent_channels}, T', H', W'), got {tuple(z.shape)}")
 
     def decode_frames(self, x: Tensor) -> Tensor:
         """Spatial decoder alone, frame by frame: (B, Cs, T, h, w) -> (B, 3, T, H, W)."""
@@ -446,6 +486,28 @@ class VideoVAE(nn.Module):
         """Training pass: (reconstruction from a posterior sample, posterior)."""
         posterior = self.encode(video)
         return self.decode(posterior.sample(generator), chunk_frames=0), posterior
+
+
+class StreamingDecoder:
+    """Decodes a latent video that arrives in pieces (raw latents, in order), carrying the causal
+    convolutions' past frames between pieces: pushing z in any split gives the frames of
+    `vae.decode(z)`. Used for streaming and for chunk-wise generated long videos.
+
+        >>> dec = StreamingDecoder(vae)
+        >>> frames = [dec.push(z[:, :, :4]), dec.push(z[:, :, 4:])]   # (B, 3, 13, H, W), (B, 3, 4*(K-4), H, W)
+    """
+
+    def __init__(self, vae: VideoVAE):
+        self.vae = vae
+        self.cache: ConvCache = {}
+        self.started = False
+
+    def push(self, z: Tensor) -> Tensor:
+        """Raw latents (B, C, n, h, w) that follow the ones pushed before -> their frames (B, 3, t, H, W)."""
+        self.vae._check_latents(z)
+        x = self.vae.temporal_decoder(z, self.cache, starts_clip=not self.started)  # (B, Cs, t, h, w)
+        self.started = True
+        return self.vae.decode_frames(x)
 
 
 @torch.no_grad()

@@ -84,3 +84,30 @@ def test_classifier_free_guidance_combines_branches():
     assert v[0].unique().item() == 9.0 and v[1].unique().item() == 21.0
     plain = GuidedVelocity(_FakeNet(), cond, cond_mask, uncond, None, guidance_scale=1.0)(x, torch.tensor(0.5))
     assert plain[0].unique().item() == 3.0  # g = 1: the conditional branch alone
+
+
+def test_sample_euler_with_prefix_keeps_the_prefix_and_is_exact_on_straight_paths():
+    from edgevid.flow.sample import sample_euler_with_prefix
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(2, 3, 6, 4, 4, generator=g), torch.randn(2, 3, 6, 4, 4, generator=g)
+    # the exact velocity of the straight path through x0: x_t = (1 - t) x0 + t eps  =>  v = (x_t - x0) / t
+    velocity = lambda x, t: (x - x0) / t.view(-1, 1, 1, 1, 1)
+    out = sample_euler_with_prefix(velocity, eps, time_grid(4), prefix=x0[:, :, :2])
+    torch.testing.assert_close(out, x0)
+    wrong_prefix = x0[:, :, :2] + 1.0
+    out = sample_euler_with_prefix(velocity, eps, time_grid(4), prefix=wrong_prefix)
+    assert torch.equal(out[:, :, :2], wrong_prefix)  # the prefix is returned as given
+    with pytest.raises(ValueError, match="prefix"):
+        sample_euler_with_prefix(velocity, eps, time_grid(4), prefix=x0)  # nothing left to generate
+
+
+def test_chunk_plan():
+    from edgevid.flow.sample import chunk_plan
+
+    assert chunk_plan(31, 31, 4) == [(0, 31)] and chunk_plan(31, 0, 4) == [(0, 31)]
+    assert chunk_plan(61, 31, 4) == [(0, 31), (27, 58), (54, 61)]
+    assert chunk_plan(10, 4, 1) == [(0, 4), (3, 7), (6, 10)]
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="overlap"):
+            chunk_plan(10, 4, bad)

@@ -1,0 +1,121 @@
+"""VAE decoder compression: distil a smaller, faster decoder from the full one (SnapGen-V §3.2, App. B).
+
+SnapGen-V freezes the VAE encoder, swaps the decoder's convolutions for depthwise-separable
+ones and trains the decoder with a distillation loss. Here a compressed decoder is the same
+`VideoVAE` class with other decoder fields in its config (`config.DECODER_PRESETS`): narrower
+widths, fewer ResBlocks, separable convs in the spatial and temporal decoders. Per step:
+
+    x (B, 3, T, H, W) clip -> z = frozen encoder(x) (+ latent noise) -> teacher decoder(z) = y_T
+                                                                    -> student decoder(z) = y_S
+    loss = decoder_distillation_loss(y_S, y_T, x)
+
+Only the student's temporal and spatial decoders train; the result keeps the teacher's
+encoder and latent normalisation, so it plugs into any pipeline built on that VAE.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from edgevid.config import DECODER_PRESETS, DecoderCompressConfig, config_to_dict
+from edgevid.models.vae import VideoVAE
+from edgevid.models.vae_loss import psnr, temporal_difference_loss
+from edgevid.train.ema import EMA
+from edgevid.train.loop import prepare_run_dir, step_generator, train_loop
+from edgevid.train.vae import random_crop
+
+
+def compressed_vae(teacher: VideoVAE, preset: str | dict) -> VideoVAE:
+    """A VideoVAE with the teacher's encoder (weights copied) and a decoder per `preset`.
+
+    Decoder tensors whose name and shape match the teacher's are copied too (e.g. the first
+    conv when widths agree); the rest start as the residual-shortcut decoder of a fresh VAE.
+    """
+    fields = decoder_fields(preset)
+    student = VideoVAE(dataclasses.replace(teacher.config, **fields))
+    teacher_state = teacher.state_dict()
+    state = student.state_dict()
+    for name, tensor in state.items():
+        if name in teacher_state and teacher_state[name].shape == tensor.shape:
+            tensor.copy_(teacher_state[name])
+    encoder_names = [n for n in state if n.startswith(("spatial_encoder.", "temporal_encoder."))]
+    assert all(torch.equal(state[n], teacher_state[n]) for n in encoder_names), "the encoder must be the teacher's"
+    return student
+
+
+def decoder_fields(preset: str | dict) -> dict:
+    """A DECODER_PRESETS name or a dict of VAEConfig decoder fields -> the dict."""
+    if isinstance(preset, dict):
+        return preset
+    if preset not in DECODER_PRESETS:
+        raise ValueError(f"unknown decoder preset {preset!r}; choose from {sorted(DECODER_PRESETS)}")
+    return DECODER_PRESETS[preset]
+
+
+def decoder_parameters(vae: VideoVAE) -> int:
+    return sum(p.numel() for m in (vae.temporal_decoder, vae.spatial_decoder) for p in m.parameters())
+
+
+def decoder_distillation_loss(student_out: Tensor, teacher_out: Tensor, video: Tensor, cfg: DecoderCompressConfig
+                              ) -> tuple[Tensor, dict[str, float]]:
+    """(loss, logs) for decoded clips (B, 3, T, H, W) in about [-1, 1].
+
+    distill: L1 + MSE to the full decoder's output (the paper's distillation loss); pixel: the
+    same against the source clip (keeps the student from copying the teacher's errors only);
+    temporal: L1 between frame-to-frame differences of student and teacher (against flicker).
+    """
+    distill = (student_out - teacher_out).abs().mean() + (student_out - teacher_out).square().mean()
+    pixel = (student_out - video).abs().mean() + (student_out - video).square().mean()
+    temporal = temporal_difference_loss(student_out, teacher_out)
+    loss = cfg.distill_weight * distill + cfg.pixel_weight * pixel + cfg.temporal_weight * temporal
+    return loss, {"distill": distill.item(), "pixel": pixel.item(), "temporal": temporal.item(),
+                  "psnr_vs_teacher": psnr(student_out.detach(), teacher_out).item(),
+                  "psnr_vs_source": psnr(student_out.detach(), video).item()}
+
+
+def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict, source, cfg: DecoderCompressConfig,
+                     *, data_description: dict | None = None, resume: bool = False, progress: bool = True,
+                     device: str | torch.device = "cpu") -> VideoVAE:
+    """Train (or resume) a compressed decoder for `teacher`; returns the VAE with the EMA decoder."""
+    from edgevid.data import make_batch
+
+    fields = decoder_fields(preset)
+    run_dir = prepare_run_dir(Path(run_dir), {
+        "task": "compress_decoder", "teacher_vae": config_to_dict(teacher.config), "decoder": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
+        "compress": config_to_dict(cfg), "data": data_description or {}}, resume)
+    for frames, height, width in cfg.buckets:  # fail before training on sizes the VAE cannot take
+        teacher.latent_shape(frames, cfg.crop_size or height, cfg.crop_size or width)
+    torch.manual_seed(cfg.seed)
+    teacher = teacher.to(device).eval().requires_grad_(False)
+    student = compressed_vae(teacher, fields).to(device)
+    decoder = nn.ModuleDict({"temporal": student.temporal_decoder, "spatial": student.spatial_decoder})
+    ema = EMA(decoder, cfg.ema_decay)
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+
+    def step_fn(step: int):
+        g = step_generator(cfg.seed, step)
+        bucket = cfg.buckets[int(torch.randint(len(cfg.buckets), (1,), generator=g))]
+        video, _ = make_batch(source, [step * cfg.batch_size + i for i in range(cfg.batch_size)], bucket)
+        if cfg.crop_size:
+            video = random_crop(video, cfg.crop_size, g)
+        video = video.to(device)  # (B, 3, T, H, W) in [-1, 1]
+        with torch.no_grad():
+            z = teacher.normalize(teacher.encode(video).mode())  # (B, C, T', H', W'), about unit variance
+            if cfg.latent_noise:
+                z = z + cfg.latent_noise * torch.randn(z.shape, generator=g).to(device)
+            z = teacher.denormalize(z)
+            target = teacher.decode(z, chunk_frames=0)
+        return decoder_distillation_loss(student.decode(z, chunk_frames=0), target, video, cfg)
+
+    train_loop(run_dir=run_dir, model=decoder, optimizer=optimizer, ema=ema, step_fn=step_fn, total_steps=cfg.steps,
+               base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, lr_schedule=cfg.lr_schedule, grad_clip=cfg.grad_clip,
+               checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, bf16=cfg.bf16, resume=resume,
+               progress=progress, desc="compress decoder")
+    final = compressed_vae(teacher.cpu(), fields)
+    final.temporal_decoder.load_state_dict(ema.model["temporal"].state_dict())
+    final.spatial_decoder.load_state_dict(ema.model["spatial"].state_dict())
+    return final.eval()

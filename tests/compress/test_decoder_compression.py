@@ -1,0 +1,84 @@
+"""Decoder compression (SnapGen-V App. B) on the tiny VAE: shapes, chunking, the loss, a short run."""
+import json
+
+import pytest
+import torch
+
+from conftest import randomize_
+from edgevid.compress.decoder import compress_decoder, compressed_vae, decoder_distillation_loss, decoder_parameters
+from edgevid.config import VAE_PRESETS, DecoderCompressConfig
+from edgevid.models.vae import VideoVAE
+
+
+def _teacher() -> VideoVAE:
+    return randomize_(VideoVAE(VAE_PRESETS["tiny"])).eval()
+
+
+def test_compressed_vae_keeps_the_encoder_and_the_output_geometry():
+    teacher = _teacher()
+    student = compressed_vae(teacher, "tiny-fast").eval()
+    assert decoder_parameters(student) < decoder_parameters(teacher) / 2
+    for (name, a), b in zip(teacher.state_dict().items(), student.state_dict().values()):
+        if name.startswith(("spatial_encoder.", "temporal_encoder.")):
+            assert torch.equal(a, b)
+    video = torch.rand(1, 3, 17, 32, 64) * 2 - 1
+    with torch.no_grad():
+        z = teacher.encode(video).mode()
+        assert torch.equal(z, student.encode(video).mode())
+        out = student.decode(z)
+        assert out.shape == teacher.decode(z).shape == video.shape
+        # chunked decoding (causal caches, separable convs included) equals decoding whole
+        for n in (1, 2):
+            torch.testing.assert_close(student.decode(z, chunk_frames=n), student.decode(z, chunk_frames=0),
+                                       atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown decoder preset"):
+        compressed_vae(teacher, "nope")
+
+
+def test_decoder_distillation_loss_by_hand():
+    cfg = DecoderCompressConfig(distill_weight=1.0, pixel_weight=0.5, temporal_weight=0.0)
+    video = torch.zeros(1, 3, 2, 4, 4)
+    teacher_out = torch.zeros_like(video)
+    student_out = torch.full_like(video, 0.5)
+    loss, logs = decoder_distillation_loss(student_out, teacher_out, video, cfg)
+    # distill = |0.5| + 0.5^2 = 0.75; pixel the same, weighted 0.5
+    assert loss.item() == pytest.approx(0.75 + 0.5 * 0.75)
+    assert logs["temporal"] == 0.0  # a constant offset does not flicker
+    loss, _ = decoder_distillation_loss(teacher_out, teacher_out, video, cfg)
+    assert loss.item() == 0.0
+
+
+def test_a_short_compression_run_moves_the_student_towards_the_teacher(tmp_path):
+    from edgevid.data import ProceduralClips
+
+    teacher = _teacher()
+    cfg = DecoderCompressConfig(steps=30, batch_size=2, lr=3e-3, buckets=((5, 32, 32),), crop_size=0, fps=8,
+                                warmup_steps=2, checkpoint_every=15, log_every=5, ema_decay=0.5, latent_noise=0.0)
+    source = ProceduralClips(split="train", seed=0, fps=8)
+    student = compress_decoder(tmp_path / "run", teacher, "tiny-fast", source, cfg, progress=False)
+    logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor([r["loss"] for r in logs])))
+    assert logs[-1]["psnr_vs_teacher"] > logs[0]["psnr_vs_teacher"] + 1.0
+    assert student.config.decoder_separable == (False, False, True)
+    # the run resumes from its last checkpoint to the same result
+    again = compress_decoder(tmp_path / "run", teacher, "tiny-fast", source, cfg, progress=False, resume=True)
+    for a, b in zip(student.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_cli_compress_decoder_writes_a_working_pipeline(tiny_model_dir, tmp_path, capsys):
+    from edgevid.cli import main
+    from edgevid.pipeline import EdgeVidPipeline
+
+    out = tmp_path / "fast"
+    argv = ["compress", "decoder", "--model", str(tiny_model_dir), "--preset", "tiny-fast", "--steps", "4",
+            "--batch-size", "1", "--buckets", "5x32x32", "--crop-size", "0", "--run-dir", str(tmp_path / "run"),
+            "--no-progress", "--threads", "1"]
+    assert main([*argv, "--output", str(out)]) == 0
+    assert "compressed the decoder" in capsys.readouterr().out
+    pipe = EdgeVidPipeline.from_pretrained(out)
+    assert pipe.vae.config.temporal_decoder_separable
+    frames = pipe("a red circle", generator=torch.Generator().manual_seed(0)).frames
+    assert frames.shape == (1, 5, 32, 32, 3)
+    assert main([*argv[:5], "nope", *argv[6:-3], "--run-dir", str(tmp_path / "r2")]) == 1
+    assert "unknown decoder preset" in capsys.readouterr().err and not (tmp_path / "r2").exists()

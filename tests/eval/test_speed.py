@@ -1,0 +1,43 @@
+"""`edgevid bench --quick` on a tiny model: every figure is present, measured and consistent."""
+import json
+
+import pytest
+import torch
+
+from edgevid.cli import main
+from edgevid.eval.speed import matmul_peak_gflops
+
+
+def test_bench_quick_measures_every_path(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--model", str(tiny_model_dir), "--teacher", str(tiny_model_dir),
+                 "--threads", "1", "--output", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| default |" in table and "| teacher |" in table and "| diffusers_peer |" in table
+    r = json.loads(out.read_text())
+    s = r["settings"]
+    assert (s["num_frames"], s["height"], s["width"], s["threads"]) == (5, 16, 16, 1)
+    d, t, p = r["paths"]["default"], r["paths"]["teacher"], r["paths"]["diffusers_peer"]
+    for row in (d, t, p):
+        assert all(row[k] > 0 for k in ("text_s", "denoise_s", "decode_s", "write_s"))
+        assert row["total_s"] == pytest.approx(row["text_s"] + row["denoise_s"] + row["decode_s"] + row["write_s"],
+                                               rel=0.2)  # medians of each stage vs median of the sums
+        assert row["speedup_of_default"] == pytest.approx(row["total_s"] / d["total_s"])
+    assert t["steps"] == 25 and t["guidance"] == 5.0 and p["steps"] == 25 and p["unet_params_m"] > 0
+    assert d["real_time_factor"] == pytest.approx(d["total_s"] / s["video_seconds"])
+    assert 0 < d["time_to_first_frame_s"] and d["peak_rss_mb"] > 100 and d["cold_cli_s"] > 0.5
+    assert d["denoiser_gflop_per_step"] > 0 and d["denoiser_gflops_achieved"] == pytest.approx(
+        d["denoiser_gflop_per_step"] * d["steps"] / d["denoise_s"])
+    assert r["peaks"]["matmul_fp32_gflops"] > 0 and r["peaks"]["matmul_bf16_gflops"] > 0
+
+
+def test_bench_bad_input(tmp_path, capsys):
+    assert main(["bench", "--output", str(tmp_path / "x.txt")]) == 1
+    assert ".json" in capsys.readouterr().err
+    assert main(["bench", "--repeats", "0"]) == 1
+    assert "repeats" in capsys.readouterr().err
+
+
+def test_matmul_peak_is_a_rate():
+    torch.set_num_threads(1)
+    assert 0.1 < matmul_peak_gflops(torch.float32, n=256, min_seconds=0.05) < 10_000

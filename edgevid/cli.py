@@ -74,8 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "or an earlier first frame with --stream (default: the model's; 0 = all at once)")
     g.add_argument("--overlap", type=int, help="latent frames shared by consecutive chunks (default: the model's, 4)")
     g.add_argument("--stream", action="store_true",
-                   help="decode and write the MP4 chunk by chunk while the rest is still decoding "
-                        "(same frames as without it; prints the time to the first frame)")
+                   help="write the MP4 chunk by chunk while the rest is still being generated and decoded: the "
+                        "first --first-window latents are denoised alone and written first, the rest continues "
+                        "them; prints the time to the first frame")
+    g.add_argument("--encoder-preset", default=None, metavar="PRESET",
+                   help="x264 preset of the MP4: ultrafast (default, fastest to write) ... medium (files about half "
+                        "the size) ... veryslow")
+    g.add_argument("--first-window", type=int,
+                   help="latent frames denoised alone first (n latents = 1 + 4(n-1) frames; default: the model's, 2, "
+                        "with --stream, 0 without). The same value with and without --stream gives the same video")
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="train a model (vae | t2v)")
@@ -180,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's)")
     e.add_argument("--shift", type=float, help="timestep shift of the sampling grid (default: the model's)")
     e.add_argument("--seed", type=int, default=0, help="video i uses seed SEED + i")
+    e.add_argument("--first-window", type=int, default=0,
+                   help="latent frames denoised alone first, as `generate --stream` does (default 0 = off)")
+    e.add_argument("--window", type=int, help="chunk-wise generation: latent frames per chunk (default: the model's)")
+    e.add_argument("--overlap", type=int, help="latent frames shared by consecutive chunks (default: the model's)")
     e.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=cmd_eval)
@@ -227,6 +238,11 @@ def cmd_generate(args) -> None:
         raise CLIError(f"prompt must be text with at least one letter or digit, got {args.prompt!r}")
     if args.stream and out.suffix.lower() != ".mp4":
         raise CLIError(f"--stream writes MP4 files, got {out.name!r}")
+    from edgevid.io.video import DEFAULT_X264_PRESET, X264_PRESETS
+
+    preset = args.encoder_preset or DEFAULT_X264_PRESET
+    if preset not in X264_PRESETS:
+        raise CLIError(f"--encoder-preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
     for name in ("num_frames", "height", "width", "fps", "steps", "threads"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -243,9 +259,13 @@ def cmd_generate(args) -> None:
               guidance_scale=args.guidance, negative_prompt=args.negative_prompt, shift=args.shift,
               generator=torch.Generator().manual_seed(args.seed), window_latent_frames=args.window,
               overlap_latent_frames=args.overlap)
+    if args.first_window is not None:
+        if args.first_window < 0:
+            raise CLIError(f"--first-window must be >= 0, got {args.first_window}")
+        kw["first_window_latent_frames"] = args.first_window
     t_load = time.perf_counter()
     if args.stream:
-        n, h, w, t_first = _generate_streaming(pipe, args.prompt, out, fps, kw)
+        n, h, w, t_first = _generate_streaming(pipe, args.prompt, out, fps, kw, preset)
         t_end = time.perf_counter()
         timing = f"load {t_load - t0:.1f} s, first frame after {t_first - t_load:.2f} s, " \
                  f"generate and write {t_end - t_load:.1f} s"
@@ -253,7 +273,7 @@ def cmd_generate(args) -> None:
         result = pipe(args.prompt, **kw)
         t_gen = time.perf_counter()
         frames = frames_to_uint8(result.frames[0])  # (T, H, W, 3)
-        export(frames, out, fps=fps)
+        export(frames, out, fps=fps, preset=preset)
         t_end = time.perf_counter()
         n, h, w = frames.shape[:3]
         timing = f"load {t_load - t0:.1f} s, generate {t_gen - t_load:.1f} s, write {t_end - t_gen:.1f} s"
@@ -261,13 +281,14 @@ def cmd_generate(args) -> None:
         print(f"wrote {out} ({n} frames, {w}x{h}, {fps} fps, {n / fps:.1f} s) in {t_end - t0:.1f} s [{timing}]")
 
 
-def _generate_streaming(pipe, prompt: str, out: Path, fps: int, kw: dict) -> tuple[int, int, int, float]:
+def _generate_streaming(pipe, prompt: str, out: Path, fps: int, kw: dict, preset: str
+                        ) -> tuple[int, int, int, float]:
     """pipe.stream -> StreamingVideoWriter; returns (frames, height, width, perf_counter at the first frame)."""
     from edgevid.io.video import StreamingVideoWriter
     from edgevid.pipeline import frames_to_uint8
 
     t_first = None
-    with StreamingVideoWriter(out, fps=fps) as writer:
+    with StreamingVideoWriter(out, fps=fps, preset=preset) as writer:
         for frames in pipe.stream(prompt, **kw):  # (t, H, W, 3) float in [0, 1]
             if t_first is None:
                 t_first = time.perf_counter()
@@ -576,7 +597,8 @@ def cmd_eval(args) -> None:
     t0 = time.perf_counter()
     result, videos = evaluate(pipe, limit=args.limit, num_frames=args.num_frames, height=args.height,
                               width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, shift=args.shift,
-                              seed=args.seed, progress=not args.no_progress)
+                              seed=args.seed, progress=not args.no_progress, first_window_latent_frames=args.first_window,
+                              window_latent_frames=args.window, overlap_latent_frames=args.overlap)
     result["settings"]["model"] = str(args.model or "default")
     result["settings"]["wall_s"] = round(time.perf_counter() - t0, 1)
     write_report(result, videos, report)  # first: the JSON, the main output, appears only if all succeeded

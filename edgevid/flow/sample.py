@@ -57,17 +57,28 @@ def sample_euler_with_prefix(velocity_fn: VelocityFn, noise: Tensor, timesteps: 
     return x
 
 
-def chunk_plan(num_latents: int, window: int, overlap: int) -> list[tuple[int, int]]:
+def chunk_plan(num_latents: int, window: int, overlap: int, first: int = 0) -> list[tuple[int, int]]:
     """Latent-frame ranges [start, end) of chunk-wise generation of a long clip: chunks of `window`
     frames (the last one may be shorter), each starting with the last `overlap` frames of the one
-    before. window <= 0 or num_latents <= window: one chunk."""
-    if window <= 0 or num_latents <= window:
+    before. window <= 0 or num_latents <= window: one chunk.
+
+    `first` > 0 makes the first chunk only that long (a short first chunk is denoised quickly, so
+    streaming can show frames early); the next chunk then starts at max(0, first - overlap), i.e.
+    it continues the whole first chunk when first <= overlap, and runs to `window` (or the end)."""
+    if first < 0:
+        raise ValueError(f"first must be >= 0, got {first}")
+    unbounded = window <= 0
+    if (unbounded or num_latents <= window) and not 0 < first < num_latents:
         return [(0, num_latents)]
-    if not 0 < overlap < window:
+    if not unbounded and not 0 < overlap < window:
         raise ValueError(f"overlap must be in [1, window - 1] = [1, {window - 1}], got {overlap}")
-    plan, end = [(0, window)], window
+    if overlap < 1:
+        raise ValueError(f"overlap must be >= 1, got {overlap}")
+    span = num_latents if unbounded else window
+    end = first if 0 < first < min(span, num_latents) else min(span, num_latents)
+    plan = [(0, end)]
     while end < num_latents:
-        start = end - overlap
-        end = min(start + window, num_latents)
+        start = max(0, end - overlap)
+        end = min(start + span, num_latents)
         plan.append((start, end))
     return plan

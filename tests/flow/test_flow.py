@@ -111,3 +111,17 @@ def test_chunk_plan():
     for bad in (0, 4):
         with pytest.raises(ValueError, match="overlap"):
             chunk_plan(10, 4, bad)
+
+
+def test_chunk_plan_with_a_short_first_chunk():
+    from edgevid.flow.sample import chunk_plan
+
+    # first <= overlap: the second chunk continues the whole first one, up to the window
+    assert chunk_plan(31, 31, 4, first=2) == [(0, 2), (0, 31)]
+    assert chunk_plan(13, 0, 4, first=2) == [(0, 2), (0, 13)]  # no window limit
+    assert chunk_plan(61, 31, 4, first=2) == [(0, 2), (0, 31), (27, 58), (54, 61)]
+    assert chunk_plan(31, 31, 4, first=6) == [(0, 6), (2, 31)]  # first > overlap: the last 4 are the prefix
+    # a first chunk as long as the clip or the window is no short first chunk
+    assert chunk_plan(13, 0, 4, first=13) == [(0, 13)] and chunk_plan(31, 31, 4, first=31) == [(0, 31)]
+    with pytest.raises(ValueError, match="first"):
+        chunk_plan(31, 31, 4, first=-1)

@@ -7,9 +7,10 @@ under each candidate and checks its output against PyTorch eager fp32 (the refer
     decoder  the spatial decoder on the 121 frames of the temporal decoder's output (the
              per-frame 2D part is > 90 % of decoding)
 
-Candidates: eager fp32; channels_last weights; bf16 autocast; torch.compile (inductor; slow
-to compile, so only with --compile); ONNX Runtime on the CPU provider after a
-torch.onnx dynamo export (--onnx; needs `pip install onnxruntime onnx onnxscript`).
+Candidates: eager fp32 (also on 1 thread, to check the thread setting); channels_last weights;
+bf16 autocast; torch.compile (inductor; slow to compile, so only with --compile); ONNX Runtime
+on the CPU provider after a torch.onnx dynamo export (--onnx; needs `pip install onnxruntime
+onnx onnxscript`).
 
     .venv/bin/python benchmarks/fast_path.py --threads 2 --repeats 5 --onnx --compile \\
         --output runs/eval/fast_path.json
@@ -78,6 +79,14 @@ def onnx_session(module: nn.Module, inputs: tuple, dynamic_shapes, path: Path, t
 def candidates(module: nn.Module, inputs: tuple, dynamic_shapes, args, tmp: Path, name: str) -> dict:
     """name -> (callable, setup seconds) for every backend asked for."""
     out = {"eager_fp32": (lambda: module(*inputs), 0.0)}
+    if args.threads > 1:  # thread setting: is the second core worth it?
+        def one_thread():
+            torch.set_num_threads(1)
+            try:
+                return module(*inputs)
+            finally:
+                torch.set_num_threads(args.threads)
+        out["eager_fp32_1_thread"] = (one_thread, 0.0)
     cl = _channels_last_copy(module)
     out["channels_last"] = (lambda: cl(*inputs), 0.0)
 

@@ -181,6 +181,7 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
               num_frames: int | None = None, height: int | None = None, width: int | None = None,
               repeats: int = 3, threads: int | None = None, cold: bool = True, log=print) -> dict:
     """All measurements of `edgevid bench` in one process (plus one subprocess for the cold CLI)."""
+    from edgevid.io.video import DEFAULT_X264_PRESET
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
     threads = threads or os.cpu_count() or 1
@@ -193,7 +194,7 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
     video_s = T / d.fps
     result = {"settings": {"model": model, "num_frames": T, "height": H, "width": W, "fps": d.fps,
                            "video_seconds": video_s, "threads": threads, "repeats": repeats,
-                           "torch": torch.__version__, "cpu": _cpu_name()},
+                           "torch": torch.__version__, "cpu": _cpu_name(), "x264_preset": DEFAULT_X264_PRESET},
               "peaks": {"matmul_fp32_gflops": matmul_peak_gflops(torch.float32),
                         "matmul_bf16_gflops": matmul_peak_gflops(torch.bfloat16)}}
     log(f"matmul peak: fp32 {result['peaks']['matmul_fp32_gflops']:.0f} GFLOP/s, "
@@ -219,6 +220,7 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
         row["real_time_factor"] = row["total_s"] / video_s
         ttffs = [time_to_first_frame(pipe, T, H, W, d.num_inference_steps, d.guidance_scale) for _ in range(repeats)]
         row["time_to_first_frame_s"] = statistics.median(ttffs)
+        row["stream_first_latent_frames"] = d.stream_first_latent_frames  # the short first window of stream()
         row["peak_rss_mb"] = peak_rss_mb()  # before any other path is loaded
         row["fraction_of_fp32_peak"] = row["denoiser_gflops_achieved"] / result["peaks"]["matmul_fp32_gflops"]
         row["fraction_of_bf16_peak"] = row["denoiser_gflops_achieved"] / result["peaks"]["matmul_bf16_gflops"]

@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default="default")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--first-windows", default="0,1,2,3", help="comma-separated first windows to time")
+    p.add_argument("--first-windows", default="0,1,2,3", help="comma-separated first windows to time (\"\" = skip timing)")
     p.add_argument("--seam-specs", type=int, default=50, help="ShapesBench specs for the seam measure (0 = skip)")
     p.add_argument("--seam-first-window", type=int, default=2)
     p.add_argument("--window", type=int, default=6, help="window for the long-video seam check (latent frames)")
@@ -84,7 +84,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
     result = {"settings": {**vars(args), "output": str(args.output) if args.output else None}, "ttff": {}, "seams": {}}
-    for first in (int(f) for f in args.first_windows.split(",")):
+    for first in (int(f) for f in args.first_windows.split(",") if f.strip()):
         ttff, total = stream_times(pipe, first, args.repeats)
         result["ttff"][first] = {"time_to_first_frame_s": ttff, "stream_total_s": total}
         print(f"first window {first}: first frame after {ttff:.2f} s, all 121 frames after {total:.2f} s", flush=True)

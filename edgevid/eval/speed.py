@@ -11,6 +11,7 @@ generate the same prompt at the same size in one process:
 """
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
@@ -112,6 +113,38 @@ def cold_cli_seconds(model: str, out: Path, extra: list[str], threads: int) -> f
     if proc.returncode != 0 or not out.is_file():
         raise RuntimeError(f"cold CLI run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     return dt
+
+
+_COLD_START_SCRIPT = """
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import edgevid.cli, edgevid.pipeline
+t2 = time.perf_counter()
+torch.set_num_threads(int(sys.argv[2]))
+pipe = edgevid.pipeline.EdgeVidPipeline.from_pretrained(edgevid.pipeline.resolve_model_dir(sys.argv[1]))
+t3 = time.perf_counter()
+pipe.prompt_cache.encode(["a red circle"])
+t4 = time.perf_counter()
+print(json.dumps({"import_torch_s": t1 - t0, "import_edgevid_s": t2 - t1, "load_pipeline_s": t3 - t2,
+                  "first_text_encoding_s": t4 - t3}))
+"""
+
+
+def cold_start_breakdown(model: str, threads: int) -> dict:
+    """Where a fresh process's start-up goes: `import torch`, importing edgevid's CLI and pipeline,
+    loading the pipeline (safetensors + text encoder), the first prompt encoding; plus the bare
+    interpreter start (`python -c pass`)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True, env=env)
+    interpreter_s = time.perf_counter() - t0
+    proc = subprocess.run([sys.executable, "-c", _COLD_START_SCRIPT, model, str(threads)], capture_output=True,
+                          text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold-start breakdown failed: {proc.stderr.strip()[-500:]}")
+    return {"interpreter_s": interpreter_s, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
 # ---------------------------------------------------------------------------------- diffusers peer
@@ -228,6 +261,8 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
             extra = ["--num-frames", str(T), "--height", str(H), "--width", str(W)]
             colds = [cold_cli_seconds(model, tmp / f"cold{i}.mp4", extra, threads) for i in range(repeats)]
             row["cold_cli_s"] = statistics.median(colds)
+            row["cold_cli_s_all"] = [round(c, 3) for c in colds]
+            row["cold_start"] = cold_start_breakdown(model, threads)
             log(f"cold CLI (fresh process, import to written file): {row['cold_cli_s']:.2f} s")
         if teacher:
             tpipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(teacher))
@@ -285,4 +320,9 @@ def format_table(result: dict) -> str:
               f"({result['peaks']['matmul_bf16_gflops']:.0f})"]
     if "cold_cli_s" in d:
         lines.append(f"cold CLI, import to written file: {d['cold_cli_s']:.2f} s")
+    if "cold_start" in d:
+        c = d["cold_start"]
+        lines.append(f"  of which start-up: interpreter {c['interpreter_s']:.2f} s, import torch {c['import_torch_s']:.2f} s, "
+                     f"import edgevid {c['import_edgevid_s']:.2f} s, load pipeline {c['load_pipeline_s']:.2f} s, "
+                     f"first text encoding {c['first_text_encoding_s']:.2f} s")
     return "\n".join(lines)

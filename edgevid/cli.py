@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latent frames denoised alone first, as `generate --stream` does (default 0 = off)")
     e.add_argument("--window", type=int, help="chunk-wise generation: latent frames per chunk (default: the model's)")
     e.add_argument("--overlap", type=int, help="latent frames shared by consecutive chunks (default: the model's)")
+    e.add_argument("--continuation", choices=("noise", "hold"),
+                   help="how a continuing chunk's new frames start (default: the model's)")
     e.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=cmd_eval)
@@ -591,9 +593,11 @@ def cmd_eval(args) -> None:
 
     from edgevid.eval.shapesbench.run import evaluate, write_report
     from edgevid.io.atomic import atomic_write_text
-    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+    from edgevid.pipeline import EdgeVidPipeline, replace_defaults, resolve_model_dir
 
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+    if args.continuation:
+        pipe = replace_defaults(pipe, continuation_start=args.continuation)
     t0 = time.perf_counter()
     result, videos = evaluate(pipe, limit=args.limit, num_frames=args.num_frames, height=args.height,
                               width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, shift=args.shift,

@@ -51,8 +51,13 @@ class GenerationDefaults:
     # frames) and shows it while the rest is generated as its continuation: time to first frame.
     # 0 = no short first chunk. __call__ uses none unless asked (first_window_latent_frames=).
     stream_first_latent_frames: int = 2
+    # How a continuing chunk's new frames start (flow.sample.sample_euler_with_prefix): "noise"
+    # (plain sampler) or "hold" (one step later, from the held last known latent: fewer seams).
+    continuation_start: str = "noise"
 
     def __post_init__(self):
+        if self.continuation_start not in ("noise", "hold"):
+            raise ValueError(f"continuation_start must be 'noise' or 'hold', got {self.continuation_start!r}")
         if self.stream_first_latent_frames < 0:
             raise ValueError(f"stream_first_latent_frames must be >= 0, got {self.stream_first_latent_frames}")
         if self.window_latent_frames < 0 or self.overlap_latent_frames < 1 or (
@@ -317,7 +322,8 @@ class EdgeVidPipeline:
         callback = on_step if callback_on_step_end else None
         if prefix is None:
             return sample_euler(velocity, latents, timesteps, callback=callback)
-        return sample_euler_with_prefix(velocity, latents, timesteps, prefix, callback=callback)
+        return sample_euler_with_prefix(velocity, latents, timesteps, prefix, callback=callback,
+                                        start=self.defaults.continuation_start)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """4. Latents -> float32 frames (B, T, 3, H, W) in [0, 1] on the CPU."""

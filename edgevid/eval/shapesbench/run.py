@@ -64,6 +64,7 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
                 "guidance_scale": pipe.defaults.guidance_scale if guidance_scale is None else guidance_scale,
                 "shift": pipe.defaults.shift if shift is None else shift,
                 "first_window_latent_frames": first_window_latent_frames,
+                "continuation_start": pipe.defaults.continuation_start,
                 "window_latent_frames": pipe.defaults.window_latent_frames if window_latent_frames is None
                 else window_latent_frames,
                 "overlap_latent_frames": pipe.defaults.overlap_latent_frames if overlap_latent_frames is None

@@ -130,7 +130,7 @@ class EdgeVidPipeline:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         save_component(self.vae, self.vae.config, path / "vae")
-        save_component(self.unet, self.unet.config, path / "unet")
+        save_component(getattr(self.unet, "eager", self.unet), self.unet.config, path / "unet")  # never a compiled wrapper
         save_text_encoder(self.text_encoder, path / "text_encoder")
         index = {"_class_name": type(self).__name__, "_edgevid_version": _version(),
                  "vae": ["edgevid", type(self.vae).__name__], "unet": ["edgevid", type(self.unet).__name__],

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="x264 preset of the MP4: ultrafast (default, fastest to write) ... medium (files about half "
                         "the size) ... veryslow")
     g.add_argument("--first-window", type=int,
-                   help="latent frames denoised alone first (n latents = 1 + 4(n-1) frames; default: the model's, 2, "
+                   help="latent frames denoised alone first (n latents = 1 + 4(n-1) frames; default: the model's, 1, "
                         "with --stream, 0 without). The same value with and without --stream gives the same video")
     g.set_defaults(func=cmd_generate)
 

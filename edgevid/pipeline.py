@@ -48,12 +48,14 @@ class GenerationDefaults:
     window_latent_frames: int = 0
     overlap_latent_frames: int = 4
     # stream() denoises a first chunk of only this many latent frames (1 + 4 * (n - 1) video
-    # frames) and shows it while the rest is generated as its continuation: time to first frame.
-    # 0 = no short first chunk. __call__ uses none unless asked (first_window_latent_frames=).
-    stream_first_latent_frames: int = 2
+    # frames; 1 = the first frame alone, an image) and shows it while the rest is generated as
+    # its continuation: time to first frame. 0 = no short first chunk. __call__ uses none unless
+    # asked (first_window_latent_frames=). docs/REALTIME.md has the measurements behind 1.
+    stream_first_latent_frames: int = 1
     # How a continuing chunk's new frames start (flow.sample.sample_euler_with_prefix): "noise"
-    # (plain sampler) or "hold" (one step later, from the held last known latent: fewer seams).
-    continuation_start: str = "noise"
+    # (the plain sampler) or "hold" (one step later, from the held last known latent). "hold"
+    # halves the jump at chunk borders at equal ShapesBench adherence (docs/REALTIME.md).
+    continuation_start: str = "hold"
 
     def __post_init__(self):
         if self.continuation_start not in ("noise", "hold"):
@@ -221,7 +223,7 @@ class EdgeVidPipeline:
         concatenated: each item is float32 (t, H, W, 3) in [0, 1]. Up to `chunk_frames` latent
         frames are decoded per item (default: the VAE's decode_chunk_frames); the first latent
         is one frame, each later one 4. The first `first_window_latent_frames` latents (default:
-        the model's stream_first_latent_frames, 2 = 5 frames; 0 = off) are denoised alone and
+        the model's stream_first_latent_frames, 1 = the first frame; 0 = off) are denoised alone and
         shown first, so the first frames come after a fraction of the denoising (time to first
         frame); the rest of the clip is generated as their continuation. Pass the same value to
         `__call__` to get the same frames there.

@@ -36,10 +36,10 @@ def test_generate_stream_writes_the_same_video(tiny_model_dir, tmp_path, capsys)
     assert main(["generate", "a red circle", "-o", str(tmp_path / "c.gif"), "--stream", "--model",
                  str(tiny_model_dir)]) == 1
     assert "--stream writes MP4" in capsys.readouterr().err and not (tmp_path / "c.gif").exists()
-    # --stream's default short first window (2 latents) is a different sampling; the same flag
+    # --stream's default short first window (1 latent) is a different sampling; the same flag
     # without --stream reproduces it.
     assert main(["generate", argv[0], "-o", str(tmp_path / "d.mp4"), *argv[1:], "--stream"]) == 0
-    assert main(["generate", argv[0], "-o", str(tmp_path / "e.mp4"), *argv[1:], "--first-window", "2"]) == 0
+    assert main(["generate", argv[0], "-o", str(tmp_path / "e.mp4"), *argv[1:], "--first-window", "1"]) == 0
     d, _ = read_video(tmp_path / "d.mp4")
     e, _ = read_video(tmp_path / "e.mp4")
     assert d.shape == (17, 32, 32, 3) and (d == e).all() and not (d == a).all()

@@ -138,23 +138,36 @@ def test_stream_yields_the_same_frames_as_the_call(tiny_pipeline, chunk_frames):
     np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
 
 
-def test_stream_shows_a_short_first_chunk_first(tiny_pipeline):
-    """By default stream() denoises the first 2 latents (5 frames) alone and hands them out first;
-    the rest continues them. __call__ with the same first window gives the same frames."""
-    assert tiny_pipeline.defaults.stream_first_latent_frames == 2
+@pytest.mark.parametrize("first", [1, 2])
+def test_stream_shows_a_short_first_chunk_first(tiny_pipeline, first):
+    """By default stream() denoises the first latent (frame 0) alone and hands it out first; the
+    rest continues it. __call__ with the same first window gives the same frames."""
+    assert tiny_pipeline.defaults.stream_first_latent_frames == 1
+    assert tiny_pipeline.defaults.continuation_start == "hold"
     kw = dict(num_frames=17, height=32, width=32)  # 5 latent frames
     noise = torch.randn(1, 4, 5, 4, 4, generator=torch.Generator().manual_seed(6))
-    chunks = list(tiny_pipeline.stream("a red circle moving left", latents=noise, **kw))
-    assert chunks[0].shape == (5, 32, 32, 3)  # the first chunk's 2 latents, before the rest is denoised
-    short = tiny_pipeline("a red circle moving left", latents=noise[:, :, :2].clone(), num_frames=5, height=32,
+    chunks = list(tiny_pipeline.stream("a red circle moving left", latents=noise, first_window_latent_frames=first,
+                                       **kw))
+    n = 1 + 4 * (first - 1)
+    assert chunks[0].shape == (n, 32, 32, 3)  # the first chunk's frames, before the rest is denoised
+    short = tiny_pipeline("a red circle moving left", latents=noise[:, :, :first].clone(), num_frames=n, height=32,
                           width=32).frames[0]
-    np.testing.assert_allclose(chunks[0], short, atol=1e-5)  # it is the plain 2-latent clip
-    whole = tiny_pipeline("a red circle moving left", latents=noise, first_window_latent_frames=2, **kw).frames[0]
+    np.testing.assert_allclose(chunks[0], short, atol=1e-5)  # it is the plain short clip
+    whole = tiny_pipeline("a red circle moving left", latents=noise, first_window_latent_frames=first, **kw).frames[0]
     np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
     plain = tiny_pipeline("a red circle moving left", latents=noise, **kw).frames[0]
     assert not np.allclose(whole, plain)  # the first window changed the sampling of the rest
     with pytest.raises(ValueError, match="first_window_latent_frames"):
         tiny_pipeline("a red circle", first_window_latent_frames=-1, **kw)
+
+
+def test_generation_defaults_check_the_streaming_fields():
+    from edgevid.pipeline import GenerationDefaults
+
+    with pytest.raises(ValueError, match="continuation_start"):
+        GenerationDefaults(continuation_start="zeros")
+    with pytest.raises(ValueError, match="stream_first_latent_frames"):
+        GenerationDefaults(stream_first_latent_frames=-1)
 
 
 def test_stream_is_lazy_and_checks_its_input(tiny_pipeline):

@@ -28,7 +28,7 @@ def test_generate_stream_writes_the_same_video(tiny_model_dir, tmp_path, capsys)
     argv = ["a red circle moving left", "--model", str(tiny_model_dir), "--num-frames", "17", "--height", "32",
             "--width", "32", "--steps", "2", "--seed", "4"]
     assert main(["generate", argv[0], "-o", str(tmp_path / "a.mp4"), *argv[1:]]) == 0
-    assert main(["generate", argv[0], "-o", str(tmp_path / "b.mp4"), *argv[1:], "--stream"]) == 0
+    assert main(["generate", argv[0], "-o", str(tmp_path / "b.mp4"), *argv[1:], "--stream", "--first-window", "0"]) == 0
     assert "first frame after" in capsys.readouterr().out
     a, _ = read_video(tmp_path / "a.mp4")
     b, _ = read_video(tmp_path / "b.mp4")
@@ -36,6 +36,13 @@ def test_generate_stream_writes_the_same_video(tiny_model_dir, tmp_path, capsys)
     assert main(["generate", "a red circle", "-o", str(tmp_path / "c.gif"), "--stream", "--model",
                  str(tiny_model_dir)]) == 1
     assert "--stream writes MP4" in capsys.readouterr().err and not (tmp_path / "c.gif").exists()
+    # --stream's default short first window (1 latent) is a different sampling; the same flag
+    # without --stream reproduces it.
+    assert main(["generate", argv[0], "-o", str(tmp_path / "d.mp4"), *argv[1:], "--stream"]) == 0
+    assert main(["generate", argv[0], "-o", str(tmp_path / "e.mp4"), *argv[1:], "--first-window", "1"]) == 0
+    d, _ = read_video(tmp_path / "d.mp4")
+    e, _ = read_video(tmp_path / "e.mp4")
+    assert d.shape == (17, 32, 32, 3) and (d == e).all() and not (d == a).all()
 
 
 def test_generate_long_video_in_chunks(tiny_model_dir, tmp_path, capsys):
@@ -44,7 +51,7 @@ def test_generate_long_video_in_chunks(tiny_model_dir, tmp_path, capsys):
     argv = ["a red circle moving left", "--model", str(tiny_model_dir), "--num-frames", "33", "--height", "32",
             "--width", "32", "--steps", "2", "--window", "4", "--overlap", "2"]
     assert main(["generate", argv[0], "-o", str(tmp_path / "a.mp4"), *argv[1:]]) == 0
-    assert main(["generate", argv[0], "-o", str(tmp_path / "b.mp4"), *argv[1:], "--stream"]) == 0
+    assert main(["generate", argv[0], "-o", str(tmp_path / "b.mp4"), *argv[1:], "--stream", "--first-window", "0"]) == 0
     a, _ = read_video(tmp_path / "a.mp4")
     b, _ = read_video(tmp_path / "b.mp4")
     assert a.shape == (33, 32, 32, 3) and (a == b).all()
@@ -177,3 +184,10 @@ def test_distill_then_generate_with_the_student(tiny_model_dir, tmp_path, capsys
     assert main(["distill", "--teacher", str(tiny_model_dir), "--adv-weight", "0", "--recon-weight", "0",
                  "--run-dir", str(tmp_path / "r3")]) == 1
     assert "weight" in capsys.readouterr().err
+
+
+def test_generate_rejects_an_unknown_encoder_preset(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "x.mp4"
+    assert main(["generate", "a red circle", "-o", str(out), "--model", str(tiny_model_dir), "--encoder-preset",
+                 "warp-speed"]) == 1
+    assert "--encoder-preset" in capsys.readouterr().err and not out.exists()

@@ -28,13 +28,21 @@ def test_shipped_model_loads_and_generates_a_short_clip(name, steps, guidance):
     assert np.abs(red - blue).mean() > 0.01  # the prompt reaches the frames
 
 
-def test_default_is_the_teachers_student():
-    """The student shares the teacher's VAE and architecture, and its weights moved away from the teacher's."""
+def test_default_is_the_teachers_student_with_a_compressed_decoder():
+    """The student shares the teacher's architecture and VAE encoder (so the same latent space),
+    its weights moved away from the teacher's, and it decodes with the compressed decoder
+    (`edgevid compress decoder --preset fast`), much smaller than the teacher's full one."""
+    from edgevid.compress.decoder import decoder_parameters
+
     student = EdgeVidPipeline.from_pretrained(resolve_model_dir("default"))
     teacher = EdgeVidPipeline.from_pretrained(resolve_model_dir("teacher"))
     assert student.unet.config == teacher.unet.config
-    for a, b in zip(student.vae.state_dict().values(), teacher.vae.state_dict().values()):
-        assert torch.equal(a, b)
+    s_vae, t_vae = student.vae.state_dict(), teacher.vae.state_dict()
+    encoder = [n for n in t_vae if n.startswith(("spatial_encoder.", "temporal_encoder."))]
+    assert encoder and all(torch.equal(s_vae[n], t_vae[n]) for n in encoder)
+    assert student.vae.config.shift_factor == teacher.vae.config.shift_factor
+    assert student.vae.config.scaling_factor == teacher.vae.config.scaling_factor
+    assert decoder_parameters(student.vae) < decoder_parameters(teacher.vae) / 5
     diff = [(a - b).abs().max().item() for a, b in zip(student.unet.state_dict().values(),
                                                        teacher.unet.state_dict().values())]
     assert max(diff) > 1e-3

@@ -131,11 +131,43 @@ def test_stream_yields_the_same_frames_as_the_call(tiny_pipeline, chunk_frames):
     kw = dict(num_frames=17, height=32, width=32)  # 5 latent frames
     whole = _gen(tiny_pipeline, seed=3, **kw)[0]  # (17, 32, 32, 3)
     chunks = list(tiny_pipeline.stream("a red circle moving left", generator=torch.Generator().manual_seed(3),
-                                       chunk_frames=chunk_frames, **kw))
+                                       chunk_frames=chunk_frames, first_window_latent_frames=0, **kw))
     n = chunk_frames or tiny_pipeline.vae.config.decode_chunk_frames
-    assert chunks[0].shape == (1 + 4 * (n - 1), 32, 32, 3)  # causal VAE: the first latent is one frame
+    assert chunks[0].shape == (1 + 4 * (min(n, 5) - 1), 32, 32, 3)  # causal VAE: the first latent is one frame
     assert len(chunks) == -(-5 // n) and all(c.dtype == np.float32 for c in chunks)
     np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("first", [1, 2])
+def test_stream_shows_a_short_first_chunk_first(tiny_pipeline, first):
+    """By default stream() denoises the first latent (frame 0) alone and hands it out first; the
+    rest continues it. __call__ with the same first window gives the same frames."""
+    assert tiny_pipeline.defaults.stream_first_latent_frames == 1
+    assert tiny_pipeline.defaults.continuation_start == "hold"
+    kw = dict(num_frames=17, height=32, width=32)  # 5 latent frames
+    noise = torch.randn(1, 4, 5, 4, 4, generator=torch.Generator().manual_seed(6))
+    chunks = list(tiny_pipeline.stream("a red circle moving left", latents=noise, first_window_latent_frames=first,
+                                       **kw))
+    n = 1 + 4 * (first - 1)
+    assert chunks[0].shape == (n, 32, 32, 3)  # the first chunk's frames, before the rest is denoised
+    short = tiny_pipeline("a red circle moving left", latents=noise[:, :, :first].clone(), num_frames=n, height=32,
+                          width=32).frames[0]
+    np.testing.assert_allclose(chunks[0], short, atol=1e-5)  # it is the plain short clip
+    whole = tiny_pipeline("a red circle moving left", latents=noise, first_window_latent_frames=first, **kw).frames[0]
+    np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
+    plain = tiny_pipeline("a red circle moving left", latents=noise, **kw).frames[0]
+    assert not np.allclose(whole, plain)  # the first window changed the sampling of the rest
+    with pytest.raises(ValueError, match="first_window_latent_frames"):
+        tiny_pipeline("a red circle", first_window_latent_frames=-1, **kw)
+
+
+def test_generation_defaults_check_the_streaming_fields():
+    from edgevid.pipeline import GenerationDefaults
+
+    with pytest.raises(ValueError, match="continuation_start"):
+        GenerationDefaults(continuation_start="zeros")
+    with pytest.raises(ValueError, match="stream_first_latent_frames"):
+        GenerationDefaults(stream_first_latent_frames=-1)
 
 
 def test_stream_is_lazy_and_checks_its_input(tiny_pipeline):
@@ -162,7 +194,8 @@ def test_chunkwise_generation_continues_each_chunk(tiny_pipeline):
     whole = tiny_pipeline("a red circle moving left", latents=noise, **kw).frames[0]
     unchunked = tiny_pipeline("a red circle moving left", latents=noise, num_frames=33, height=32, width=32).frames[0]
     assert whole.shape == (33, 32, 32, 3) and not np.allclose(whole, unchunked)  # chunking changed the sampling
-    streamed = np.concatenate(list(tiny_pipeline.stream("a red circle moving left", latents=noise, chunk_frames=3, **kw)))
+    streamed = np.concatenate(list(tiny_pipeline.stream("a red circle moving left", latents=noise, chunk_frames=3,
+                                                        first_window_latent_frames=0, **kw)))
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
     with pytest.raises(ValueError, match="overlap"):
         tiny_pipeline("a red circle", num_frames=33, window_latent_frames=4, overlap_latent_frames=4)

@@ -11,6 +11,7 @@ generate the same prompt at the same size in one process:
 """
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
@@ -114,6 +115,38 @@ def cold_cli_seconds(model: str, out: Path, extra: list[str], threads: int) -> f
     return dt
 
 
+_COLD_START_SCRIPT = """
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import edgevid.cli, edgevid.pipeline
+t2 = time.perf_counter()
+torch.set_num_threads(int(sys.argv[2]))
+pipe = edgevid.pipeline.EdgeVidPipeline.from_pretrained(edgevid.pipeline.resolve_model_dir(sys.argv[1]))
+t3 = time.perf_counter()
+pipe.prompt_cache.encode(["a red circle"])
+t4 = time.perf_counter()
+print(json.dumps({"import_torch_s": t1 - t0, "import_edgevid_s": t2 - t1, "load_pipeline_s": t3 - t2,
+                  "first_text_encoding_s": t4 - t3}))
+"""
+
+
+def cold_start_breakdown(model: str, threads: int) -> dict:
+    """Where a fresh process's start-up goes: `import torch`, importing edgevid's CLI and pipeline,
+    loading the pipeline (safetensors + text encoder), the first prompt encoding; plus the bare
+    interpreter start (`python -c pass`)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True, env=env)
+    interpreter_s = time.perf_counter() - t0
+    proc = subprocess.run([sys.executable, "-c", _COLD_START_SCRIPT, model, str(threads)], capture_output=True,
+                          text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold-start breakdown failed: {proc.stderr.strip()[-500:]}")
+    return {"interpreter_s": interpreter_s, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
 # ---------------------------------------------------------------------------------- diffusers peer
 @dataclass(frozen=True)
 class PeerConfig:
@@ -179,8 +212,14 @@ def time_diffusers_peer(cfg: PeerConfig, text_encoder, num_frames: int, height: 
 # ---------------------------------------------------------------------------------- the whole run
 def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str | None = "full",
               num_frames: int | None = None, height: int | None = None, width: int | None = None,
-              repeats: int = 3, threads: int | None = None, cold: bool = True, log=print) -> dict:
-    """All measurements of `edgevid bench` in one process (plus one subprocess for the cold CLI)."""
+              repeats: int = 3, threads: int | None = None, cold: bool = True, compiled: bool = False,
+              log=print) -> dict:
+    """All measurements of `edgevid bench` in one process (plus one subprocess for the cold CLI).
+
+    The "default" row is the eager path. With `compiled`, a "default_compiled" row times the same
+    pipeline with the AOT-compiled denoiser (`edgevid.compiled`; built first if not cached, and
+    the build time reported), with its own time to first frame, cold CLI and output parity."""
+    from edgevid.io.video import DEFAULT_X264_PRESET
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
     threads = threads or os.cpu_count() or 1
@@ -193,7 +232,7 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
     video_s = T / d.fps
     result = {"settings": {"model": model, "num_frames": T, "height": H, "width": W, "fps": d.fps,
                            "video_seconds": video_s, "threads": threads, "repeats": repeats,
-                           "torch": torch.__version__, "cpu": _cpu_name()},
+                           "torch": torch.__version__, "cpu": _cpu_name(), "x264_preset": DEFAULT_X264_PRESET},
               "peaks": {"matmul_fp32_gflops": matmul_peak_gflops(torch.float32),
                         "matmul_bf16_gflops": matmul_peak_gflops(torch.bfloat16)}}
     log(f"matmul peak: fp32 {result['peaks']['matmul_fp32_gflops']:.0f} GFLOP/s, "
@@ -202,11 +241,11 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
         tmp = Path(tmp)
         paths = {}
 
-        def measure(name, p, steps, guidance):
+        def measure(name, p, steps, guidance, gflop=None):
             time_pipeline_stages(p, T, H, W, steps, guidance, tmp)  # warm-up
             runs = [time_pipeline_stages(p, T, H, W, steps, guidance, tmp, seed=i) for i in range(repeats)]
             row = _median_times(runs)
-            gflop = denoiser_gflop_per_step(p, T, H, W, guidance)
+            gflop = denoiser_gflop_per_step(p, T, H, W, guidance) if gflop is None else gflop
             row.update(steps=steps, guidance=guidance, denoiser_gflop_per_step=gflop,
                        denoiser_gflops_achieved=gflop * steps / row["denoise_s"])
             paths[name] = row
@@ -219,14 +258,20 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
         row["real_time_factor"] = row["total_s"] / video_s
         ttffs = [time_to_first_frame(pipe, T, H, W, d.num_inference_steps, d.guidance_scale) for _ in range(repeats)]
         row["time_to_first_frame_s"] = statistics.median(ttffs)
+        row["stream_first_latent_frames"] = d.stream_first_latent_frames  # the short first window of stream()
         row["peak_rss_mb"] = peak_rss_mb()  # before any other path is loaded
         row["fraction_of_fp32_peak"] = row["denoiser_gflops_achieved"] / result["peaks"]["matmul_fp32_gflops"]
         row["fraction_of_bf16_peak"] = row["denoiser_gflops_achieved"] / result["peaks"]["matmul_bf16_gflops"]
+        extra = ["--num-frames", str(T), "--height", str(H), "--width", str(W)]
         if cold:
-            extra = ["--num-frames", str(T), "--height", str(H), "--width", str(W)]
-            colds = [cold_cli_seconds(model, tmp / f"cold{i}.mp4", extra, threads) for i in range(repeats)]
+            colds = [cold_cli_seconds(model, tmp / f"cold{i}.mp4", extra + ["--no-compiled"], threads)
+                     for i in range(repeats)]
             row["cold_cli_s"] = statistics.median(colds)
+            row["cold_cli_s_all"] = [round(c, 3) for c in colds]
+            row["cold_start"] = cold_start_breakdown(model, threads)
             log(f"cold CLI (fresh process, import to written file): {row['cold_cli_s']:.2f} s")
+        if compiled:
+            _measure_compiled(pipe, paths, measure, result, T, H, W, repeats, threads, model, extra, tmp, cold, log)
         if teacher:
             tpipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(teacher))
             measure("teacher", tpipe, 25, 5.0)
@@ -244,8 +289,42 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
             log(f"diffusers peer: {prow['total_s']:.2f} s (denoise {prow['denoise_s']:.2f}, decode {prow['decode_s']:.2f})")
     for name, prow in paths.items():
         prow["speedup_of_default"] = prow["total_s"] / paths["default"]["total_s"]
+        if "default_compiled" in paths:
+            prow["speedup_of_default_compiled"] = prow["total_s"] / paths["default_compiled"]["total_s"]
     result["paths"] = paths
     return result
+
+
+def _measure_compiled(pipe, paths, measure, result, T, H, W, repeats, threads, model, extra, tmp, cold, log) -> None:
+    """The "default_compiled" row: the same pipeline with the AOT-compiled denoiser."""
+    from edgevid.compiled import compile_unet, load_compiled_unet, package_path
+
+    d = pipe.defaults
+    cached = package_path(pipe, threads).is_file()
+    t0 = time.perf_counter()
+    compile_unet(pipe, threads)
+    build_s = time.perf_counter() - t0
+    with torch.inference_mode():  # parity: the same seed through the eager and the compiled denoiser
+        kw = dict(num_frames=T, height=H, width=W, output_type="latent")
+        ref = pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kw).frames
+        load_compiled_unet(pipe, threads)
+        out = pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kw).frames
+    row = measure("default_compiled", pipe, d.num_inference_steps, d.guidance_scale,
+                  gflop=paths["default"]["denoiser_gflop_per_step"])
+    row.update(compile_s=0.0 if cached else build_s, package_was_cached=cached,
+               latents_max_abs_diff_vs_eager=float((out - ref).abs().max()),
+               compiled_calls=dict(pipe.unet.calls), real_time_factor=row["total_s"] / result["settings"]["video_seconds"],
+               fraction_of_fp32_peak=row["denoiser_gflops_achieved"] / result["peaks"]["matmul_fp32_gflops"],
+               fraction_of_bf16_peak=row["denoiser_gflops_achieved"] / result["peaks"]["matmul_bf16_gflops"])
+    ttffs = [time_to_first_frame(pipe, T, H, W, d.num_inference_steps, d.guidance_scale) for _ in range(repeats)]
+    row["time_to_first_frame_s"] = statistics.median(ttffs)
+    if cold:
+        colds = [cold_cli_seconds(model, tmp / f"coldc{i}.mp4", extra, threads) for i in range(repeats)]
+        row["cold_cli_s"] = statistics.median(colds)
+        row["cold_cli_s_all"] = [round(c, 3) for c in colds]
+    pipe.unet = pipe.unet.eager  # the other paths share nothing with it, but leave the pipeline as it was
+    log(f"default, compiled denoiser: {row['total_s']:.2f} s; latents differ from eager by at most "
+        f"{row['latents_max_abs_diff_vs_eager']:.1e}")
 
 
 def _median_times(runs: list[PathTimes]) -> dict:
@@ -268,12 +347,21 @@ def format_table(result: dict) -> str:
     s = result["settings"]
     lines = [f"{s['num_frames']} frames {s['width']}x{s['height']} at {s['fps']} fps ({s['video_seconds']:.1f} s of video), "
              f"{s['threads']} threads, torch {s['torch']}, {s['cpu']}",
-             "", "| path | steps | CFG | text s | denoise s | decode s | write s | total s | default is x faster |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "", "| path | steps | CFG | text s | denoise s | decode s | write s | total s | default is x faster |"
+             + (" compiled default is x faster |" if "default_compiled" in result["paths"] else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if "default_compiled" in result["paths"] else "")]
     for name, r in result["paths"].items():
         lines.append(f"| {name} | {r['steps']} | {r['guidance']:g} | {r['text_s']:.2f} | {r['denoise_s']:.2f} | "
-                     f"{r['decode_s']:.2f} | {r['write_s']:.2f} | {r['total_s']:.2f} | {r['speedup_of_default']:.1f} |")
+                     f"{r['decode_s']:.2f} | {r['write_s']:.2f} | {r['total_s']:.2f} | {r['speedup_of_default']:.1f} |"
+                     + (f" {r['speedup_of_default_compiled']:.1f} |" if "speedup_of_default_compiled" in r else ""))
     d = result["paths"]["default"]
+    if "default_compiled" in result["paths"]:
+        c = result["paths"]["default_compiled"]
+        lines += ["", f"compiled denoiser (edgevid compile, built in {c['compile_s']:.0f} s"
+                      f"{', cached' if c['package_was_cached'] else ''}): real-time factor {c['real_time_factor']:.2f}, "
+                      f"time to first frame {c['time_to_first_frame_s']:.2f} s"
+                      + (f", cold CLI {c['cold_cli_s']:.2f} s" if "cold_cli_s" in c else "")
+                      + f", latents within {c['latents_max_abs_diff_vs_eager']:.1e} of eager"]
     lines += ["", f"real-time factor (wall / video seconds): {d['real_time_factor']:.2f}",
               f"time to first frame (streaming): {d['time_to_first_frame_s']:.2f} s",
               f"peak RSS: {d['peak_rss_mb']:.0f} MB",
@@ -283,4 +371,9 @@ def format_table(result: dict) -> str:
               f"({result['peaks']['matmul_bf16_gflops']:.0f})"]
     if "cold_cli_s" in d:
         lines.append(f"cold CLI, import to written file: {d['cold_cli_s']:.2f} s")
+    if "cold_start" in d:
+        c = d["cold_start"]
+        lines.append(f"  of which start-up: interpreter {c['interpreter_s']:.2f} s, import torch {c['import_torch_s']:.2f} s, "
+                     f"import edgevid {c['import_edgevid_s']:.2f} s, load pipeline {c['load_pipeline_s']:.2f} s, "
+                     f"first text encoding {c['first_text_encoding_s']:.2f} s")
     return "\n".join(lines)

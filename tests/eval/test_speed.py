@@ -26,6 +26,10 @@ def test_bench_quick_measures_every_path(tiny_model_dir, tmp_path, capsys):
     assert t["steps"] == 25 and t["guidance"] == 5.0 and p["steps"] == 25 and p["unet_params_m"] > 0
     assert d["real_time_factor"] == pytest.approx(d["total_s"] / s["video_seconds"])
     assert 0 < d["time_to_first_frame_s"] and d["peak_rss_mb"] > 100 and d["cold_cli_s"] > 0.5
+    c = d["cold_start"]
+    assert c["interpreter_s"] > 0 and c["import_torch_s"] > 0.1 and c["load_pipeline_s"] > 0
+    assert c["interpreter_s"] + c["import_torch_s"] + c["import_edgevid_s"] + c["load_pipeline_s"] < d["cold_cli_s"] * 2
+    assert d["stream_first_latent_frames"] == 1 and s["x264_preset"] == "ultrafast"
     assert d["denoiser_gflop_per_step"] > 0 and d["denoiser_gflops_achieved"] == pytest.approx(
         d["denoiser_gflop_per_step"] * d["steps"] / d["denoise_s"])
     assert r["peaks"]["matmul_fp32_gflops"] > 0 and r["peaks"]["matmul_bf16_gflops"] > 0

@@ -111,3 +111,47 @@ def test_chunk_plan():
     for bad in (0, 4):
         with pytest.raises(ValueError, match="overlap"):
             chunk_plan(10, 4, bad)
+
+
+def test_chunk_plan_with_a_short_first_chunk():
+    from edgevid.flow.sample import chunk_plan
+
+    # first <= overlap: the second chunk continues the whole first one, up to the window
+    assert chunk_plan(31, 31, 4, first=2) == [(0, 2), (0, 31)]
+    assert chunk_plan(13, 0, 4, first=2) == [(0, 2), (0, 13)]  # no window limit
+    assert chunk_plan(61, 31, 4, first=2) == [(0, 2), (0, 31), (27, 58), (54, 61)]
+    assert chunk_plan(31, 31, 4, first=6) == [(0, 6), (2, 31)]  # first > overlap: the last 4 are the prefix
+    # a first chunk as long as the clip or the window is no short first chunk
+    assert chunk_plan(13, 0, 4, first=13) == [(0, 13)] and chunk_plan(31, 31, 4, first=31) == [(0, 31)]
+    with pytest.raises(ValueError, match="first"):
+        chunk_plan(31, 31, 4, first=-1)
+
+
+def test_prefix_sampling_started_from_the_held_frame():
+    """start="hold": the new frames start one step later from the held last known frame, noised
+    to that time; one network call fewer; the prefix is kept exactly. With a velocity field that
+    points every frame at a target, both starts reach the target (the Euler path is exact)."""
+    from edgevid.flow.sample import sample_euler_with_prefix
+    from edgevid.flow.schedule import time_grid
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(1, 2, 5, 3, 3, generator=g)
+    noise = torch.randn(1, 2, 5, 3, 3, generator=g)
+    prefix = target[:, :, :2]
+    calls = []
+
+    def v(x, t):  # the straight-path velocity to `target` from x at time t: (x - target) / t
+        calls.append(float(t[0]))
+        return (x - target) / t.view(-1, 1, 1, 1, 1)
+
+    grid = time_grid(4)
+    plain = sample_euler_with_prefix(v, noise, grid, prefix)
+    assert len(calls) == 4
+    calls.clear()
+    held = sample_euler_with_prefix(v, noise, grid, prefix, start="hold")
+    assert calls == [0.75, 0.5, 0.25]  # the first step (t = 1) is skipped
+    torch.testing.assert_close(plain, target)
+    torch.testing.assert_close(held, target)
+    assert torch.equal(held[:, :, :2], prefix)
+    with pytest.raises(ValueError, match="start"):
+        sample_euler_with_prefix(v, noise, grid, prefix, start="zeros")

@@ -157,3 +157,19 @@ def test_load_image_resize_and_centre_crop(tmp_path):
         load_image(tmp_path / "junk.png")
     with pytest.raises(ValueError, match="no such"):
         load_image(tmp_path / "missing.png")
+
+
+def test_encoder_presets(tmp_path):
+    """The default x264 preset is the fastest; slower presets give the same frames within H.264's
+    loss and are accepted by name; an unknown preset fails before anything is written."""
+    from edgevid.io.video import DEFAULT_X264_PRESET
+
+    assert DEFAULT_X264_PRESET == "ultrafast"
+    frames = _ramp()
+    fast, _ = read_video(export_to_video(frames, tmp_path / "fast.mp4"))
+    small, _ = read_video(export(frames, tmp_path / "small.mp4", preset="medium"))
+    assert fast.shape == small.shape == frames.shape
+    assert np.abs(fast.astype(int) - small.astype(int)).mean() < 3
+    with pytest.raises(ValueError, match="preset"):
+        export_to_video(frames, tmp_path / "bad.mp4", preset="warp-speed")
+    _assert_only(tmp_path, ["fast.mp4", "small.mp4"])

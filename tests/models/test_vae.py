@@ -202,3 +202,34 @@ def test_psnr_and_temporal_term():
     flicker[:, :, 1] = 0.3
     assert temporal_difference_loss(flicker, a).item() > 0.1
     assert temporal_difference_loss(a[:, :, :1] + 1, a[:, :, :1]).item() == 0.0
+
+
+@pytest.mark.parametrize("preset", [None, "tiny-fast"])
+def test_spatial_decoder_fast_form_equals_the_plain_formula(preset):
+    """The decoder applies its parameter-free shortcuts as fixed 1x1 convolutions, with one pixel
+    shuffle per level (the fast path); it must compute the textbook form:
+    x = conv_in(z) + resample(z); per level x = shuffle(conv(silu(blocks(x)))) + up_shortcut(blocks(x))."""
+    from edgevid.config import DECODER_PRESETS
+    from edgevid.models.vae import resample_channels, up_shortcut
+
+    cfg = VAE_PRESETS["tiny"]
+    if preset:
+        cfg = dataclasses.replace(cfg, **DECODER_PRESETS[preset])
+    sd = VideoVAE(cfg).spatial_decoder.eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in sd.parameters():  # a fresh VAE zeroes most layers: give every weight a value
+            p.normal_(0, 0.3)
+    z = torch.randn(3, cfg.spatial_latent_channels, 4, 6)
+    with torch.no_grad():
+        x = sd.conv_in(z) + resample_channels(z, sd.conv_in.out_channels)
+        for level in sd.levels:
+            *blocks, act, conv, shuffle = level
+            for block in blocks:
+                x = block(x)
+            h = shuffle(conv(act(x)))
+            x = h + up_shortcut(x, h.shape[1])
+        fast = sd(z)
+    s = cfg.spatial_compression
+    assert fast.shape == x.shape == (3, 3, 4 * s, 6 * s)
+    torch.testing.assert_close(fast, x, atol=1e-4, rtol=1e-4)  # float rounding of outputs of magnitude ~10

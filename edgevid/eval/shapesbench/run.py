@@ -26,11 +26,14 @@ REPORT_BARS = (
 
 def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, height: int | None = None,
              width: int | None = None, num_inference_steps: int | None = None, guidance_scale: float | None = None,
-             seed: int = 0, progress: bool = True, shift: float | None = None) -> tuple[dict, list[np.ndarray]]:
+             seed: int = 0, progress: bool = True, shift: float | None = None, first_window_latent_frames: int = 0,
+             window_latent_frames: int | None = None, overlap_latent_frames: int | None = None
+             ) -> tuple[dict, list[np.ndarray]]:
     """Score `pipe` on the first `limit` benchmark specs (all 200 by default).
 
     Video i is generated with seed `seed + i`. The world's motion is defined in seconds, so
-    scoring uses the pipeline's playback fps. Returns (results JSON, the generated videos).
+    scoring uses the pipeline's playback fps. The window arguments go to the pipeline (chunk-wise
+    generation, e.g. the short first window of streaming). Returns (results JSON, the videos).
     """
     from tqdm.auto import tqdm
 
@@ -44,7 +47,9 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
     for i, (spec, caption) in enumerate(tqdm(specs, desc="ShapesBench", disable=not progress)):
         frames = pipe(caption, num_frames=num_frames, height=height, width=width,
                       num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, shift=shift,
-                      generator=torch.Generator().manual_seed(seed + i)).frames[0]
+                      generator=torch.Generator().manual_seed(seed + i),
+                      first_window_latent_frames=first_window_latent_frames, window_latent_frames=window_latent_frames,
+                      overlap_latent_frames=overlap_latent_frames).frames[0]
         video = frames_to_uint8(frames)  # (T, H, W, 3)
         videos.append(video)
         per_video.append({"index": i, "caption": caption, "seed": seed + i, **score_video(video, spec, fps)})
@@ -57,7 +62,13 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
                 "width": int(videos[0].shape[2]), "fps": fps, "seed": seed,
                 "num_inference_steps": num_inference_steps or pipe.defaults.num_inference_steps,
                 "guidance_scale": pipe.defaults.guidance_scale if guidance_scale is None else guidance_scale,
-                "shift": pipe.defaults.shift if shift is None else shift}
+                "shift": pipe.defaults.shift if shift is None else shift,
+                "first_window_latent_frames": first_window_latent_frames,
+                "continuation_start": pipe.defaults.continuation_start,
+                "window_latent_frames": pipe.defaults.window_latent_frames if window_latent_frames is None
+                else window_latent_frames,
+                "overlap_latent_frames": pipe.defaults.overlap_latent_frames if overlap_latent_frames is None
+                else overlap_latent_frames}
     result = {"prompt_adherence": summary["prompt_adherence"], "settings": settings, "summary": summary,
               "ground_truth": ground_truth, "per_video": per_video}
     return json.loads(json.dumps(result, default=_to_builtin)), videos

@@ -1,0 +1,97 @@
+"""The AOT-compiled denoiser (edgevid compile): same results as eager, used only when built,
+eager for calls it does not fit.
+
+Real AOTInductor compilation of even the tiny UNet takes minutes on 2 cores, so by default the
+C++ build is replaced by running the exported program itself (torch.export runs for real: the
+padded-prompt graph, the cache, the fallbacks and the CLI are what is tested). Set
+EDGEVID_SLOW_TESTS=1 to compile for real (the benchmark `edgevid bench --compiled` reports the
+parity of the real package on the shipped model).
+"""
+import os
+
+import pytest
+import torch
+
+REAL_COMPILE = bool(os.environ.get("EDGEVID_SLOW_TESTS"))
+
+from conftest import make_tiny_pipeline
+from edgevid.cli import main
+from edgevid.compiled import CompiledUNet, compile_unet, load_compiled_unet, package_path
+from edgevid.pipeline import EdgeVidPipeline
+
+
+class _ExportedProgramRunner:
+    """Stands in for a compiled package: the exported program (saved with torch.export.save)."""
+
+    def __init__(self, path):
+        self.module = torch.export.load(path).module()
+
+    def __call__(self, *args):
+        return self.module(*args)
+
+
+def _fake_compile(program, package_path):
+    torch.export.save(program, package_path)
+    return package_path
+
+
+@pytest.fixture(scope="module")
+def compiled_cache(tmp_path_factory):
+    """(cache root, tiny model folder) with the tiny model's denoiser compiled for 1 thread."""
+    root = tmp_path_factory.mktemp("edgevid_cache")
+    model_dir = tmp_path_factory.mktemp("tiny_compiled_model")
+    pipe = make_tiny_pipeline(num_frames=9)
+    pipe.save_pretrained(model_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        if not REAL_COMPILE:
+            mp.setattr(torch._inductor, "aoti_compile_and_package", _fake_compile)
+        mp.setenv("EDGEVID_CACHE", str(root))
+        torch.set_num_threads(1)
+        assert not load_compiled_unet(pipe)  # nothing built yet, and loading never compiles
+        path = compile_unet(pipe)
+        assert path.is_file() and path.parent == root / "compiled"
+    return root, model_dir
+
+
+@pytest.fixture
+def use_cache(compiled_cache, monkeypatch):
+    root, model_dir = compiled_cache
+    monkeypatch.setenv("EDGEVID_CACHE", str(root))
+    if not REAL_COMPILE:
+        monkeypatch.setattr(torch._inductor, "aoti_load_package", _ExportedProgramRunner)
+    return model_dir
+
+
+def test_compiled_denoiser_matches_eager(use_cache, tmp_path):
+    model_dir = use_cache
+    pipe = EdgeVidPipeline.from_pretrained(model_dir)
+    kw = dict(num_frames=9, guidance_scale=1.0, output_type="latent")  # 3 latent frames, batch 1
+    ref = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0), **kw).frames
+    assert load_compiled_unet(pipe) and isinstance(pipe.unet, CompiledUNet)
+    out = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0), **kw).frames
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    assert pipe.unet.calls == {"compiled": 2, "eager": 0}
+    # calls it does not fit run eager: CFG (batch 2), one latent frame
+    pipe("a red circle", guidance_scale=2.0, num_frames=9, output_type="latent")
+    pipe("a red circle", guidance_scale=1.0, num_frames=1, output_type="latent")
+    assert pipe.unet.calls == {"compiled": 2, "eager": 4}
+    # saving writes the eager UNet's weights, not the wrapper
+    pipe.save_pretrained(tmp_path / "saved")
+    again = EdgeVidPipeline.from_pretrained(tmp_path / "saved")
+    for a, b in zip(again.unet.state_dict().values(), pipe.unet.eager.state_dict().values()):
+        assert torch.equal(a, b)
+    # other weights -> another cache key -> not picked up
+    with torch.no_grad():
+        again.unet.conv_out.bias.add_(1.0)
+    assert package_path(again) != package_path(pipe) and not load_compiled_unet(again)
+
+
+def test_cli_generate_uses_the_compiled_denoiser(use_cache, tmp_path, capsys):
+    model_dir = use_cache
+    assert main(["compile", "--model", str(model_dir), "--threads", "1"]) == 0
+    assert "already compiled" in capsys.readouterr().out
+    argv = ["generate", "a red circle", "--model", str(model_dir), "--threads", "1", "--guidance", "1"]
+    assert main([*argv, "-o", str(tmp_path / "a.mp4")]) == 0
+    assert "compiled denoiser" in capsys.readouterr().out
+    assert main([*argv, "-o", str(tmp_path / "b.mp4"), "--no-compiled"]) == 0
+    assert "compiled denoiser" not in capsys.readouterr().out

@@ -4,8 +4,8 @@
 denoiser on the project CPU, but compiling takes ~3-4 minutes. So it is done once per machine
 and model with AOTInductor, ahead of time, and the result is loaded in well under a second:
 
-    edgevid compile                        # once: builds ~/.cache/edgevid/compiled/<key>.pt2
-    edgevid generate "a red circle ..."    # uses it when it exists (--no-compiled: eager)
+    edgevid compile                                 # once: builds ~/.cache/edgevid/compiled/<key>.pt2
+    edgevid generate "a red circle ..." --compiled  # uses it (opt-in: loading costs ~1.5 s per process)
 
     >>> path = compile_unet(pipe)                   # or load_compiled_unet(pipe) -> bool
     >>> pipe.unet = CompiledUNet(pipe.unet, path)

@@ -91,7 +91,9 @@ def test_cli_generate_uses_the_compiled_denoiser(use_cache, tmp_path, capsys):
     assert main(["compile", "--model", str(model_dir), "--threads", "1"]) == 0
     assert "already compiled" in capsys.readouterr().out
     argv = ["generate", "a red circle", "--model", str(model_dir), "--threads", "1", "--guidance", "1"]
-    assert main([*argv, "-o", str(tmp_path / "a.mp4")]) == 0
+    assert main([*argv, "-o", str(tmp_path / "a.mp4"), "--compiled"]) == 0
     assert "compiled denoiser" in capsys.readouterr().out
-    assert main([*argv, "-o", str(tmp_path / "b.mp4"), "--no-compiled"]) == 0
+    assert main([*argv, "-o", str(tmp_path / "b.mp4")]) == 0  # opt-in: without the flag, eager
     assert "compiled denoiser" not in capsys.readouterr().out
+    assert main([*argv, "-o", str(tmp_path / "c.mp4"), "--compiled", "--threads", "2"]) == 1  # not built for 2
+    assert "edgevid compile" in capsys.readouterr().err and not (tmp_path / "c.mp4").exists()

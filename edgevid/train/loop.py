@@ -22,6 +22,14 @@ from edgevid.train.ema import EMA
 StepFn = Callable[[int], tuple[torch.Tensor, dict[str, float]]]
 
 
+def _same_run_config(stored, new) -> bool:
+    """Equal, except that `new` may have keys `stored` lacks: config fields added by a later
+    edgevid, whose defaults keep the old behaviour (a run must stay resumable across upgrades)."""
+    if isinstance(stored, dict) and isinstance(new, dict):
+        return all(k in new and _same_run_config(v, new[k]) for k, v in stored.items())
+    return stored == new
+
+
 def prepare_run_dir(run_dir: Path, resolved_config: dict, resume: bool) -> Path:
     """Create the run folder and write the resolved config, or check it matches when resuming."""
     run_dir = Path(run_dir)
@@ -30,7 +38,7 @@ def prepare_run_dir(run_dir: Path, resolved_config: dict, resume: bool) -> Path:
     if resume:
         if not cfg_path.is_file():
             raise ValueError(f"--resume: {run_dir} holds no run (no config.json)")
-        if json.loads(cfg_path.read_text()) != json.loads(text):
+        if not _same_run_config(json.loads(cfg_path.read_text()), json.loads(text)):
             raise ValueError(f"--resume: the config differs from the one in {cfg_path}; use the same flags or a new run dir")
         return run_dir
     if (run_dir / "checkpoints").exists():

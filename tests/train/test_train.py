@@ -168,3 +168,21 @@ def test_random_crop_keeps_one_window_per_clip_and_vae_trains_on_crops(tmp_path)
     vae = train_vae(tmp_path / "vae", VAE_PRESETS["tiny"], cfg, ProceduralClips(seed=0), progress=False,
                     normalization_batches=1)
     assert vae(torch.zeros(1, 3, 5, 64, 64))[0].shape == (1, 3, 5, 64, 64)  # trained on crops, runs at full size
+
+
+def test_resume_accepts_config_fields_added_by_a_later_version(tmp_path):
+    """A run's stored config lacks the fields a later edgevid added (with defaults that keep the
+    old behaviour): resuming it still works; a changed value still does not."""
+    import json
+
+    from edgevid.train.loop import prepare_run_dir
+
+    old = {"train": {"lr": 1e-3, "steps": 10}, "vae": {"decoder_channels": [16, 32]}}
+    prepare_run_dir(tmp_path / "run", old, resume=False)
+    new = {"train": {"lr": 1e-3, "steps": 10}, "vae": {"decoder_channels": [16, 32], "decoder_separable": None}}
+    prepare_run_dir(tmp_path / "run", new, resume=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == old  # the stored config is kept
+    with pytest.raises(ValueError, match="config differs"):
+        prepare_run_dir(tmp_path / "run", {**new, "train": {"lr": 2e-3, "steps": 10}}, resume=True)
+    with pytest.raises(ValueError, match="config differs"):
+        prepare_run_dir(tmp_path / "run", {"train": {"lr": 1e-3, "steps": 10}}, resume=True)  # a field went away

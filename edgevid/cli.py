@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(stop a run early and use it)")
     tt.add_argument("--t-mean", type=float, help="logit-normal time sampling m (SnapGen-V Eq. 3; default 0; > 0 trains noisier t)")
     tt.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1; larger reaches both ends of [0, 1])")
+    tt.add_argument("--foreground-weight", type=float,
+                    help="extra loss weight on the latent cells objects cover (procedural data; default 0 = off)")
     tt.add_argument("--guidance", type=float, default=5.0, help="default guidance stored with the model")
     tt.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
     tt.add_argument("--sample-frames", type=int, default=121, help="default frame count stored with the model")
@@ -438,10 +440,12 @@ def cmd_train_t2v(args) -> None:
 
     if args.preset not in UNET_PRESETS:
         raise CLIError(f"unknown UNet preset {args.preset!r}; choose from {sorted(UNET_PRESETS)}")
-    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std")
+    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std", "foreground_weight")
     if args.cache_latents:
         extra["cache_latents"] = True
     cfg = _train_common(args, TrainConfig, extra)
+    if cfg.foreground_weight and args.data != "procedural":
+        raise CLIError("--foreground-weight needs --data procedural (object masks come from the scene specs)")
     device = _device(args)
     vae = load_component(VideoVAE, VAEConfig, args.vae)
     text_encoder = MiniLMTextEncoder.from_package() if args.text_encoder == "minilm-l6-v2" else TinyTextEncoder()

@@ -217,6 +217,10 @@ class TrainConfig:
     t_mean: float = 0.0
     t_std: float = 1.0
     text_dropout: float = 0.1  # drop the prompt this often so classifier-free guidance works
+    # Loss weight of the latent cells that objects cover (1 + foreground_weight there, 1 on the
+    # background; `rectified_flow_loss(weight=...)`): objects are a small share of each frame,
+    # and a small denoiser otherwise spends its capacity on textured backgrounds. 0 = off.
+    foreground_weight: float = 0.0
     # Image-video joint training: (frames, height, width) buckets in pixel space; a 1-frame
     # bucket is an image. Several lengths and aspect ratios (SnapGen-V §3.2).
     buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64), (9, 64, 96), (9, 96, 64))
@@ -238,6 +242,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.cache_latents needs num_clips > 0 (a finite set of clips to cache)")
         if not self.t_std > 0:
             raise ValueError(f"TrainConfig.t_std must be > 0, got {self.t_std}")
+        if self.foreground_weight < 0:
+            raise ValueError(f"TrainConfig.foreground_weight must be >= 0, got {self.foreground_weight}")
 
 
 @dataclass(frozen=True)

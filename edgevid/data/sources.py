@@ -22,7 +22,7 @@ from PIL import Image
 
 from edgevid.data.captions import canonical_caption, caption
 from edgevid.data.splits import SPLITS, sample_spec
-from edgevid.data.world import render_video
+from edgevid.data.world import render_object_mask, render_video
 
 if TYPE_CHECKING:
     import torch
@@ -59,6 +59,13 @@ class ProceduralClips:
         text = caption(spec, rng) if self.varied_captions else canonical_caption(spec)
         video = render_video(spec, num_frames, height, width, self.fps)
         return Clip(video=video, caption=text, spec=spec.to_dict())
+
+    def object_mask(self, index: int, num_frames: int, height: int, width: int) -> np.ndarray:
+        """Object coverage (T, H, W) float32 in [0, 1] of `clip(index, ...)`'s video (same spec)."""
+        rng = np.random.default_rng([self.seed, index, SPLITS.index(self.split)])
+        duration = max(self.min_duration, num_frames / self.fps)
+        spec = sample_spec(rng, self.split, duration=duration, camera_prob=self.camera_prob)
+        return render_object_mask(spec, num_frames, height, width, self.fps)
 
 
 class VideoFolderClips:

@@ -31,6 +31,23 @@ class LatentBatches:
         self.seed, self.device = seed, device
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._cache: dict[tuple, tuple[Tensor, str]] = {}  # (clip index, bucket) -> (latent, caption)
+        self._masks: dict[tuple, Tensor] = {}  # (clip index, bucket) -> (1, T', H', W') object mask
+        self.last_draw: tuple[list[int], tuple[int, int, int]] | None = None  # (indices, bucket) of the last call
+
+    def object_masks(self) -> Tensor:
+        """Latent-grid object masks (B, 1, T', H', W') in [0, 1] of the last batch drawn
+        (`latent_object_mask`); the source must render masks (`ProceduralClips.object_mask`)."""
+        if self.last_draw is None:
+            raise RuntimeError("object_masks() follows a batch draw")
+        if not hasattr(self.source, "object_mask"):
+            raise ValueError(f"{type(self.source).__name__} has no object masks: foreground weighting needs "
+                             "procedural clips")
+        indices, bucket = self.last_draw
+        for i in set(indices) - {i for i, b in self._masks if b == bucket}:
+            pixels = torch.from_numpy(self.source.object_mask(i, *bucket))  # (T, H, W)
+            self._masks[(i, bucket)] = latent_object_mask(pixels, self.vae.config.spatial_compression,
+                                                          self.vae.config.temporal_compression)
+        return torch.stack([self._masks[(i, bucket)] for i in indices]).to(self.device)
 
     def _encode(self, video: Tensor, g: torch.Generator) -> Tensor:
         with torch.no_grad():
@@ -44,6 +61,7 @@ class LatentBatches:
             indices = [int(i) for i in torch.randint(self.num_clips, (self.batch_size,), generator=g)]
         else:
             indices = [step * self.batch_size + i for i in range(self.batch_size)]
+        self.last_draw = (indices, bucket)
         if not self.cache_latents:
             video, captions = make_batch(self.source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
             return self._encode(video, g), captions
@@ -66,6 +84,23 @@ class LatentBatches:
                     _write_cached(_cache_file(self.cache_dir, i, bucket), *self._cache[(i, bucket)])
         x0 = torch.stack([self._cache[(i, bucket)][0] for i in indices])  # (B, C, T', H', W')
         return x0, [self._cache[(i, bucket)][1] for i in indices]
+
+
+def latent_object_mask(pixels: Tensor, spatial: int, temporal: int, dilate: int = 1) -> Tensor:
+    """Pixel coverage (T, H, W) -> (1, T', H', W') on the causal VAE's latent grid: a latent
+    cell is foreground if any pixel of its spatial block, in any frame of its temporal group
+    (frame 0 alone, then groups of `temporal`), is covered, widened by `dilate` cells so that
+    the objects' edges - where their shape is - count as foreground too."""
+    import torch.nn.functional as F
+
+    m = F.max_pool2d(pixels[:, None].float(), spatial)[:, 0]  # (T, H', W')
+    first, rest = m[:1], m[1:]
+    if rest.shape[0]:
+        rest = rest.reshape(-1, temporal, *rest.shape[1:]).amax(dim=1)  # (T' - 1, H', W')
+    m = torch.cat([first, rest])  # (T', H', W')
+    if dilate:
+        m = F.max_pool2d(m[:, None], 2 * dilate + 1, stride=1, padding=dilate)[:, 0]
+    return m[None]  # (1, T', H', W')
 
 
 def _cache_file(cache_dir: Path, index: int, bucket: tuple[int, int, int]) -> Path:

@@ -64,7 +64,9 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
         text = prompts.encode(captions)
         context, mask = text.tokens.to(device), text.mask.to(device)
-        loss = rectified_flow_loss(lambda x, t: model(x, t, context, mask), x0, cfg.t_mean, cfg.t_std, generator=g)
+        weight = 1.0 + cfg.foreground_weight * batch_latents.object_masks() if cfg.foreground_weight else None
+        loss = rectified_flow_loss(lambda x, t: model(x, t, context, mask), x0, cfg.t_mean, cfg.t_std, generator=g,
+                                   weight=weight)  # weight: (B, 1, T', H', W') or None
         return loss, {"frames": float(x0.shape[2])}
 
     train_loop(run_dir=run_dir, model=model, optimizer=optimizer, ema=ema, step_fn=step_fn, total_steps=cfg.steps,

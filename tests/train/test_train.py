@@ -1,5 +1,7 @@
 import dataclasses
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -186,3 +188,66 @@ def test_resume_accepts_config_fields_added_by_a_later_version(tmp_path):
         prepare_run_dir(tmp_path / "run", {**new, "train": {"lr": 2e-3, "steps": 10}}, resume=True)
     with pytest.raises(ValueError, match="config differs"):
         prepare_run_dir(tmp_path / "run", {"train": {"lr": 1e-3, "steps": 10}}, resume=True)  # a field went away
+
+
+def test_object_mask_covers_exactly_the_rendered_objects():
+    from edgevid.data.world import ObjectSpec, SceneSpec, render_object_mask, render_video
+
+    spec = SceneSpec(objects=(ObjectSpec("red", "triangle", "right", 0.3, 0.5, 0.15, speed=0.2),
+                              ObjectSpec("blue", "circle", "bounce", 0.75, 0.6, 0.1)), background="stripes",
+                     camera="pan_left", camera_speed=0.05)
+    video = render_video(spec, 9, 48, 64, fps=8)
+    # The same scene with other object colours: exactly the object pixels change.
+    recoloured = SceneSpec(objects=tuple(dataclasses.replace(o, colour="green") for o in spec.objects),
+                           background="stripes", camera="pan_left", camera_speed=0.05)
+    other = render_video(recoloured, 9, 48, 64, fps=8)
+    mask = render_object_mask(spec, 9, 48, 64, fps=8)
+    assert mask.shape == (9, 48, 64) and mask.min() >= 0 and mask.max() == 1
+    changed = np.abs(video.astype(int) - other.astype(int)).max(-1) > 0  # pixels the objects' colour reaches
+    assert not changed[mask == 0].any()  # no object pixel outside the mask
+    assert changed[mask == 1].all() and changed[mask > 0.05].all()  # and every covered pixel is object
+    # The source's mask belongs to the clip it renders, at every bucket size.
+    src = ProceduralClips(seed=0, fps=24)
+    clip, m = src.clip(7, 5, 32, 48), src.object_mask(7, 5, 32, 48)
+    spec7 = SceneSpec.from_dict(clip.spec)
+    assert np.array_equal(m, render_object_mask(spec7, 5, 32, 48, fps=24))
+
+
+def test_latent_object_mask_follows_the_causal_latent_grid():
+    from edgevid.train.latents import latent_object_mask
+
+    pixels = torch.zeros(9, 32, 32)  # 9 frames -> latent frames {0}, {1-4}, {5-8}
+    pixels[0, 0, 0] = 1.0  # frame 0, top-left block
+    pixels[6, 20, 20] = 0.5  # frame 6 (third latent frame), block (2, 2)
+    m = latent_object_mask(pixels, spatial=8, temporal=4, dilate=0)
+    assert m.shape == (1, 3, 4, 4)
+    assert m[0, 0, 0, 0] == 1 and m[0, 2, 2, 2] == 0.5 and m.sum() == 1.5
+    assert m[0, 1].sum() == 0  # nothing covered in frames 1-4
+    d = latent_object_mask(pixels, spatial=8, temporal=4, dilate=1)
+    assert d[0, 2, 1:4, 1:4].eq(0.5).all() and d[0, 0, :2, :2].eq(1).all() and d[0, 1].sum() == 0
+
+
+def test_weighted_flow_loss_is_a_weighted_mean_and_foreground_training_runs(tmp_path):
+    x0 = torch.randn(2, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    seen = {}
+
+    def fn(x, t):
+        seen["x"], seen["t"] = x, t
+        return torch.zeros_like(x)
+
+    def loss(w=None):
+        return rectified_flow_loss(fn, x0, generator=torch.Generator().manual_seed(0), weight=w)
+
+    assert torch.allclose(loss(torch.ones(2, 1, 3, 4, 4)), loss())
+    assert torch.allclose(loss(torch.full((2, 1, 3, 4, 4), 7.0)), loss())  # scale-free
+    w = torch.zeros(2, 1, 3, 4, 4)
+    w[:, :, :, :2] = 1.0  # only the top half counts
+    weighted = loss(w)
+    t = seen["t"].view(-1, 1, 1, 1, 1)
+    noise = (seen["x"] - (1 - t) * x0) / t  # x_t = (1 - t) x0 + t eps
+    assert torch.allclose(weighted, ((noise - x0)[..., :2, :] ** 2).mean(), atol=1e-5)  # zero predictor's error
+    cfg = dataclasses.replace(TINY_TRAIN, steps=2, foreground_weight=4.0)
+    model, _ = _train(tmp_path / "fg", cfg)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="foreground_weight"):
+        TrainConfig(foreground_weight=-1.0)

@@ -86,7 +86,8 @@ def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict,
     run_dir = prepare_run_dir(Path(run_dir), {
         "task": "compress_decoder", "teacher_vae": config_to_dict(teacher.config), "decoder": {
             k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
-        "compress": config_to_dict(cfg), "data": data_description or {}}, resume)
+        "compress": config_to_dict(cfg), "data": data_description or {}}, resume,
+        defaults={"teacher_vae": config_to_dict(type(teacher.config)()), "compress": config_to_dict(type(cfg)())})
     for frames, height, width in cfg.buckets:  # fail before training on sizes the VAE cannot take
         teacher.latent_shape(frames, cfg.crop_size or height, cfg.crop_size or width)
     torch.manual_seed(cfg.seed)

@@ -61,7 +61,8 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
     run_dir = prepare_run_dir(Path(run_dir), {
         "task": "distill", "distill": config_to_dict(cfg), "unet": config_to_dict(teacher.config),
         "vae": config_to_dict(vae.config), "text_encoder": text_encoder.config, "data": data_description or {},
-    }, resume)
+    }, resume, defaults={"distill": config_to_dict(type(cfg)()), "unet": config_to_dict(type(teacher.config)()),
+                         "vae": config_to_dict(type(vae.config)())})
     torch.manual_seed(cfg.seed)
     generator = copy.deepcopy(teacher).to(device).train().requires_grad_(True)
     disc = Discriminator(teacher, cfg.head, cfg.head_channels).to(device).train()

@@ -22,23 +22,35 @@ from edgevid.train.ema import EMA
 StepFn = Callable[[int], tuple[torch.Tensor, dict[str, float]]]
 
 
-def _same_run_config(stored, new) -> bool:
+_NO_DEFAULTS: dict = {}
+
+
+def _same_run_config(stored, new, defaults=_NO_DEFAULTS) -> bool:
     """Equal, except that `new` may have keys `stored` lacks: config fields added by a later
-    edgevid, whose defaults keep the old behaviour (a run must stay resumable across upgrades)."""
+    edgevid, whose defaults keep the old behaviour (a run must stay resumable across upgrades).
+    Where `defaults` (same nesting) knows such a field, its value must be the default: a
+    resumed run must not quietly switch a new option on."""
     if isinstance(stored, dict) and isinstance(new, dict):
-        return all(k in new and _same_run_config(v, new[k]) for k, v in stored.items())
+        defaults = defaults if isinstance(defaults, dict) else _NO_DEFAULTS
+        same = all(k in new and _same_run_config(v, new[k], defaults.get(k)) for k, v in stored.items())
+        added = [k for k in new if k not in stored]
+        return same and all(k not in defaults or new[k] == defaults[k] for k in added)
     return stored == new
 
 
-def prepare_run_dir(run_dir: Path, resolved_config: dict, resume: bool) -> Path:
-    """Create the run folder and write the resolved config, or check it matches when resuming."""
+def prepare_run_dir(run_dir: Path, resolved_config: dict, resume: bool, defaults: dict | None = None) -> Path:
+    """Create the run folder and write the resolved config, or check it matches when resuming.
+
+    `defaults`: the config sections' default values (same nesting as `resolved_config`); a
+    field missing from the stored config must have its default in the new one."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
     text = json.dumps(resolved_config, indent=2, sort_keys=True) + "\n"
     if resume:
         if not cfg_path.is_file():
             raise ValueError(f"--resume: {run_dir} holds no run (no config.json)")
-        if not _same_run_config(json.loads(cfg_path.read_text()), json.loads(text)):
+        defaults = json.loads(json.dumps(defaults or {}))  # tuples -> lists, as stored
+        if not _same_run_config(json.loads(cfg_path.read_text()), json.loads(text), defaults):
             raise ValueError(f"--resume: the config differs from the one in {cfg_path}; use the same flags or a new run dir")
         return run_dir
     if (run_dir / "checkpoints").exists():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from edgevid.config import TrainConfig, UNetConfig, config_to_dict
+from edgevid.config import TrainConfig, UNetConfig, VAEConfig, config_to_dict
 from edgevid.flow.loss import rectified_flow_loss
 from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
@@ -41,7 +41,8 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
         "task": "t2v", "unet": config_to_dict(unet_config), "train": config_to_dict(cfg),
         "vae": config_to_dict(vae.config), "text_encoder": text_encoder.config,
         "data": data_description or {},
-    }, resume)
+    }, resume, defaults={"unet": config_to_dict(UNetConfig()), "train": config_to_dict(TrainConfig()),
+                         "vae": config_to_dict(VAEConfig())})
 
     torch.manual_seed(cfg.seed)
     model = init_unet if init_unet is not None else SpatioTemporalUNet(unet_config)

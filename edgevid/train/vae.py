@@ -26,7 +26,7 @@ def train_vae(run_dir: str | Path, vae_config: VAEConfig, train_config: VAETrain
     cfg = train_config
     run_dir = prepare_run_dir(Path(run_dir), {
         "task": "vae", "vae": config_to_dict(vae_config), "train": config_to_dict(cfg), "data": data_description or {},
-    }, resume)
+    }, resume, defaults={"vae": config_to_dict(type(vae_config)()), "train": config_to_dict(type(cfg)())})
     torch.manual_seed(cfg.seed)
     model = VideoVAE(vae_config).to(device)
     for frames, height, width in cfg.buckets:

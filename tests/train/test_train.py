@@ -188,6 +188,13 @@ def test_resume_accepts_config_fields_added_by_a_later_version(tmp_path):
         prepare_run_dir(tmp_path / "run", {**new, "train": {"lr": 2e-3, "steps": 10}}, resume=True)
     with pytest.raises(ValueError, match="config differs"):
         prepare_run_dir(tmp_path / "run", {"train": {"lr": 1e-3, "steps": 10}}, resume=True)  # a field went away
+    # An added field whose default is known must have it: resuming must not switch a new option on.
+    defaults = {"train": {"lr": 3e-4, "steps": 5, "foreground_weight": 0.0}}
+    plus = {**old, "train": {"lr": 1e-3, "steps": 10, "foreground_weight": 0.0}}
+    prepare_run_dir(tmp_path / "run", plus, resume=True, defaults=defaults)
+    with pytest.raises(ValueError, match="config differs"):
+        prepare_run_dir(tmp_path / "run", {**old, "train": {"lr": 1e-3, "steps": 10, "foreground_weight": 4.0}},
+                        resume=True, defaults=defaults)
 
 
 def test_object_mask_covers_exactly_the_rendered_objects():

@@ -23,7 +23,7 @@ def rectified_flow_loss(velocity_fn: VelocityFn, x0: Tensor, t_mean: float = 0.0
     latent element's squared error counts `weight` times. The minimiser at every element is
     still the conditional mean velocity (a positive per-element weight does not move the
     optimum of a pointwise MSE); it only shifts the gradient - and so a small model's capacity
-    - towards the weighted regions (here: the objects, `latent_weights`).
+    - towards the weighted regions (here: the objects, `latent_object_mask`).
     """
     batch = x0.shape[0]
     t = logit_normal_t(batch, t_mean, t_std, generator=generator, device=x0.device)  # (B,)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from edgevid.config import DECODER_PRESETS, DecoderCompressConfig, config_to_dict
+from edgevid.config import DECODER_PRESETS, DecoderCompressConfig
 from edgevid.models.vae import VideoVAE
 from edgevid.models.vae_loss import psnr, temporal_difference_loss
 from edgevid.train.ema import EMA
@@ -84,10 +84,9 @@ def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict,
 
     fields = decoder_fields(preset)
     run_dir = prepare_run_dir(Path(run_dir), {
-        "task": "compress_decoder", "teacher_vae": config_to_dict(teacher.config), "decoder": {
+        "task": "compress_decoder", "teacher_vae": teacher.config, "decoder": {
             k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
-        "compress": config_to_dict(cfg), "data": data_description or {}}, resume,
-        defaults={"teacher_vae": config_to_dict(type(teacher.config)()), "compress": config_to_dict(type(cfg)())})
+        "compress": cfg, "data": data_description or {}}, resume)
     for frames, height, width in cfg.buckets:  # fail before training on sizes the VAE cannot take
         teacher.latent_shape(frames, cfg.crop_size or height, cfg.crop_size or width)
     torch.manual_seed(cfg.seed)

@@ -51,20 +51,22 @@ class ProceduralClips:
         # min_duration * fps frames gets the same scene for an index, just sampled shorter.
         self.min_duration = min_duration
 
-    def clip(self, index: int, num_frames: int, height: int, width: int) -> Clip:
+    def _spec(self, index: int, num_frames: int):
+        """(scene spec of clip `index` at this length, the rng that goes on to draw its caption)."""
         # The split is part of the seed so that train and holdout streams are independent.
         rng = np.random.default_rng([self.seed, index, SPLITS.index(self.split)])
         duration = max(self.min_duration, num_frames / self.fps)
-        spec = sample_spec(rng, self.split, duration=duration, camera_prob=self.camera_prob)
+        return sample_spec(rng, self.split, duration=duration, camera_prob=self.camera_prob), rng
+
+    def clip(self, index: int, num_frames: int, height: int, width: int) -> Clip:
+        spec, rng = self._spec(index, num_frames)
         text = caption(spec, rng) if self.varied_captions else canonical_caption(spec)
         video = render_video(spec, num_frames, height, width, self.fps)
         return Clip(video=video, caption=text, spec=spec.to_dict())
 
     def object_mask(self, index: int, num_frames: int, height: int, width: int) -> np.ndarray:
         """Object coverage (T, H, W) float32 in [0, 1] of `clip(index, ...)`'s video (same spec)."""
-        rng = np.random.default_rng([self.seed, index, SPLITS.index(self.split)])
-        duration = max(self.min_duration, num_frames / self.fps)
-        spec = sample_spec(rng, self.split, duration=duration, camera_prob=self.camera_prob)
+        spec, _ = self._spec(index, num_frames)
         return render_object_mask(spec, num_frames, height, width, self.fps)
 
 

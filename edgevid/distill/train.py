@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgevid.config import DistillConfig, config_to_dict
+from edgevid.config import DistillConfig
 from edgevid.distill.discriminator import Discriminator
 from edgevid.distill.losses import (
     discriminator_hinge_loss,
@@ -59,10 +59,9 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
     if teacher.config.in_channels != vae.config.latent_channels or teacher.config.text_dim != text_encoder.dim:
         raise ValueError("the teacher UNet does not match the VAE's latent channels or the text encoder's width")
     run_dir = prepare_run_dir(Path(run_dir), {
-        "task": "distill", "distill": config_to_dict(cfg), "unet": config_to_dict(teacher.config),
-        "vae": config_to_dict(vae.config), "text_encoder": text_encoder.config, "data": data_description or {},
-    }, resume, defaults={"distill": config_to_dict(type(cfg)()), "unet": config_to_dict(type(teacher.config)()),
-                         "vae": config_to_dict(type(vae.config)())})
+        "task": "distill", "distill": cfg, "unet": teacher.config, "vae": vae.config,
+        "text_encoder": text_encoder.config, "data": data_description or {},
+    }, resume)
     torch.manual_seed(cfg.seed)
     generator = copy.deepcopy(teacher).to(device).train().requires_grad_(True)
     disc = Discriminator(teacher, cfg.head, cfg.head_channels).to(device).train()

@@ -43,7 +43,7 @@ class LatentBatches:
             raise ValueError(f"{type(self.source).__name__} has no object masks: foreground weighting needs "
                              "procedural clips")
         indices, bucket = self.last_draw
-        for i in set(indices) - {i for i, b in self._masks if b == bucket}:
+        for i in {i for i in indices if (i, bucket) not in self._masks}:
             pixels = torch.from_numpy(self.source.object_mask(i, *bucket))  # (T, H, W)
             self._masks[(i, bucket)] = latent_object_mask(pixels, self.vae.config.spatial_compression,
                                                           self.vae.config.temporal_compression)

@@ -7,6 +7,7 @@ exactly the same state as an uninterrupted run.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -41,15 +42,24 @@ def _same_run_config(stored, new, defaults=_NO_DEFAULTS) -> bool:
 def prepare_run_dir(run_dir: Path, resolved_config: dict, resume: bool, defaults: dict | None = None) -> Path:
     """Create the run folder and write the resolved config, or check it matches when resuming.
 
-    `defaults`: the config sections' default values (same nesting as `resolved_config`); a
+    Sections of `resolved_config` may be config dataclasses: they are stored as dicts, and
+    their class's defaults join `defaults` (other sections' default values, same nesting): a
     field missing from the stored config must have its default in the new one."""
+    from edgevid.config import config_to_dict
+
     run_dir = Path(run_dir)
+    defaults = dict(defaults or {})
+    for name, section in resolved_config.items():
+        if dataclasses.is_dataclass(section):
+            defaults[name] = config_to_dict(type(section)())
+    resolved_config = {name: config_to_dict(section) if dataclasses.is_dataclass(section) else section
+                       for name, section in resolved_config.items()}
     cfg_path = run_dir / "config.json"
     text = json.dumps(resolved_config, indent=2, sort_keys=True) + "\n"
     if resume:
         if not cfg_path.is_file():
             raise ValueError(f"--resume: {run_dir} holds no run (no config.json)")
-        defaults = json.loads(json.dumps(defaults or {}))  # tuples -> lists, as stored
+        defaults = json.loads(json.dumps(defaults))  # tuples -> lists, as stored
         if not _same_run_config(json.loads(cfg_path.read_text()), json.loads(text), defaults):
             raise ValueError(f"--resume: the config differs from the one in {cfg_path}; use the same flags or a new run dir")
         return run_dir

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from edgevid.config import TrainConfig, UNetConfig, VAEConfig, config_to_dict
+from edgevid.config import TrainConfig, UNetConfig
 from edgevid.flow.loss import rectified_flow_loss
 from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
@@ -38,11 +38,9 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
         if lh % unet_config.downsample_factor or lw % unet_config.downsample_factor:
             raise ValueError(f"bucket {height}x{width}: latent {lh}x{lw} must be divisible by {unet_config.downsample_factor}")
     run_dir = prepare_run_dir(Path(run_dir), {
-        "task": "t2v", "unet": config_to_dict(unet_config), "train": config_to_dict(cfg),
-        "vae": config_to_dict(vae.config), "text_encoder": text_encoder.config,
+        "task": "t2v", "unet": unet_config, "train": cfg, "vae": vae.config, "text_encoder": text_encoder.config,
         "data": data_description or {},
-    }, resume, defaults={"unet": config_to_dict(UNetConfig()), "train": config_to_dict(TrainConfig()),
-                         "vae": config_to_dict(VAEConfig())})
+    }, resume)
 
     torch.manual_seed(cfg.seed)
     model = init_unet if init_unet is not None else SpatioTemporalUNet(unet_config)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from edgevid.config import VAEConfig, VAETrainConfig, config_to_dict
+from edgevid.config import VAEConfig, VAETrainConfig
 from edgevid.models.vae import VideoVAE, fit_latent_normalization
 from edgevid.models.vae_loss import vae_loss
 from edgevid.train.ema import EMA
@@ -25,8 +25,8 @@ def train_vae(run_dir: str | Path, vae_config: VAEConfig, train_config: VAETrain
 
     cfg = train_config
     run_dir = prepare_run_dir(Path(run_dir), {
-        "task": "vae", "vae": config_to_dict(vae_config), "train": config_to_dict(cfg), "data": data_description or {},
-    }, resume, defaults={"vae": config_to_dict(type(vae_config)()), "train": config_to_dict(type(cfg)())})
+        "task": "vae", "vae": vae_config, "train": cfg, "data": data_description or {},
+    }, resume)
     torch.manual_seed(cfg.seed)
     model = VideoVAE(vae_config).to(device)
     for frames, height, width in cfg.buckets:

@@ -153,12 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
                                          "write the pipeline with it")
     cd.add_argument("--model", default="default",
                     help="pipeline whose VAE decoder is compressed: a shipped name or a folder (default: default)")
-    cd.add_argument("--preset", default="fast", help="decoder preset from config.DECODER_PRESETS (default: fast)")
+    cd.add_argument("--preset", default="fast", help="decoder preset from config.DECODER_PRESETS (default: fast; "
+                                                     "full = fine-tune the model's own decoder)")
     cd.add_argument("--distill-weight", type=float, help="weight of L1+MSE to the full decoder's output (default 1)")
     cd.add_argument("--pixel-weight", type=float, help="weight of L1+MSE to the source clip (default 0.5)")
     cd.add_argument("--temporal-weight", type=float, help="weight of the frame-difference term (default 0.5)")
     cd.add_argument("--latent-noise", type=float, help="std of noise on the normalised latents (default 0.05)")
     cd.add_argument("--crop-size", type=int, help="train on random windows of this size (default 64; 0 = whole)")
+    cd.add_argument("--object-weight", type=float,
+                    help="pixels under objects count 1 + W times in the pixel term (procedural data; default 0)")
     cd.add_argument("--ema-decay", type=float, help="EMA decay of the decoder (default 0.999)")
     _add_common_train_flags(cd)
     cd.set_defaults(func=cmd_compress_decoder)
@@ -555,14 +558,15 @@ def cmd_compress_decoder(args) -> None:
         pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
     except ValueError as e:
         raise CLIError(str(e)) from None
-    extra = _given(args, "distill_weight", "pixel_weight", "temporal_weight", "latent_noise", "crop_size", "ema_decay")
+    extra = _given(args, "distill_weight", "pixel_weight", "temporal_weight", "latent_noise", "crop_size", "ema_decay",
+                   "object_weight")
     cfg = _train_common(args, DecoderCompressConfig, extra)
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)
     t0 = time.perf_counter()
     vae = compress_decoder(args.run_dir, pipe.vae, fields, source, cfg, data_description={**desc, "model": str(args.model)},
                            resume=args.resume, progress=not args.no_progress, device=device)
-    print(f"compressed the decoder ({decoder_parameters(pipe.vae) / 1e3:.0f} k -> {decoder_parameters(vae) / 1e3:.0f} k "
+    print(f"trained the decoder ({decoder_parameters(pipe.vae) / 1e3:.0f} k -> {decoder_parameters(vae) / 1e3:.0f} k "
           f"parameters) in {time.perf_counter() - t0:.0f} s")
     if args.output:
         EdgeVidPipeline(vae, pipe.unet.cpu(), pipe.text_encoder.cpu(), pipe.defaults).save_pretrained(args.output)

@@ -352,6 +352,10 @@ DECODER_PRESETS: dict[str, dict[str, Any]] = {
     # and a separable temporal decoder of half the width.
     "fast": dict(decoder_channels=(8, 16, 64), decoder_res_blocks=(0, 0, 1), decoder_separable=(False, False, True),
                  temporal_decoder_channels=16, temporal_decoder_res_blocks=1, temporal_decoder_separable=True),
+    # The teacher's own decoder, all weights copied: fine-tuning it with the encoder frozen
+    # (e.g. towards the objects with `object_weight`) keeps the latent space, so every
+    # denoiser trained on that VAE still works with the result.
+    "full": dict(),
 }
 
 
@@ -362,7 +366,8 @@ class DecoderCompressConfig:
     loss = distill_weight * (L1 + MSE)(student(z), teacher(z)) + pixel_weight * (L1 + MSE)(student(z), x)
            + temporal_weight * frame-difference L1 against the teacher's output, with z the frozen
     encoder's latents of clip x (plus latent_noise, so the decoder also sees latents that are
-    not exact encodings: what a few-step sampler produces).
+    not exact encodings: what a few-step sampler produces). With object_weight > 0 the pixel
+    term is a weighted mean that counts pixels under objects 1 + object_weight times.
     """
     steps: int = 2000
     batch_size: int = 4
@@ -373,6 +378,10 @@ class DecoderCompressConfig:
     pixel_weight: float = 0.5
     temporal_weight: float = 0.5
     latent_noise: float = 0.05  # std of noise added to the normalised latents (0 = exact encodings)
+    # Pixels under objects count 1 + object_weight times in the pixel term (procedural data only:
+    # coverage from the clip's scene spec, widened by object_margin pixels so edges count too).
+    object_weight: float = 0.0
+    object_margin: int = 2
     ema_decay: float = 0.999
     buckets: tuple[tuple[int, int, int], ...] = ((1, 256, 256), (9, 256, 256), (17, 128, 128))
     crop_size: int = 64  # train on one random window per clip (a multiple of the VAE's factor); 0 = whole
@@ -387,7 +396,8 @@ class DecoderCompressConfig:
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("DecoderCompressConfig.steps and batch_size must be >= 1")
-        if min(self.distill_weight, self.pixel_weight, self.temporal_weight, self.latent_noise) < 0 \
+        if min(self.distill_weight, self.pixel_weight, self.temporal_weight, self.latent_noise, self.object_weight,
+               self.object_margin) < 0 \
                 or self.distill_weight + self.pixel_weight == 0:
             raise ValueError("DecoderCompressConfig weights and latent_noise must be >= 0, with a reconstruction weight > 0")
         if self.crop_size < 0 or (self.crop_size and any(min(h, w) < self.crop_size for _, h, w in self.buckets)):

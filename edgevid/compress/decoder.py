@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -59,21 +60,37 @@ def decoder_parameters(vae: VideoVAE) -> int:
     return sum(p.numel() for m in (vae.temporal_decoder, vae.spatial_decoder) for p in m.parameters())
 
 
-def decoder_distillation_loss(student_out: Tensor, teacher_out: Tensor, video: Tensor, cfg: DecoderCompressConfig
-                              ) -> tuple[Tensor, dict[str, float]]:
+def decoder_distillation_loss(student_out: Tensor, teacher_out: Tensor, video: Tensor, cfg: DecoderCompressConfig,
+                              weight: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """(loss, logs) for decoded clips (B, 3, T, H, W) in about [-1, 1].
 
     distill: L1 + MSE to the full decoder's output (the paper's distillation loss); pixel: the
-    same against the source clip (keeps the student from copying the teacher's errors only);
+    same against the source clip (keeps the student from copying the teacher's errors only),
+    as a weighted mean when `weight` (B, 1, T, H, W) is given (`object_pixel_weight`);
     temporal: L1 between frame-to-frame differences of student and teacher (against flicker).
     """
     distill = (student_out - teacher_out).abs().mean() + (student_out - teacher_out).square().mean()
-    pixel = (student_out - video).abs().mean() + (student_out - video).square().mean()
+    err = (student_out - video).abs() + (student_out - video).square()  # (B, 3, T, H, W)
+    pixel = err.mean() if weight is None else (weight * err).sum() / (weight.expand_as(err).sum())
     temporal = temporal_difference_loss(student_out, teacher_out)
     loss = cfg.distill_weight * distill + cfg.pixel_weight * pixel + cfg.temporal_weight * temporal
     return loss, {"distill": distill.item(), "pixel": pixel.item(), "temporal": temporal.item(),
                   "psnr_vs_teacher": psnr(student_out.detach(), teacher_out).item(),
                   "psnr_vs_source": psnr(student_out.detach(), video).item()}
+
+
+def object_pixel_weight(source, indices: list[int], bucket: tuple[int, int, int], object_weight: float,
+                        margin: int) -> Tensor:
+    """(B, 1, T, H, W) pixel weights 1 + object_weight * coverage, the coverage of clips `indices`
+    of a procedural `source` widened by `margin` pixels (a shape lives in its edges)."""
+    import torch.nn.functional as F
+
+    if not hasattr(source, "object_mask"):
+        raise ValueError("object_weight needs procedural data (object coverage comes from the scene spec)")
+    cover = torch.from_numpy(np.stack([source.object_mask(i, *bucket) for i in indices]))[:, None]  # (B, 1, T, H, W)
+    if margin:
+        cover = F.max_pool3d(cover, (1, 2 * margin + 1, 2 * margin + 1), stride=1, padding=(0, margin, margin))
+    return 1.0 + object_weight * cover
 
 
 def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict, source, cfg: DecoderCompressConfig,
@@ -99,17 +116,24 @@ def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict,
     def step_fn(step: int):
         g = step_generator(cfg.seed, step)
         bucket = cfg.buckets[int(torch.randint(len(cfg.buckets), (1,), generator=g))]
-        video, _ = make_batch(source, [step * cfg.batch_size + i for i in range(cfg.batch_size)], bucket)
+        indices = [step * cfg.batch_size + i for i in range(cfg.batch_size)]
+        video, _ = make_batch(source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
+        weight = None
+        if cfg.object_weight:
+            weight = object_pixel_weight(source, indices, bucket, cfg.object_weight, cfg.object_margin)
+            video = torch.cat([video, weight], dim=1)  # crop clip and weights with one window
         if cfg.crop_size:
             video = random_crop(video, cfg.crop_size, g)
-        video = video.to(device)  # (B, 3, T, H, W) in [-1, 1]
+        if weight is not None:
+            video, weight = video[:, :3], video[:, 3:].to(device)
+        video = video.to(device)
         with torch.no_grad():
             z = teacher.normalize(teacher.encode(video).mode())  # (B, C, T', H', W'), about unit variance
             if cfg.latent_noise:
                 z = z + cfg.latent_noise * torch.randn(z.shape, generator=g).to(device)
             z = teacher.denormalize(z)
             target = teacher.decode(z, chunk_frames=0)
-        return decoder_distillation_loss(student.decode(z, chunk_frames=0), target, video, cfg)
+        return decoder_distillation_loss(student.decode(z, chunk_frames=0), target, video, cfg, weight)
 
     train_loop(run_dir=run_dir, model=decoder, optimizer=optimizer, ema=ema, step_fn=step_fn, total_steps=cfg.steps,
                base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, lr_schedule=cfg.lr_schedule, grad_clip=cfg.grad_clip,

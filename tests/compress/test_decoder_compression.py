@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from conftest import randomize_
-from edgevid.compress.decoder import compress_decoder, compressed_vae, decoder_distillation_loss, decoder_parameters
+from edgevid.compress.decoder import (compress_decoder, compressed_vae, decoder_distillation_loss, decoder_parameters,
+                                      object_pixel_weight)
 from edgevid.config import VAE_PRESETS, DecoderCompressConfig
 from edgevid.models.vae import VideoVAE
 
@@ -48,6 +49,44 @@ def test_decoder_distillation_loss_by_hand():
     assert loss.item() == 0.0
 
 
+def test_the_full_preset_copies_the_whole_vae():
+    teacher = _teacher()
+    student = compressed_vae(teacher, "full")
+    assert student.config == teacher.config
+    for a, b in zip(teacher.state_dict().values(), student.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_object_pixel_weight_covers_the_objects_and_their_margin():
+    from edgevid.data import ProceduralClips
+
+    source = ProceduralClips(split="train", seed=0, fps=8)
+    cover = torch.from_numpy(source.object_mask(3, 5, 64, 64))  # (T, H, W)
+    w0 = object_pixel_weight(source, [3], (5, 64, 64), object_weight=4.0, margin=0)  # (1, 1, T, H, W)
+    assert w0.shape == (1, 1, 5, 64, 64)
+    torch.testing.assert_close(w0[0, 0], 1 + 4 * cover)
+    w2 = object_pixel_weight(source, [3], (5, 64, 64), object_weight=4.0, margin=2)
+    assert (w2 >= w0).all() and (w2 == 5).sum() > (w0 == 5).sum()  # edges widened...
+    assert (w2 == 1).sum() > 0  # ...but the background stays at weight 1
+    with pytest.raises(ValueError, match="procedural data"):
+        object_pixel_weight(object(), [0], (1, 8, 8), 1.0, 0)
+
+
+def test_weighted_pixel_term_is_a_weighted_mean():
+    cfg = DecoderCompressConfig(distill_weight=0.0, pixel_weight=1.0, temporal_weight=0.0)
+    video = torch.zeros(1, 3, 1, 2, 2)
+    out = torch.zeros_like(video)
+    out[..., 0, 0] = 1.0  # error 1 + 1^2 = 2 at one pixel of four
+    plain, _ = decoder_distillation_loss(out, video, video, cfg)
+    assert plain.item() == pytest.approx(2 / 4)
+    uniform, _ = decoder_distillation_loss(out, video, video, cfg, torch.full((1, 1, 1, 2, 2), 3.0))
+    assert uniform.item() == pytest.approx(plain.item())  # a constant weight changes nothing
+    weight = torch.ones(1, 1, 1, 2, 2)
+    weight[..., 0, 0] = 9.0  # the wrong pixel counts 9 times: 2 * 9 / (9 + 3)
+    weighted, _ = decoder_distillation_loss(out, video, video, cfg, weight)
+    assert weighted.item() == pytest.approx(18 / 12)
+
+
 def test_a_short_compression_run_moves_the_student_towards_the_teacher(tmp_path):
     from edgevid.data import ProceduralClips
 
@@ -60,6 +99,13 @@ def test_a_short_compression_run_moves_the_student_towards_the_teacher(tmp_path)
     assert all(torch.isfinite(torch.tensor([r["loss"] for r in logs])))
     assert logs[-1]["psnr_vs_teacher"] > logs[0]["psnr_vs_teacher"] + 1.0
     assert student.config.decoder_separable == (False, False, True)
+    # the object-weighted variant fine-tunes the full decoder on cropped clips and their weights
+    weighted = DecoderCompressConfig(**{**cfg.__dict__, "steps": 4, "crop_size": 16, "object_weight": 8.0})
+    tuned = compress_decoder(tmp_path / "weighted", teacher, "full", source, weighted, progress=False)
+    assert tuned.config == teacher.config
+    pairs = list(zip(tuned.state_dict().items(), teacher.state_dict().values()))
+    assert all(torch.equal(a, b) for (n, a), b in pairs if n.startswith(("spatial_encoder.", "temporal_encoder.")))
+    assert any(not torch.equal(a, b) for (n, a), b in pairs if n.startswith("spatial_decoder."))
     # the run resumes from its last checkpoint to the same result
     again = compress_decoder(tmp_path / "run", teacher, "tiny-fast", source, cfg, progress=False, resume=True)
     for a, b in zip(student.state_dict().values(), again.state_dict().values()):
@@ -75,7 +121,7 @@ def test_cli_compress_decoder_writes_a_working_pipeline(tiny_model_dir, tmp_path
             "--batch-size", "1", "--buckets", "5x32x32", "--crop-size", "0", "--run-dir", str(tmp_path / "run"),
             "--no-progress", "--threads", "1"]
     assert main([*argv, "--output", str(out)]) == 0
-    assert "compressed the decoder" in capsys.readouterr().out
+    assert "trained the decoder" in capsys.readouterr().out
     pipe = EdgeVidPipeline.from_pretrained(out)
     assert pipe.vae.config.temporal_decoder_separable
     frames = pipe("a red circle", generator=torch.Generator().manual_seed(0)).frames

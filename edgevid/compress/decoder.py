@@ -100,6 +100,8 @@ def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict,
     from edgevid.data import make_batch
 
     fields = decoder_fields(preset)
+    if cfg.object_weight and not hasattr(source, "object_mask"):  # before the run folder is made
+        raise ValueError("object_weight needs procedural data (object coverage comes from the scene spec)")
     run_dir = prepare_run_dir(Path(run_dir), {
         "task": "compress_decoder", "teacher_vae": teacher.config, "decoder": {
             k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},

@@ -106,6 +106,9 @@ def test_a_short_compression_run_moves_the_student_towards_the_teacher(tmp_path)
     pairs = list(zip(tuned.state_dict().items(), teacher.state_dict().values()))
     assert all(torch.equal(a, b) for (n, a), b in pairs if n.startswith(("spatial_encoder.", "temporal_encoder.")))
     assert any(not torch.equal(a, b) for (n, a), b in pairs if n.startswith("spatial_decoder."))
+    with pytest.raises(ValueError, match="procedural data"):  # no spec, no coverage: refused before any output
+        compress_decoder(tmp_path / "folder", teacher, "full", object(), weighted, progress=False)
+    assert not (tmp_path / "folder").exists()
     # the run resumes from its last checkpoint to the same result
     again = compress_decoder(tmp_path / "run", teacher, "tiny-fast", source, cfg, progress=False, resume=True)
     for a, b in zip(student.state_dict().values(), again.state_dict().values()):

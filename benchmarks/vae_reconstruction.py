@@ -38,6 +38,8 @@ def main() -> None:
                    help="also score reconstructions of the first N ShapesBench specs (0 = skip)")
     p.add_argument("--output", help="write the figures as JSON here")
     args = p.parse_args()
+    if args.shapesbench < 0:
+        p.error(f"--shapesbench must be >= 0, got {args.shapesbench}")
 
     from edgevid.config import VAEConfig
     from edgevid.data import ProceduralClips
@@ -95,7 +97,7 @@ def shapesbench_ceiling(reconstruct, n: int, frames: int, size: int, fps: int) -
     from edgevid.eval.shapesbench.score import aggregate, score_video
 
     scores = []
-    for spec, caption in tqdm(benchmark_specs(n=max(200, n))[:n], desc="ShapesBench on reconstructions"):
+    for spec, _ in tqdm(benchmark_specs(n=max(200, n))[:n], desc="ShapesBench on reconstructions"):
         rec, _, _ = reconstruct(render_video(spec, frames, size, size, fps))
         scores.append(score_video(rec, spec, fps))
     return json.loads(json.dumps(aggregate(scores), default=float))  # numpy scalars -> floats

@@ -85,12 +85,16 @@ def object_pixel_weight(source, indices: list[int], bucket: tuple[int, int, int]
     of a procedural `source` widened by `margin` pixels (a shape lives in its edges)."""
     import torch.nn.functional as F
 
-    if not hasattr(source, "object_mask"):
-        raise ValueError("object_weight needs procedural data (object coverage comes from the scene spec)")
+    _require_object_masks(source)
     cover = torch.from_numpy(np.stack([source.object_mask(i, *bucket) for i in indices]))[:, None]  # (B, 1, T, H, W)
     if margin:
         cover = F.max_pool3d(cover, (1, 2 * margin + 1, 2 * margin + 1), stride=1, padding=(0, margin, margin))
     return 1.0 + object_weight * cover
+
+
+def _require_object_masks(source) -> None:
+    if not hasattr(source, "object_mask"):
+        raise ValueError("object_weight needs procedural data (object coverage comes from the scene spec)")
 
 
 def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict, source, cfg: DecoderCompressConfig,
@@ -100,8 +104,8 @@ def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict,
     from edgevid.data import make_batch
 
     fields = decoder_fields(preset)
-    if cfg.object_weight and not hasattr(source, "object_mask"):  # before the run folder is made
-        raise ValueError("object_weight needs procedural data (object coverage comes from the scene spec)")
+    if cfg.object_weight:
+        _require_object_masks(source)  # before the run folder is made
     run_dir = prepare_run_dir(Path(run_dir), {
         "task": "compress_decoder", "teacher_vae": teacher.config, "decoder": {
             k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},

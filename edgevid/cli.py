@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
     e.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder (default: default)")
     e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
+    e.add_argument("--split", default="holdout", choices=("holdout", "train"),
+                   help="holdout: the benchmark (default); train: the training stream's own scenes, a diagnostic "
+                        "that tells underfitting (low on both) from failing to generalise (low on holdout only)")
     e.add_argument("--output", required=True, help="results JSON (overall prompt_adherence, per-attribute accuracies)")
     e.add_argument("--report", help="PNG report: per-attribute bars and sample frames (default: OUTPUT with .png)")
     e.add_argument("--num-frames", type=int, help="frames per video (default: the model's)")
@@ -654,13 +657,15 @@ def cmd_eval(args) -> None:
     result, videos = evaluate(pipe, limit=args.limit, num_frames=args.num_frames, height=args.height,
                               width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, shift=args.shift,
                               seed=args.seed, progress=not args.no_progress, first_window_latent_frames=args.first_window,
-                              window_latent_frames=args.window, overlap_latent_frames=args.overlap)
+                              window_latent_frames=args.window, overlap_latent_frames=args.overlap,
+                              split=args.split)
     result["settings"]["model"] = str(args.model or "default")
     result["settings"]["wall_s"] = round(time.perf_counter() - t0, 1)
     write_report(result, videos, report)  # first: the JSON, the main output, appears only if all succeeded
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     s = result["summary"]
-    print(f"ShapesBench on {len(videos)} videos: prompt adherence {s['prompt_adherence']:.3f} "
+    scenes = "" if args.split == "holdout" else " of training scenes"
+    print(f"ShapesBench on {len(videos)} videos{scenes}: prompt adherence {s['prompt_adherence']:.3f} "
           f"(colour {s['object_colour_present']:.3f}, shape {s['object_shape_correct']:.3f}, "
           f"motion {s['object_motion_correct']:.3f}, count {s['count_correct']:.3f}, "
           f"background {s['background_correct']:.3f}); ground-truth renders of the same specs: "

@@ -158,6 +158,15 @@ def test_eval_writes_json_and_report(tiny_model_dir, tmp_path, capsys):
     assert gt["prompt_adherence"] > result["prompt_adherence"] and "temporal_flickering" in gt
     assert (tmp_path / "bench.png").stat().st_size > 0
     assert "prompt adherence" in capsys.readouterr().out
+    seen = tmp_path / "seen.json"  # the diagnostic split: the training stream's own scenes
+    assert main(["eval", "--model", str(tiny_model_dir), "--limit", "1", "--output", str(seen), "--no-progress",
+                 "--split", "train", "--num-frames", "5", "--height", "32", "--width", "32", "--steps", "1"]) == 0
+    from edgevid.eval.shapesbench import benchmark_specs
+
+    result = json.loads(seen.read_text())
+    assert result["settings"]["split"] == "train"
+    assert result["per_video"][0]["caption"] == benchmark_specs(1, split="train")[0][1]
+    assert "training scenes" in capsys.readouterr().out
     for bad in (["--limit", "0"], ["--report", str(tmp_path / "r.jpg")]):
         assert main(["eval", "--model", str(tiny_model_dir), "--output", str(tmp_path / "x.json"), *bad]) == 1
     assert main(["eval", "--output", str(tmp_path / "x.txt")]) == 1

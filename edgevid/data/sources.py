@@ -22,7 +22,7 @@ from PIL import Image
 
 from edgevid.data.captions import canonical_caption, caption
 from edgevid.data.splits import SPLITS, sample_spec
-from edgevid.data.world import render_object_mask, render_video
+from edgevid.data.world import SceneSpec, render_object_mask, render_video
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +57,10 @@ class ProceduralClips:
         rng = np.random.default_rng([self.seed, index, SPLITS.index(self.split)])
         duration = max(self.min_duration, num_frames / self.fps)
         return sample_spec(rng, self.split, duration=duration, camera_prob=self.camera_prob), rng
+
+    def scene(self, index: int, num_frames: int = 1) -> SceneSpec:
+        """The scene spec of clip `index` (the same for every bucket up to min_duration * fps frames)."""
+        return self._spec(index, num_frames)[0]
 
     def clip(self, index: int, num_frames: int, height: int, width: int) -> Clip:
         spec, rng = self._spec(index, num_frames)

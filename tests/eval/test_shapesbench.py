@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from edgevid.data.captions import canonical_caption
+from edgevid.data.sources import ProceduralClips
 from edgevid.data.splits import HOLDOUT_COMBINATIONS
 from edgevid.data.world import COLOURS, ObjectSpec, SceneSpec, render_video
 from edgevid.eval.shapesbench import aggregate, benchmark_specs, score_video
@@ -121,6 +123,22 @@ def test_benchmark_specs_deterministic_and_holdout():
         main = spec.objects[0]
         assert (main.colour, main.shape, main.motion) in HOLDOUT_COMBINATIONS
         assert spec.camera == "none" and main.colour in caption
+
+
+def test_train_split_specs_are_the_training_streams_scenes():
+    specs = benchmark_specs(12, split="train")
+    assert specs == benchmark_specs(12, split="train") and specs != benchmark_specs(12)
+    stream = ProceduralClips(split="train", seed=0, fps=24)
+    expected = [s for s in (stream.scene(i) for i in range(60)) if s.camera == "none"][:12]
+    assert [spec for spec, _ in specs] == expected
+    # what the trainer renders for a short bucket is that scene
+    index = next(i for i in range(60) if stream.scene(i) == expected[0])
+    assert stream.clip(index, 9, 32, 32).spec == expected[0].to_dict()
+    for spec, caption in specs:
+        assert caption == canonical_caption(spec)
+        assert all((o.colour, o.shape, o.motion) not in HOLDOUT_COMBINATIONS for o in spec.objects)
+    with pytest.raises(ValueError, match="split"):
+        benchmark_specs(3, split="val")
 
 
 def test_bad_input_fails_loudly():

@@ -27,9 +27,12 @@ REPORT_BARS = (
 def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, height: int | None = None,
              width: int | None = None, num_inference_steps: int | None = None, guidance_scale: float | None = None,
              seed: int = 0, progress: bool = True, shift: float | None = None, first_window_latent_frames: int = 0,
-             window_latent_frames: int | None = None, overlap_latent_frames: int | None = None
-             ) -> tuple[dict, list[np.ndarray]]:
+             window_latent_frames: int | None = None, overlap_latent_frames: int | None = None,
+             split: str = "holdout") -> tuple[dict, list[np.ndarray]]:
     """Score `pipe` on the first `limit` benchmark specs (all 200 by default).
+
+    split="train" scores the training stream's own scenes instead (a diagnostic: see
+    `benchmark_specs`).
 
     Video i is generated with seed `seed + i`. The world's motion is defined in seconds, so
     scoring uses the pipeline's playback fps. The window arguments go to the pipeline (chunk-wise
@@ -41,7 +44,7 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
-    specs = benchmark_specs(n=max(200, limit or 0))[:limit]
+    specs = benchmark_specs(n=max(200, limit or 0), split=split)[:limit]
     fps = pipe.defaults.fps
     per_video, videos = [], []
     for i, (spec, caption) in enumerate(tqdm(specs, desc="ShapesBench", disable=not progress)):
@@ -58,7 +61,7 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
     # is read against (temporal metrics of real motion, adherence of a perfect model).
     ground_truth = aggregate([score_video(render_video(spec, *video.shape[:3], fps), spec, fps)
                               for (spec, _), video in zip(specs, videos)])
-    settings = {"num_videos": len(specs), "num_frames": int(videos[0].shape[0]), "height": int(videos[0].shape[1]),
+    settings = {"split": split, "num_videos": len(specs), "num_frames": int(videos[0].shape[0]), "height": int(videos[0].shape[1]),
                 "width": int(videos[0].shape[2]), "fps": fps, "seed": seed,
                 "num_inference_steps": num_inference_steps or pipe.defaults.num_inference_steps,
                 "guidance_scale": pipe.defaults.guidance_scale if guidance_scale is None else guidance_scale,

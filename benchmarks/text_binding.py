@@ -20,6 +20,7 @@ import torch
 
 from edgevid.eval.binding import binding_errors, scene_inputs, summarise
 from edgevid.eval.shapesbench.benchmark import benchmark_specs
+from edgevid.io.atomic import atomic_write_text
 from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--t values must be in (0, 1], got {args.t!r}")
     if args.num < 1 or args.frames < 1 or (args.frames - 1) % 4 or args.size < 32 or args.size % 32:
         p.error("need --num >= 1, --frames = 1 + 4k and --size a multiple of 32")
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        p.error(f"--output: folder {Path(args.output).parent} does not exist")
     if args.threads:
         torch.set_num_threads(args.threads)
     models = []
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {m['object_colour_gain']:+.4f} | {m['object_text_gain']:+.4f} | "
               f"{m['background_text_gain']:+.4f} | {err:.4f} |", flush=True)
     if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_text(Path(args.output), json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.output}")
     return 0
 

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--model {item!r}: no model folder at {folder}")
         models.append((name, folder))
 
-    specs = [s for s, _ in benchmark_specs(max(200, args.num), split=args.split)[:args.num]]
+    specs = [s for s, _ in benchmark_specs(args.num, split=args.split)]
     results = {"settings": {"num": args.num, "split": args.split, "frames": args.frames, "size": args.size,
                             "t": ts, "seed": args.seed}, "models": {}}
     print(f"{args.num} {args.split} scenes, {args.frames} frames of {args.size}x{args.size}, t = {ts}")

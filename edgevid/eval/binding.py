@@ -30,6 +30,7 @@ import torch
 from edgevid.data.captions import canonical_caption
 from edgevid.data.splits import contrasts
 from edgevid.data.world import COLOURS, SceneSpec, render_object_mask, render_video
+from edgevid.flow.schedule import interpolate
 from edgevid.train.latents import latent_object_mask
 
 CAPTIONS = ("true", "recolour", "empty")
@@ -83,7 +84,7 @@ def binding_errors(pipe, x0: torch.Tensor, mask: torch.Tensor, captions: dict[st
     for t in ts:
         g = torch.Generator().manual_seed(seed + int(round(t * 1000)))
         noise = torch.randn(x0.shape, generator=g)  # the same noise for every caption and every model
-        x_t = (1 - t) * x0 + t * noise  # Eq. 1
+        x_t = interpolate(x0, noise, torch.full((x0.shape[0],), t))  # Eq. 1
         target = noise - x0  # Eq. 2
         for kind in CAPTIONS:
             obj_sum = bg_sum = 0.0

@@ -4,8 +4,11 @@ import os
 # timings stay stable and parallel runs do not thrash.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import math  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -15,6 +18,26 @@ def _seed_and_threads():
     # Some code under test (the CLI) sets torch's thread count; reset it for every test.
     torch.set_num_threads(1)
     torch.manual_seed(0)
+
+
+def reorder_tol(reduction: int, dtype: torch.dtype = torch.float32, layers: int = 1, scale: float = 1.0) -> dict:
+    """assert_close tolerances for two code paths that compute the same function with the sums in
+    another order: another SIMD width (ATEN_CPU_CAPABILITY, i.e. another CPU), GEMM blocking, batch
+    size or chunking. A length-n float sum rounded in another order moves by about sqrt(n) ulps of
+    the magnitude of its terms (Higham 2002 §3.6, rounding errors as random signs; the worst case is
+    n), `layers` such sums in a row add up, and `scale` is the magnitude of the compared values.
+    Exactness tests (same path, same seed) compare with torch.equal instead."""
+    rel = math.sqrt(reduction) * layers * torch.finfo(dtype).eps
+    return {"atol": rel * scale, "rtol": rel}
+
+
+def network_reorder_tol(module: nn.Module, scale: float = 1.0, dtype: torch.dtype = torch.float32) -> dict:
+    """reorder_tol for a whole network: its largest fan-in (the longest dot product) and its number of
+    reducing layers (convolutions, linears, norms) as the depth, an upper bound on the chain."""
+    reducing = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.GroupNorm, nn.LayerNorm)
+    layers = [m for m in module.modules() if isinstance(m, reducing)]
+    fan_in = max(m.weight[0].numel() for m in layers if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)))
+    return reorder_tol(fan_in, dtype, layers=len(layers), scale=scale)
 
 
 def randomize_(module: torch.nn.Module, scale: float = 0.05) -> torch.nn.Module:

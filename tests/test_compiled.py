@@ -14,7 +14,7 @@ import torch
 
 REAL_COMPILE = bool(os.environ.get("EDGEVID_SLOW_TESTS"))
 
-from conftest import make_tiny_pipeline
+from conftest import make_tiny_pipeline, network_reorder_tol
 from edgevid.cli import main
 from edgevid.compiled import CompiledUNet, compile_unet, load_compiled_unet, package_path
 from edgevid.pipeline import EdgeVidPipeline
@@ -69,7 +69,9 @@ def test_compiled_denoiser_matches_eager(use_cache, tmp_path):
     ref = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0), **kw).frames
     assert load_compiled_unet(pipe) and isinstance(pipe.unet, CompiledUNet)
     out = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0), **kw).frames
-    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    # Compiled kernels fuse and reorder every sum of the UNet, once per sampling step (errors add up).
+    steps = pipe.defaults.num_inference_steps
+    torch.testing.assert_close(out, ref, **network_reorder_tol(pipe.unet, scale=steps * float(ref.abs().max())))
     assert pipe.unet.calls == {"compiled": 2, "eager": 0}
     # calls it does not fit run eager: CFG (batch 2), one latent frame
     pipe("a red circle", guidance_scale=2.0, num_frames=9, output_type="latent")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import network_reorder_tol
 from edgevid.pipeline import EdgeVidPipeline
 
 
@@ -135,7 +136,8 @@ def test_stream_yields_the_same_frames_as_the_call(tiny_pipeline, chunk_frames):
     n = chunk_frames or tiny_pipeline.vae.config.decode_chunk_frames
     assert chunks[0].shape == (1 + 4 * (min(n, 5) - 1), 32, 32, 3)  # causal VAE: the first latent is one frame
     assert len(chunks) == -(-5 // n) and all(c.dtype == np.float32 for c in chunks)
-    np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
+    # Decoding latent by latent runs the decoder's convolutions over other shapes than one decode.
+    np.testing.assert_allclose(np.concatenate(chunks), whole, **network_reorder_tol(tiny_pipeline.vae))
 
 
 @pytest.mark.parametrize("first", [1, 2])
@@ -152,9 +154,10 @@ def test_stream_shows_a_short_first_chunk_first(tiny_pipeline, first):
     assert chunks[0].shape == (n, 32, 32, 3)  # the first chunk's frames, before the rest is denoised
     short = tiny_pipeline("a red circle moving left", latents=noise[:, :, :first].clone(), num_frames=n, height=32,
                           width=32).frames[0]
-    np.testing.assert_allclose(chunks[0], short, atol=1e-5)  # it is the plain short clip
+    tol = network_reorder_tol(tiny_pipeline.vae)  # streamed decoding: other conv shapes than one decode
+    np.testing.assert_allclose(chunks[0], short, **tol)  # it is the plain short clip
     whole = tiny_pipeline("a red circle moving left", latents=noise, first_window_latent_frames=first, **kw).frames[0]
-    np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate(chunks), whole, **tol)
     plain = tiny_pipeline("a red circle moving left", latents=noise, **kw).frames[0]
     assert not np.allclose(whole, plain)  # the first window changed the sampling of the rest
     with pytest.raises(ValueError, match="first_window_latent_frames"):
@@ -190,13 +193,15 @@ def test_chunkwise_generation_continues_each_chunk(tiny_pipeline):
     first = tiny_pipeline("a red circle moving left", latents=noise[:, :, :4].clone(), output_type="latent",
                           num_frames=13, height=32, width=32).frames
     assert lat.shape == (1, 4, 9, 4, 4)
-    torch.testing.assert_close(lat[:, :, :4], first)
+    # The same sampler on an equal-sized (but sliced, non-contiguous) noise: kernels may block it differently.
+    tol = network_reorder_tol(tiny_pipeline.unet, scale=float(first.abs().max()))
+    torch.testing.assert_close(lat[:, :, :4], first, **tol)
     whole = tiny_pipeline("a red circle moving left", latents=noise, **kw).frames[0]
     unchunked = tiny_pipeline("a red circle moving left", latents=noise, num_frames=33, height=32, width=32).frames[0]
     assert whole.shape == (33, 32, 32, 3) and not np.allclose(whole, unchunked)  # chunking changed the sampling
     streamed = np.concatenate(list(tiny_pipeline.stream("a red circle moving left", latents=noise, chunk_frames=3,
                                                         first_window_latent_frames=0, **kw)))
-    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    np.testing.assert_allclose(streamed, whole, **network_reorder_tol(tiny_pipeline.vae))  # chunked decoding
     with pytest.raises(ValueError, match="overlap"):
         tiny_pipeline("a red circle", num_frames=33, window_latent_frames=4, overlap_latent_frames=4)
 
@@ -212,8 +217,12 @@ def test_fast_path_precomputed_time_embeddings_and_prompt_cache(tiny_pipeline):
     plain = [velocity(x, t.expand(1)) for t in grid[:-1]]
     velocity.precompute_time_embeddings(grid[:-1])
     assert len(velocity.time_embeddings) == 4
+    # The (4, D) embedding matmul is blocked differently from four (1, D) ones, and the CFG
+    # combination v_u + g (v_c - v_u) amplifies it by up to 2g - 1 the difference: reorder tolerance of the whole UNet.
+    tol = network_reorder_tol(pipe.unet, scale=(2 * 3.0 - 1) * max(float(p.detach().abs().max()) for p in plain))
     for t, ref in zip(grid[:-1], plain):
-        torch.testing.assert_close(velocity(x, t.expand(1)), ref, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(velocity(x, t.expand(1)), ref, **tol)
+    assert (plain[0] - plain[1]).abs().max() > 10 * tol["atol"]  # the tolerance still tells the times apart
     assert velocity._time_embedding(torch.tensor([0.33]), 2) == {}  # off the grid: computed in the net
     assert velocity._time_embedding(torch.tensor([0.75, 0.5]), 2) == {}  # mixed times: computed in the net
 

@@ -4,6 +4,7 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import network_reorder_tol, reorder_tol
 from edgevid.config import VAE_PRESETS
 from edgevid.models.vae import DiagonalGaussian, VideoVAE, fit_latent_normalization
 from edgevid.models.vae_loss import psnr, temporal_difference_loss, vae_loss
@@ -53,7 +54,9 @@ def test_encoder_and_decoder_are_causal(vae):
         assert torch.equal(zx[:, :, :2], zy[:, :, :2])  # latent 1 covers frames 1..4
         assert not torch.allclose(zx[:, :, 2], zy[:, :, 2])
         # An image is a 1-frame video: it encodes to the same latent 0 as the clip it starts.
-        torch.testing.assert_close(vae.encode(x[:, :, :1]).mean, zx[:, :, :1], atol=1e-6, rtol=0)
+        # One frame against 13: the encoder's convolutions run over other shapes (other sums).
+        torch.testing.assert_close(vae.encode(x[:, :, :1]).mean, zx[:, :, :1],
+                                   **network_reorder_tol(vae, scale=float(zx.abs().max())))
 
         z2 = zx.clone()
         z2[:, :, 2:] += 1.0  # change latents 2, 3 (frames 5..12)
@@ -119,6 +122,9 @@ def test_per_channel_normalization_gives_unit_variance_per_channel(vae):
     vae.config = dataclasses.replace(vae.config, scaling_factor=scale, shift_factor=shift)
     with torch.no_grad():
         zn = torch.cat([vae.encode_latents(v) for v in videos])  # (N, C, T', H', W')
+    # The fit (float64) and this check (float32) see the same encoder outputs; only the float32
+    # normalisation and these means round: a few ulps, 1e-4 is > 100x sqrt(n) eps for n = zn[:, 0].numel().
+    assert reorder_tol(zn[:, 0].numel())["rtol"] * 100 < 1e-4
     torch.testing.assert_close(zn.mean((0, 2, 3, 4)), torch.zeros(4), atol=1e-4, rtol=0)
     torch.testing.assert_close(zn.std((0, 2, 3, 4), unbiased=False), torch.ones(4), atol=1e-4, rtol=0)
     z = torch.randn(2, 4, 2, 2, 2)
@@ -232,4 +238,5 @@ def test_spatial_decoder_fast_form_equals_the_plain_formula(preset):
         fast = sd(z)
     s = cfg.spatial_compression
     assert fast.shape == x.shape == (3, 3, 4 * s, 6 * s)
-    torch.testing.assert_close(fast, x, atol=1e-4, rtol=1e-4)  # float rounding of outputs of magnitude ~10
+    # The fused decoder and this loop sum in another order; outputs are of magnitude ~10.
+    torch.testing.assert_close(fast, x, **network_reorder_tol(sd, scale=float(x.abs().max())))

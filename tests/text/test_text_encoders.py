@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import network_reorder_tol
 from edgevid.text import (
     MiniLMTextEncoder,
     PromptCache,
@@ -64,8 +65,10 @@ def test_batching_does_not_change_a_prompt_encoding():
     for i, p in enumerate(PROMPTS):
         alone = enc.encode([p])
         n = alone.tokens.shape[1]
-        torch.testing.assert_close(batch.tokens[i, :n], alone.tokens[0], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(batch.pooled[i], alone.pooled[0], atol=1e-5, rtol=1e-5)
+        # Batched and padded rows go through other matmul and attention shapes: reorder tolerance.
+        tol = network_reorder_tol(enc, scale=float(alone.tokens.abs().max()))
+        torch.testing.assert_close(batch.tokens[i, :n], alone.tokens[0], **tol)
+        torch.testing.assert_close(batch.pooled[i], alone.pooled[0], **network_reorder_tol(enc))  # unit norm
 
 
 @pytest.mark.parametrize("bad", [[], "a red circle", [1, 2], ["ok", None], None, ("",) * 0])
@@ -134,8 +137,10 @@ def test_prompt_cache_matches_encoder_and_encodes_each_prompt_once():
     for got in (first, TextEmbeddings(second.tokens.flip(0), second.mask.flip(0), second.pooled.flip(0))):
         assert got.tokens.device.type == "cpu"
         assert torch.equal(got.mask, direct.mask)
-        torch.testing.assert_close(got.tokens, direct.tokens, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(got.pooled, direct.pooled, atol=1e-5, rtol=1e-5)
+        # The cache encoded the unique prompts as one batch, `direct` all four: other shapes, other sums.
+        torch.testing.assert_close(got.tokens, direct.tokens,
+                                   **network_reorder_tol(enc, scale=float(direct.tokens.abs().max())))
+        torch.testing.assert_close(got.pooled, direct.pooled, **network_reorder_tol(enc))  # unit norm
 
 
 def test_prompt_cache_evicts_least_recently_used():

@@ -1,8 +1,10 @@
 import os
 
 # Tests run side by side on 2 cores: keep each process to one intra-op thread so that
-# timings stay stable and parallel runs do not thrash.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# timings stay stable and parallel runs do not thrash. EDGEVID_TEST_THREADS=2 runs the suite with
+# two (other thread counts split reductions differently: the tolerances must hold for both).
+THREADS = int(os.environ.get("EDGEVID_TEST_THREADS", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
 import math  # noqa: E402
 
@@ -10,13 +12,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-torch.set_num_threads(1)
+torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     # Some code under test (the CLI) sets torch's thread count; reset it for every test.
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     torch.manual_seed(0)
 
 

@@ -8,6 +8,10 @@ is computed per frame on uint8-quantised frames (what a viewer sees) and average
 flicker figure is the mean absolute frame-to-frame difference of the reconstruction minus
 that of the source (0 = no added flicker).
 
+With `--latent-noise S`, Gaussian noise of std S is added to the *normalised* latent (the space
+the denoiser works in) before decoding: how a decoder treats a denoiser's residual error
+(issue 16: the decoder must not turn it into rainbow speckle). Noise is seeded per clip.
+
 With `--shapesbench N` it also scores the reconstructions of the first N ShapesBench specs
 (rendered at --frames x --size x --size and --fps) with the benchmark's own scorer: the
 adherence a perfect denoiser could reach through this VAE, the ceiling for `edgevid eval`.
@@ -36,8 +40,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--shapesbench", type=int, default=0, metavar="N",
                    help="also score reconstructions of the first N ShapesBench specs (0 = skip)")
+    p.add_argument("--latent-noise", type=float, default=0.0,
+                   help="std of Gaussian noise added to the normalised latents before decoding (default 0)")
     p.add_argument("--output", help="write the figures as JSON here")
     args = p.parse_args()
+    if not args.latent_noise >= 0:
+        p.error(f"--latent-noise must be >= 0, got {args.latent_noise}")
     if args.shapesbench < 0:
         p.error(f"--shapesbench must be >= 0, got {args.shapesbench}")
 
@@ -49,12 +57,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     vae = load_component(VideoVAE, VAEConfig, args.vae).eval()
 
+    noise_g = torch.Generator().manual_seed(args.seed)
+
     def reconstruct(clip: np.ndarray) -> tuple[np.ndarray, float, float]:
         """uint8 (T, H, W, 3) -> its uint8 reconstruction, encode and decode seconds."""
         video = torch.from_numpy(clip).permute(3, 0, 1, 2)[None].float() / 127.5 - 1  # (1, 3, T, H, W)
         with torch.inference_mode():
             t0 = time.perf_counter()
             z = vae.encode(video).mode()
+            if args.latent_noise:
+                z = vae.denormalize(vae.normalize(z) + args.latent_noise * torch.randn(z.shape, generator=noise_g))
             t1 = time.perf_counter()
             recon = vae.decode(z)
             t2 = time.perf_counter()
@@ -74,7 +86,7 @@ def main() -> None:
         if args.frames > 1:
             flicker_added.append(np.abs(np.diff(rec, axis=0)).mean() - np.abs(np.diff(src, axis=0)).mean())
     result = {
-        "vae": args.vae, "clips": args.num, "frames": args.frames, "size": args.size, "split": "holdout",
+        "vae": args.vae, "latent_noise": args.latent_noise, "clips": args.num, "frames": args.frames, "size": args.size, "split": "holdout",
         "psnr_per_frame_mean": float(np.mean(psnrs)), "psnr_per_frame_min": float(np.min(psnrs)),
         "flicker_added_mean_abs_diff": float(np.mean(flicker_added)) if flicker_added else 0.0,
         "encode_s_per_clip": t_enc / args.num, "decode_s_per_clip": t_dec / args.num,

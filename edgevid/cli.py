@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     cd.add_argument("--pixel-weight", type=float, help="weight of L1+MSE to the source clip (default 0.5)")
     cd.add_argument("--temporal-weight", type=float, help="weight of the frame-difference term (default 0.5)")
     cd.add_argument("--latent-noise", type=float, help="std of noise on the normalised latents (default 0.05)")
+    cd.add_argument("--latent-noise-mode", choices=("fixed", "uniform"),
+                    help="fixed: every clip gets --latent-noise; uniform: each clip draws its std from U(0, --latent-noise)")
     cd.add_argument("--crop-size", type=int, help="train on random windows of this size (default 64; 0 = whole)")
     cd.add_argument("--object-weight", type=float,
                     help="pixels under objects count 1 + W times in the pixel term (procedural data; default 0)")
@@ -562,7 +564,7 @@ def cmd_compress_decoder(args) -> None:
     except ValueError as e:
         raise CLIError(str(e)) from None
     extra = _given(args, "distill_weight", "pixel_weight", "temporal_weight", "latent_noise", "crop_size", "ema_decay",
-                   "object_weight")
+                   "object_weight", "latent_noise_mode")
     cfg = _train_common(args, DecoderCompressConfig, extra)
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)

@@ -136,7 +136,10 @@ def compress_decoder(run_dir: str | Path, teacher: VideoVAE, preset: str | dict,
         with torch.no_grad():
             z = teacher.normalize(teacher.encode(video).mode())  # (B, C, T', H', W'), about unit variance
             if cfg.latent_noise:
-                z = z + cfg.latent_noise * torch.randn(z.shape, generator=g).to(device)
+                std = torch.full((z.shape[0],), cfg.latent_noise)  # (B,)
+                if cfg.latent_noise_mode == "uniform":
+                    std = std * torch.rand(z.shape[0], generator=g)
+                z = z + std.view(-1, 1, 1, 1, 1).to(device) * torch.randn(z.shape, generator=g).to(device)
             z = teacher.denormalize(z)
             target = teacher.decode(z, chunk_frames=0)
         return decoder_distillation_loss(student.decode(z, chunk_frames=0), target, video, cfg, weight)

@@ -39,11 +39,16 @@ class ProceduralClips:
     """Rendered clips from random scene specs; endless (any integer index is a clip)."""
 
     def __init__(self, split: str = "train", seed: int = 0, fps: float = 8, varied_captions: bool = True,
-                 camera_prob: float = 0.3, min_duration: float = 2.5):
+                 camera_prob: float = 0.3, min_duration: float = 2.5, max_objects: int = 3,
+                 backgrounds: tuple[str, ...] | None = None):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
         if not fps > 0 or not 0 <= camera_prob <= 1:
             raise ValueError(f"need fps > 0 and 0 <= camera_prob <= 1, got {fps}, {camera_prob}")
+        if max_objects < 1:
+            raise ValueError(f"max_objects must be >= 1, got {max_objects}")
+        # A narrower world (the learnability ladder's rungs); None = every background type.
+        self.max_objects, self.backgrounds = max_objects, tuple(backgrounds) if backgrounds else None
         self.split, self.seed, self.fps = split, seed, fps
         self.varied_captions = varied_captions  # False: canonical captions (evaluation prompts)
         self.camera_prob = camera_prob
@@ -56,7 +61,9 @@ class ProceduralClips:
         # The split is part of the seed so that train and holdout streams are independent.
         rng = np.random.default_rng([self.seed, index, SPLITS.index(self.split)])
         duration = max(self.min_duration, num_frames / self.fps)
-        return sample_spec(rng, self.split, duration=duration, camera_prob=self.camera_prob), rng
+        narrow = {"backgrounds": self.backgrounds} if self.backgrounds else {}
+        return sample_spec(rng, self.split, duration=duration, camera_prob=self.camera_prob,
+                           max_objects=self.max_objects, **narrow), rng
 
     def scene(self, index: int, num_frames: int = 1) -> SceneSpec:
         """The scene spec of clip `index` (the same for every bucket up to min_duration * fps frames)."""

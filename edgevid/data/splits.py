@@ -61,19 +61,24 @@ def contrasts(colour: str, background_colour: str, background: str) -> bool:
 
 
 def sample_spec(rng: np.random.Generator, split: str = "train", duration: float = 2.5,
-                camera_prob: float = 0.3, max_objects: int = 3) -> SceneSpec:
+                camera_prob: float = 0.3, max_objects: int = 3,
+                backgrounds: tuple[str, ...] = BACKGROUNDS) -> SceneSpec:
     """A random scene whose objects stay in frame and apart for `duration` seconds.
 
     split="train": no object uses a held-out triple. split="holdout": the first (main) object
     uses a held-out triple; the others use training triples. Objects in one scene have
-    distinct colours, all contrasting with the background.
+    distinct colours, all contrasting with the background. `max_objects` and `backgrounds`
+    narrow the world (the learnability ladder's easy rungs: one object on solid backgrounds);
+    with the defaults the stream is the full world, draw for draw.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
     if not duration > 0 or max_objects < 1:
         raise ValueError(f"need duration > 0 and max_objects >= 1, got {duration}, {max_objects}")
+    if not backgrounds or any(b not in BACKGROUNDS for b in backgrounds):
+        raise ValueError(f"backgrounds must be a non-empty subset of {BACKGROUNDS}, got {backgrounds}")
     while True:  # each pass succeeds with high probability; the loop only retries a bad draw
-        background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+        background = backgrounds[int(rng.integers(len(backgrounds)))]
         bg_colour = list(BACKGROUND_COLOURS)[int(rng.integers(len(BACKGROUND_COLOURS)))]
         allowed = [c for c in COLOURS if contrasts(c, bg_colour, background)]
         camera, camera_speed = "none", 0.0

@@ -68,6 +68,12 @@ class SpatioTemporalUNet(nn.Module):
         n = len(ch)
 
         self.time_embed = TimestepEmbedding(config.time_embed_dim)
+        self.text_embed = None
+        if config.pooled_text:  # pooled prompt -> time-embedding space; zero output at init
+            self.text_embed = nn.Sequential(nn.Linear(config.text_dim, config.time_embed_dim), nn.SiLU(),
+                                            nn.Linear(config.time_embed_dim, config.time_embed_dim))
+            nn.init.zeros_(self.text_embed[2].weight)
+            nn.init.zeros_(self.text_embed[2].bias)
         self.conv_in = nn.Conv2d(config.in_channels, ch[0], 3, padding=1)
 
         # Down path; skip_ch records the width of every skip in push order.
@@ -118,6 +124,8 @@ class SpatioTemporalUNet(nn.Module):
         B, _, T, H, W = x.shape
         if temb is None:
             temb = self.time_embedding(t.expand(B) if t.ndim == 0 else t)
+        if self.text_embed is not None:
+            temb = temb + self.text_embed(pooled_tokens(context, context_mask))  # (B, D)
         emb = temb.repeat_interleave(T, dim=0)  # (B, D) -> (B*T, D), frame-major like h
         h = x.transpose(1, 2).reshape(B * T, -1, H, W)  # (B, C, T, H, W) -> (B*T, C, H, W)
         h = self.conv_in(h)
@@ -170,3 +178,11 @@ class SpatioTemporalUNet(nn.Module):
                                          or tuple(context_mask.shape) != tuple(context.shape[:2])):
             raise ValueError(f"context_mask must be a bool tensor of shape {tuple(context.shape[:2])} "
                              f"(True = real token), got {context_mask.dtype} {tuple(context_mask.shape)}")
+
+
+def pooled_tokens(context: Tensor, mask: Tensor | None) -> Tensor:
+    """Masked mean of text tokens (B, L, D) -> (B, D); an all-padding row (no text) gives zeros."""
+    if mask is None:
+        return context.mean(dim=1)
+    m = mask.to(context.dtype)[..., None]  # (B, L, 1)
+    return (context * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)

@@ -107,6 +107,15 @@ def test_a_short_compression_run_moves_the_student_towards_the_teacher(tmp_path)
     pairs = list(zip(tuned.state_dict().items(), teacher.state_dict().values()))
     assert all(torch.equal(a, b) for (n, a), b in pairs if n.startswith(("spatial_encoder.", "temporal_encoder.")))
     assert any(not torch.equal(a, b) for (n, a), b in pairs if n.startswith("spatial_decoder."))
+    # per-clip noise levels (uniform in [0, latent_noise]) train and differ from one fixed level
+    runs = {}
+    for mode in ("fixed", "uniform"):
+        noisy = DecoderCompressConfig(**{**cfg.__dict__, "steps": 2, "latent_noise": 0.4, "latent_noise_mode": mode})
+        runs[mode] = compress_decoder(tmp_path / mode, teacher, "full", source, noisy, progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(runs["fixed"].state_dict().values(),
+                                                     runs["uniform"].state_dict().values()))
+    with pytest.raises(ValueError, match="latent_noise_mode"):
+        DecoderCompressConfig(latent_noise_mode="gamma")
     with pytest.raises(ValueError, match="procedural data"):  # no spec, no coverage: refused before any output
         compress_decoder(tmp_path / "folder", teacher, "full", object(), weighted, progress=False)
     assert not (tmp_path / "folder").exists()

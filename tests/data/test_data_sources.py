@@ -153,3 +153,17 @@ def test_video_folder_errors(tmp_path):
     src = VideoFolderClips(tmp_path)
     with pytest.raises(ValueError, match="bad.mp4"):
         src.clip(0, 4, 16, 16)
+
+
+def test_narrowed_world_for_the_ladder():
+    """max_objects / backgrounds narrow the stream; the defaults keep the full world draw for draw."""
+    full, default = ProceduralClips(split="train", seed=0), ProceduralClips(split="train", seed=0, max_objects=3)
+    assert [full.scene(i) for i in range(10)] == [default.scene(i) for i in range(10)]
+    easy = ProceduralClips(split="train", seed=0, camera_prob=0.0, max_objects=1, backgrounds=("solid",))
+    scenes = [easy.scene(i) for i in range(40)]
+    assert all(len(s.objects) == 1 and s.background == "solid" and s.camera == "none" for s in scenes)
+    assert len({s.background_colour for s in scenes}) > 3
+    with pytest.raises(ValueError, match="backgrounds"):
+        ProceduralClips(backgrounds=("plaid",)).scene(0)
+    with pytest.raises(ValueError, match="max_objects"):
+        ProceduralClips(max_objects=0)

@@ -145,3 +145,64 @@ def test_bad_input_fails_loudly():
     spec = benchmark_specs(1)[0][0]
     with pytest.raises(ValueError, match="uint8"):
         score_video(np.zeros((4, 8, 8, 3), np.float32), spec, FPS)
+
+
+# --------------------------------------------------------------------------------------
+# The noise floor (issue 16): videos that do not show the prompt's objects score <= 0.10
+# --------------------------------------------------------------------------------------
+FLOOR = 0.10
+
+
+@pytest.mark.parametrize("kind", ["smooth_per_frame", "smooth_frozen", "white_noise", "recoloured"])
+def test_noise_floor(clips, clean, kind):
+    from edgevid.eval.shapesbench.controls import recoloured, smooth_colour_field, white_noise
+
+    rng = np.random.default_rng(0)
+    make = {
+        "smooth_per_frame": lambda s: smooth_colour_field(rng, FRAMES, SIZE, frozen=False),
+        "smooth_frozen": lambda s: smooth_colour_field(rng, FRAMES, SIZE, frozen=True),
+        "white_noise": lambda s: white_noise(rng, FRAMES, SIZE),
+        "recoloured": lambda s: recoloured(s, FRAMES, SIZE, FPS),
+    }[kind]
+    result = aggregate([score_video(make(s), s, FPS) for s, _ in clips])
+    assert result["prompt_adherence"] <= FLOOR, result
+    assert clean["prompt_adherence"] >= 0.95
+    if kind.startswith("smooth"):  # what the old presence-only colour test was fooled by
+        assert result["legacy_colour_acc"] > 0.5, "the control lost its bite: it no longer fools presence"
+
+
+def test_noise_floor_untrained_model():
+    """An untrained denoiser's samples through the shipped VAE decoder (rainbow speckle) score <= 0.10."""
+    import dataclasses
+
+    import torch
+
+    from conftest import randomize_
+    from edgevid.config import UNET_PRESETS
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults, frames_to_uint8, resolve_model_dir
+    from edgevid.text import TinyTextEncoder
+
+    vae = EdgeVidPipeline.from_pretrained(resolve_model_dir("teacher")).vae
+    text = TinyTextEncoder(dim=32)
+    cfg = dataclasses.replace(UNET_PRESETS["tiny"], text_dim=text.dim, in_channels=vae.config.latent_channels,
+                              out_channels=vae.config.latent_channels)
+    unet = randomize_(SpatioTemporalUNet(cfg))
+    pipe = EdgeVidPipeline(vae, unet, text, GenerationDefaults(num_frames=FRAMES, height=SIZE, width=SIZE, fps=FPS,
+                                                               num_inference_steps=2, guidance_scale=1.0))
+    results = []
+    for i, (spec, caption) in enumerate(benchmark_specs(12)):
+        frames = pipe(caption, generator=torch.Generator().manual_seed(i)).frames[0]
+        results.append(score_video(frames_to_uint8(frames), spec, FPS))
+    assert aggregate(results)["prompt_adherence"] <= FLOOR
+
+
+def test_coherence_needs_one_region_of_the_right_size():
+    """The same colour split into two regions, or drawn at 4x the spec's area, is not the object."""
+    spec = SceneSpec(objects=(ObjectSpec("red", "circle", "right", 0.3, 0.5, 0.12, speed=0.2),))
+    video = render_video(spec, FRAMES, SIZE, SIZE, FPS)
+    assert score_video(video, spec, FPS)["colour_acc"] == 1.0
+    twin = SceneSpec(objects=spec.objects + (ObjectSpec("red", "circle", "right", 0.3, 0.15, 0.12, speed=0.2),))
+    assert score_video(render_video(twin, FRAMES, SIZE, SIZE, FPS), spec, FPS)["colour_acc"] == 0.0
+    big = SceneSpec(objects=(ObjectSpec("red", "circle", "right", 0.35, 0.5, 0.26, speed=0.1),))
+    assert score_video(render_video(big, FRAMES, SIZE, SIZE, FPS), spec, FPS)["colour_acc"] == 0.0

@@ -139,3 +139,31 @@ def test_flops_include_attention():
     x, t, ctx, mask = inputs(B=1)
     short, long = count_flops(unet, x, t, ctx[:1, :2], None), count_flops(unet, x, t, ctx[:1], None)
     assert long > short > 0  # cross-attention over 7 text tokens costs more than over 2
+
+
+def test_pooled_text_path_starts_off_and_carries_the_prompt():
+    """pooled_text: zero at init (same output as without it, same weights otherwise); once trained
+    it carries the prompt even into a UNet without any attention, and ignores padding tokens."""
+    from edgevid.models.unet import pooled_tokens
+
+    cfg = dataclasses.replace(TINY, pooled_text=True)
+    torch.manual_seed(0)
+    with_path = SpatioTemporalUNet(cfg)
+    without = SpatioTemporalUNet(TINY)
+    state = {k: v for k, v in with_path.state_dict().items() if not k.startswith("text_embed.")}
+    without.load_state_dict(state)
+    reinit_zero_layers_(without)
+    with_path.load_state_dict({**with_path.state_dict(), **without.state_dict()})
+    x, t, ctx, mask = inputs()
+    with torch.no_grad():
+        assert torch.equal(with_path.eval()(x, t, ctx, mask), without.eval()(x, t, ctx, mask))
+    blind = dataclasses.replace(cfg, spatial_attention=(False, False), mid_attention=False,
+                                temporal_layers=(("conv1d",), ("conv1d",)), mid_temporal_layers=())
+    unet = make_unet(blind)
+    with torch.no_grad():
+        y = unet(x, t, ctx, mask)
+        assert not torch.allclose(unet(x, t, torch.randn_like(ctx), mask), y, atol=1e-4)  # text reaches it
+        ctx_pad = ctx.clone()
+        ctx_pad[0, -1] += 10.0  # a padding token of sample 0
+        assert torch.equal(unet(x, t, ctx_pad, mask), y)
+    assert torch.equal(pooled_tokens(ctx, torch.zeros_like(mask)), torch.zeros(2, ctx.shape[-1]))

@@ -85,6 +85,9 @@ class Track:
     bbox: np.ndarray  # (T, 4) x0, y0, x1, y1 in pixels (exclusive end); -1 where absent
     masks: list
     mean_rgb: np.ndarray  # (T, 3)
+    # (T,) the largest blob's share of all this colour's (non-seam) pixels in the frame; NaN where
+    # absent. One object gives ~1; speckle and colour noise spread a colour over many blobs.
+    share: np.ndarray | None = None
 
     @property
     def present(self) -> np.ndarray:
@@ -110,18 +113,23 @@ def track_colours(video: np.ndarray, labels: np.ndarray) -> dict[str, Track]:
         area = np.full(t_len, np.nan)
         bbox = np.full((t_len, 4), -1, np.int64)
         rgb = np.full((t_len, 3), np.nan)
+        share = np.full(t_len, np.nan)
         masks = [None] * t_len
         for t in range(t_len):
             near_other = cv2.dilate((labelled[t] & ~hits[t]).astype(np.uint8), kernel).astype(bool)
             n, comp, stats, cents = cv2.connectedComponentsWithStats(hits[t].astype(np.uint8), connectivity=8)
-            best, best_area = 0, 0
+            best, best_area, total = 0, 0, 0
             for i in range(1, n):
                 a = stats[i, cv2.CC_STAT_AREA]
-                if a >= min_area and a > best_area:
-                    if near_other[comp == i].mean() < 0.5:
+                if a < 2:  # single pixels: quantisation, not structure
+                    continue
+                if near_other[comp == i].mean() < 0.5:  # seams between two other colours are not this colour's
+                    total += a
+                    if a >= min_area and a > best_area:
                         best, best_area = i, a
             if best == 0:
                 continue
+            share[t] = best_area / total
             m = comp == best
             x, y, bw, bh = stats[best, :4]
             masks[t] = m
@@ -130,8 +138,57 @@ def track_colours(video: np.ndarray, labels: np.ndarray) -> dict[str, Track]:
             bbox[t] = (x, y, x + bw, y + bh)
             rgb[t] = video[t][m].mean(0)
         if np.isnan(area).mean() <= 1 - MIN_PRESENCE:
-            tracks[name] = Track(name, centroid, area, bbox, masks, rgb)
+            tracks[name] = Track(name, centroid, area, bbox, masks, rgb, share)
     return tracks
+
+
+# --------------------------------------------------------------------------------------
+# Coherence: is a colour's track one object of the right size, or colour noise?
+# --------------------------------------------------------------------------------------
+# Issue 16: a colour that shows up anywhere is not an object. Smooth random colour fields
+# scored 0.96 on "colour" under presence alone. A track is a coherent object only if, in most
+# frames, it is one connected region (COHERENT_SHARE of the colour's pixels) of plausible area,
+# and it is stable from frame to frame.
+COHERENT_SHARE = 0.8  # largest blob / all the colour's blobs in a frame; ground truth ~1
+AREA_RATIO = (0.3, 3.0)  # measured / expected area; labelled pixels miss the anti-aliased rim
+COHERENT_PRESENCE = 0.75  # coherent in at least this share of the frames
+AREA_JUMP = 1.6  # largest area ratio between consecutive coherent frames that counts as stable
+MAX_SPEED = 1.5  # frame fractions per second; the world's fastest motion (bounce) is ~1
+STABLE_SHARE = 0.8  # share of consecutive frame pairs that must be stable
+# Area (fraction of the frame) of any object the world can draw, for colours the prompt does
+# not name (they count towards "count" only if they look like objects too).
+GENERIC_AREA = (0.002, 0.25)
+
+
+def coherent_frames(track: Track, expected_area: np.ndarray | None) -> np.ndarray:
+    """(T,) bool: frames where the track is one region of plausible area. `expected_area` (T,)
+    is the spec object's area in frame fractions (None: any object size of the world)."""
+    area = track.area
+    ok = track.present & (np.nan_to_num(track.share) >= COHERENT_SHARE)
+    if expected_area is None:
+        lo, hi = GENERIC_AREA
+        ok &= (np.nan_to_num(area) >= lo) & (np.nan_to_num(area) <= hi)
+    else:
+        ratio = np.nan_to_num(area) / np.maximum(expected_area, 1e-6)
+        ok &= (ratio >= AREA_RATIO[0]) & (ratio <= AREA_RATIO[1])
+    return ok
+
+
+def is_coherent_object(track: Track, fps: float, expected_area: np.ndarray | None = None) -> bool:
+    """One object: coherent in COHERENT_PRESENCE of the frames, and between consecutive coherent
+    frames its area changes by < AREA_JUMP x and its centroid moves less than MAX_SPEED allows
+    (plus 0.05 of slack) in STABLE_SHARE of the pairs."""
+    ok = coherent_frames(track, expected_area)
+    if ok.mean() < COHERENT_PRESENCE:
+        return False
+    pairs = ok[:-1] & ok[1:]
+    if not pairs.any():
+        return len(ok) == 1
+    idx = np.nonzero(pairs)[0]
+    a0, a1 = track.area[idx], track.area[idx + 1]
+    jump = np.linalg.norm(track.centroid[idx + 1] - track.centroid[idx], axis=1)
+    stable = (np.maximum(a0, a1) / np.minimum(a0, a1) < AREA_JUMP) & (jump <= MAX_SPEED / fps + 0.05)
+    return bool(stable.mean() >= STABLE_SHARE)
 
 
 # --------------------------------------------------------------------------------------

@@ -4,10 +4,19 @@
     summary = aggregate([result, ...])          # means and per-attribute accuracies
 
 prompt_adherence = mean of five attribute accuracies, equally weighted:
-    colour (spec objects whose colour is found), shape (of those objects, shape correct),
-    motion (motion correct), count (number of detected objects == spec count), background colour.
+    colour (spec objects found as one coherent object of their colour: analyze.is_coherent_object),
+    shape and motion (of those objects, judged on that object), count (number of coherent objects
+    == spec count), background colour.
 A missing object counts as wrong shape and wrong motion too. Per-object terms are averaged over
-the spec's objects first, so a 3-object scene weighs as much as a 1-object one.
+the spec's objects first, so a 3-object scene weighs as much as a 1-object one. Count and
+background only earn credit in a video that shows at least one of the prompt's objects: a video
+of none of them follows nothing of the prompt (issue 16: a recoloured scene, or colour noise over
+the right background, scored 0.4 before).
+
+The noise floor (tests/eval/test_shapesbench.py): smooth random colour fields, white noise,
+decoded random latents and scenes with every object recoloured score <= 0.10; ground truth >= 0.95.
+The pre-issue-16 definition (colour = the colour is present anywhere) is kept as `legacy_*`
+fields for side-by-side comparisons.
 
 Temporal metrics (no spec needed): temporal_flickering (VBench), motion_smoothness (centroid jerk),
 subject_consistency (area/colour stability), dynamic_degree (Farneback flow, VBench's rule).
@@ -19,9 +28,9 @@ import math
 import cv2
 import numpy as np
 
-from edgevid.data.world import SceneSpec, camera_state
+from edgevid.data.world import SceneSpec, camera_state, render_object_mask
 from edgevid.eval.shapesbench.analyze import (
-    classify_motion, estimate_background, segment, track_colours, track_shape,
+    classify_motion, estimate_background, is_coherent_object, segment, track_colours, track_shape,
 )
 
 ATTRIBUTES = ("colour", "shape", "motion", "count", "background")
@@ -49,32 +58,48 @@ def score_video(video: np.ndarray, spec: SceneSpec | dict, fps: float) -> dict:
     # 2. Camera as the renderer defines it, so motion is judged in world coordinates.
     times = np.minimum(np.arange(t_len) / fps, spec.duration)
     cam_x, zoom = camera_state(spec, times) if spec.camera != "none" else (None, None)
-    # 3. Spec objects matched by colour (a scene's objects have distinct colours).
+    # 3. Spec objects matched by colour (a scene's objects have distinct colours); an object is
+    # found only if its colour's track is one coherent object of the spec's size.
+    expected = expected_areas(spec, t_len, *video.shape[1:3], fps)  # (objects, T)
     objects = []
-    for obj in spec.objects:
+    for obj, area in zip(spec.objects, expected):
         track = tracks.get(obj.colour)
+        found = track is not None and is_coherent_object(track, fps, area)
         shape = track_shape(video, track) if track else None
         motion = classify_motion(video, track, times, cam_x, zoom) if track else None
         objects.append({
             "colour": obj.colour, "shape": obj.shape, "motion": obj.motion,
-            "colour_present": int(track is not None),
-            "shape_pred": shape, "shape_correct": int(shape == obj.shape),
-            "motion_pred": motion, "motion_correct": int(motion == obj.motion),
+            "colour_present": int(found), "legacy_colour_present": int(track is not None),
+            "shape_pred": shape, "shape_correct": int(found and shape == obj.shape),
+            "motion_pred": motion, "motion_correct": int(found and motion == obj.motion),
+            "legacy_shape_correct": int(shape == obj.shape), "legacy_motion_correct": int(motion == obj.motion),
         })
+    spec_area = {obj.colour: area for obj, area in zip(spec.objects, expected)}
+    coherent = [c for c, tr in tracks.items() if is_coherent_object(tr, fps, spec_area.get(c))]
+    any_found = any(o["colour_present"] for o in objects)
     result = {
         "objects": objects,
         "colour_acc": float(np.mean([o["colour_present"] for o in objects])),
         "shape_acc": float(np.mean([o["shape_correct"] for o in objects])),
         "motion_acc": float(np.mean([o["motion_correct"] for o in objects])),
-        "count_pred": len(tracks),
-        "count_correct": int(len(tracks) == len(spec.objects)),
+        "count_pred": len(coherent),
+        "count_correct": int(any_found and len(coherent) == len(spec.objects)),
         "background_pred": background,
-        "background_correct": int(background == spec.background_colour),
+        "background_correct": int(any_found and background == spec.background_colour),
     }
     result["prompt_adherence"] = float(np.mean([
         result["colour_acc"], result["shape_acc"], result["motion_acc"],
         result["count_correct"], result["background_correct"],
     ]))
+    legacy = {
+        "colour_acc": np.mean([o["legacy_colour_present"] for o in objects]),
+        "shape_acc": np.mean([o["legacy_shape_correct"] for o in objects]),
+        "motion_acc": np.mean([o["legacy_motion_correct"] for o in objects]),
+        "count_correct": int(len(tracks) == len(spec.objects)),
+        "background_correct": int(background == spec.background_colour),
+    }
+    result.update({f"legacy_{k}": float(v) for k, v in legacy.items()})
+    result["legacy_prompt_adherence"] = float(np.mean(list(legacy.values())))
     # 4. Temporal quality.
     result["temporal_flickering"] = temporal_flickering(video)
     result["motion_smoothness"] = motion_smoothness(tracks)
@@ -83,6 +108,19 @@ def score_video(video: np.ndarray, spec: SceneSpec | dict, fps: float) -> dict:
     result["dynamic_fraction"] = float(moving.mean())
     result["dynamic_degree"] = int(moving.sum() >= max(1, round(4 * len(moving) / 16)))
     return result
+
+
+def expected_areas(spec: SceneSpec, num_frames: int, height: int, width: int, fps: float) -> np.ndarray:
+    """(objects, T) area of each spec object alone, in fractions of the frame, as the renderer
+    draws it at these frames (at most ~96 px on the short side: areas are scale-free)."""
+    f = max(1, min(height, width) // 96)
+    h, w = max(8, height // f), max(8, width // f)
+    areas = []
+    for obj in spec.objects:
+        alone = SceneSpec(objects=(obj,), background=spec.background, background_colour=spec.background_colour,
+                          camera=spec.camera, camera_speed=spec.camera_speed, duration=spec.duration, seed=spec.seed)
+        areas.append(render_object_mask(alone, num_frames, h, w, fps).mean(axis=(1, 2)))  # (T,)
+    return np.stack(areas)
 
 
 # --------------------------------------------------------------------------------------

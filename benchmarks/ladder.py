@@ -1,0 +1,187 @@
+"""The learnability ladder (issue 16): fixed-compute training rungs that choose the recipe.
+
+    python benchmarks/ladder.py --rung a --recipe pooled --run-dir ~/runs/ladder/a_pooled --threads 1
+    python benchmarks/ladder.py --rung a --recipe pooled --run-dir ~/runs/ladder/a_pooled --eval-only
+
+Each rung trains a text-to-video UNet from scratch (or from `--init-from`) for a fixed number
+of steps on a narrowed procedural world, through the shipped teacher's frozen VAE encoder and
+MiniLM, then scores its samples with ShapesBench's coherent-object scorer on hold-out specs of
+the same world:
+
+    a  images, 1 object, solid backgrounds          (1 x 128 x 128)
+    b  images, the full world                       (1 x 128 x 128)
+    c  short videos, 1 object, solid backgrounds    (17 x 128 x 128)
+    d  short videos, the full world                 (17 x 128 x 128)
+
+Every rung's step count is sized to <= 20 minutes on one core of the project machine. Images
+are scored on colour, shape, count and background (adherence = their mean; motion has no
+meaning in a still); videos on all five attributes. The result (settings, wall time, scores)
+goes to RUN_DIR/ladder.json; docs/LADDER.md keeps the table of every variant tried.
+
+A recipe is a named set of changes to the `small` UNet and to the training config (RECIPES);
+add one to try an idea, and run it on the rung it should move.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rung:
+    frames: int
+    size: int
+    max_objects: int
+    backgrounds: tuple[str, ...] | None  # None = every background type
+    steps: int  # fixed compute: <= 20 min on one core
+    batch_size: int
+
+
+RUNGS: dict[str, Rung] = {
+    "a": Rung(1, 128, 1, ("solid",), steps=2000, batch_size=16),
+    "b": Rung(1, 128, 3, None, steps=2000, batch_size=16),
+    "c": Rung(17, 128, 1, ("solid",), steps=600, batch_size=6),
+    "d": Rung(17, 128, 3, None, steps=600, batch_size=6),
+}
+
+# name -> (UNetConfig changes to "small", TrainConfig changes). The baseline is the v0.7
+# teacher's recipe at the rung's batch size and a from-scratch learning rate.
+RECIPES: dict[str, tuple[dict, dict]] = {
+    "baseline": ({}, {}),
+    "pooled": ({"pooled_text": True}, {}),
+    "pooled-attn-full": ({"pooled_text": True, "spatial_attention": (True, True, True)}, {}),
+    "pooled-t-high": ({"pooled_text": True}, {"t_mean": 0.5}),
+    "pooled-lr1e-3": ({"pooled_text": True}, {"lr": 1e-3}),
+}
+BASE_TRAIN = dict(lr=5e-4, warmup_steps=100, ema_decay=0.995, text_dropout=0.1, lr_schedule="cosine",
+                  checkpoint_every=200, log_every=25)
+
+EVAL_SPECS = 48  # hold-out specs of the rung's world; ~3 min of sampling for an image rung
+EVAL_STEPS, EVAL_GUIDANCE = 25, 5.0  # the teacher's sampler
+
+
+def rung_source(rung: Rung, split: str, fps: int = 24):
+    from edgevid.data import ProceduralClips
+
+    return ProceduralClips(split=split, seed=0, fps=fps, camera_prob=0.0 if rung.max_objects == 1 else 0.3,
+                           max_objects=rung.max_objects, backgrounds=rung.backgrounds)
+
+
+def rung_specs(rung: Rung, n: int):
+    """n hold-out scenes of the rung's world, camera-free, with canonical captions."""
+    from edgevid.data.captions import canonical_caption
+    from edgevid.data.splits import sample_spec
+    from edgevid.data.world import BACKGROUNDS
+
+    rng = np.random.default_rng(12345)
+    specs = [sample_spec(rng, "holdout", camera_prob=0.0, max_objects=rung.max_objects,
+                         backgrounds=rung.backgrounds or BACKGROUNDS) for _ in range(n)]
+    return [(s, canonical_caption(s)) for s in specs]
+
+
+def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True) -> dict:
+    """Coherent-object ShapesBench of `pipe` on the rung's hold-out specs."""
+    from tqdm.auto import tqdm
+
+    from edgevid.eval.shapesbench import aggregate, score_video
+    from edgevid.pipeline import frames_to_uint8
+
+    fps = 24
+    results = []
+    for i, (spec, caption) in enumerate(tqdm(rung_specs(rung, n), desc="ladder eval", disable=not progress)):
+        frames = pipe(caption, num_frames=rung.frames, height=rung.size, width=rung.size,
+                      num_inference_steps=EVAL_STEPS, guidance_scale=EVAL_GUIDANCE,
+                      generator=torch.Generator().manual_seed(i)).frames[0]
+        video = frames_to_uint8(frames)  # (T, H, W, 3)
+        if rung.frames == 1:
+            video = np.repeat(video, 2, 0)  # a still: two identical frames (motion is not judged)
+        results.append(score_video(video, spec, fps))
+    agg = aggregate(results)
+    attrs = ["colour_acc", "shape_acc", "count_correct", "background_correct"]
+    if rung.frames > 1:
+        attrs.insert(2, "motion_acc")
+    out = {k: agg[k] for k in attrs + ["legacy_prompt_adherence"]}
+    out["adherence"] = float(np.mean([agg[k] for k in attrs]))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rung", required=True, choices=sorted(RUNGS))
+    p.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    p.add_argument("--run-dir", required=True, help="run folder (checkpoints, log, ladder.json)")
+    p.add_argument("--steps", type=int, help="override the rung's fixed step count (not a ladder figure then)")
+    p.add_argument("--init-from", help="model folder whose UNet starts the run (default: from scratch)")
+    p.add_argument("--decoder", default="teacher",
+                   help="model whose VAE decodes the eval samples (same latent space; default teacher)")
+    p.add_argument("--eval-specs", type=int, default=EVAL_SPECS)
+    p.add_argument("--eval-only", action="store_true", help="score the run's last checkpoint again")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.eval_specs < 1 or (args.steps is not None and args.steps < 1) or args.threads < 1:
+        p.error("--eval-specs, --steps and --threads must be >= 1")
+    torch.set_num_threads(args.threads)
+
+    from edgevid.config import UNET_PRESETS, TrainConfig
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults, resolve_model_dir
+    from edgevid.text.minilm import MiniLMTextEncoder
+    from edgevid.train.checkpoint import latest_checkpoint, load_checkpoint
+    from edgevid.train.t2v import train_t2v
+
+    rung = RUNGS[args.rung]
+    unet_changes, train_changes = RECIPES[args.recipe]
+    teacher = EdgeVidPipeline.from_pretrained(resolve_model_dir("teacher"))
+    text = MiniLMTextEncoder.from_package()
+    unet_cfg = dataclasses.replace(UNET_PRESETS["small"], in_channels=teacher.vae.config.latent_channels,
+                                   out_channels=teacher.vae.config.latent_channels, **unet_changes)
+    train_cfg = TrainConfig(**{**BASE_TRAIN, "steps": args.steps or rung.steps, "batch_size": rung.batch_size,
+                               "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24, **train_changes})
+    init = None
+    if args.init_from:
+        init = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.init_from)).unet
+        if init.config != unet_cfg:
+            p.error(f"--init-from's UNet config differs from the recipe's: {init.config} vs {unet_cfg}")
+    run_dir = Path(args.run_dir).expanduser()
+    t0 = time.perf_counter()
+    if args.eval_only:
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            p.error(f"{run_dir} has no checkpoint to score")
+        model, ema = SpatioTemporalUNet(unet_cfg), SpatioTemporalUNet(unet_cfg)
+        load_checkpoint(ckpt, model, torch.optim.AdamW(model.parameters()), ema)
+        train_s = None
+    else:
+        source = rung_source(rung, "train")
+        _, ema = train_t2v(run_dir, unet_cfg, train_cfg, teacher.vae, text, source,
+                           data_description={"ladder_rung": args.rung, "recipe": args.recipe},
+                           resume=args.resume, progress=not args.no_progress, init_unet=init)
+        train_s = time.perf_counter() - t0
+    decoder = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.decoder)).vae
+    pipe = EdgeVidPipeline(decoder, ema.cpu().eval(), text, GenerationDefaults(
+        num_frames=rung.frames, height=rung.size, width=rung.size, fps=24))
+    t1 = time.perf_counter()
+    scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress)
+    result = {"rung": args.rung, "rung_config": dataclasses.asdict(rung), "recipe": args.recipe,
+              "unet_changes": unet_changes, "train_changes": train_changes, "steps": train_cfg.steps,
+              "init_from": args.init_from, "decoder": args.decoder, "eval_specs": args.eval_specs,
+              "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1, "scores": scores}
+    name = "ladder.json" if args.decoder == "teacher" else f"ladder_{Path(args.decoder).name}.json"
+    (run_dir / name).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps(result["scores"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -206,3 +206,27 @@ def test_coherence_needs_one_region_of_the_right_size():
     assert score_video(render_video(twin, FRAMES, SIZE, SIZE, FPS), spec, FPS)["colour_acc"] == 0.0
     big = SceneSpec(objects=(ObjectSpec("red", "circle", "right", 0.35, 0.5, 0.26, speed=0.1),))
     assert score_video(render_video(big, FRAMES, SIZE, SIZE, FPS), spec, FPS)["colour_acc"] == 0.0
+
+
+def test_paraphrase_split_is_worded_outside_the_training_captions():
+    """>= 60 hold-out scenes (the benchmark's own, in order) whose prompts use none of captions.py's
+    colour/shape words nor its canonical motion phrases, deterministically."""
+    import re
+
+    from edgevid.data import captions
+    from edgevid.eval.shapesbench import paraphrase
+
+    pairs = benchmark_specs(60, split="paraphrase")
+    assert len(pairs) == 60 and pairs == benchmark_specs(60, split="paraphrase")
+    assert [s for s, _ in pairs] == [s for s, _ in benchmark_specs(60)]
+    train_words = {w for ws in (*captions.COLOUR_WORDS.values(), *captions.SHAPE_WORDS.values()) for w in ws}
+    for table, words in ((paraphrase.COLOUR_SYNONYMS, captions.COLOUR_WORDS), (paraphrase.SHAPE_SYNONYMS, captions.SHAPE_WORDS)):
+        assert set(table) == set(words)
+        assert not {w for ws in table.values() for w in ws} & train_words
+    train_motion = {p for pairs_ in captions.MOTION_WORDS.values() for pair in pairs_ for p in pair}
+    for spec, text in pairs:
+        assert text not in {captions.canonical_caption(spec)} | {captions.caption(spec, np.random.default_rng(k)) for k in range(20)}
+        assert not any(re.search(rf"\b{re.escape(p)}\b", text) for p in train_motion | set(captions.CANONICAL_MOTION.values()))
+        o = spec.objects[0]
+        assert any(c in text for c in paraphrase.COLOUR_SYNONYMS[o.colour])
+        assert any(sh in text for sh in paraphrase.SHAPE_SYNONYMS[o.shape])

@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"edgevid: error: {msg}", file=sys.stderr)
         return 1
+    except MemoryError as e:  # an allocation the checks before it did not foresee: still one line
+        print(f"edgevid: error: out of memory ({' '.join(str(e).split()) or 'MemoryError'}); "
+              f"try a smaller size, fewer frames or --stream", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -199,9 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
     e.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder (default: default)")
     e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
-    e.add_argument("--split", default="holdout", choices=("holdout", "train"),
+    e.add_argument("--split", default="holdout", choices=("holdout", "train", "paraphrase"),
                    help="holdout: the benchmark (default); train: the training stream's own scenes, a diagnostic "
-                        "that tells underfitting (low on both) from failing to generalise (low on holdout only)")
+                        "that tells underfitting (low on both) from failing to generalise (low on holdout only); "
+                        "paraphrase: the hold-out scenes worded outside the training captions' vocabulary")
     e.add_argument("--output", required=True, help="results JSON (overall prompt_adherence, per-attribute accuracies)")
     e.add_argument("--report", help="PNG report: per-attribute bars and sample frames (default: OUTPUT with .png)")
     e.add_argument("--num-frames", type=int, help="frames per video (default: the model's)")
@@ -259,20 +264,7 @@ def _add_common_train_flags(p: argparse.ArgumentParser, lr_and_bf16: bool = True
 # ----------------------------------------------------------------------------- generate
 def cmd_generate(args) -> None:
     t0 = time.perf_counter()
-    out = _check_output_path(args.output)
-    if not any(ch.isalnum() for ch in args.prompt):
-        raise CLIError(f"prompt must be text with at least one letter or digit, got {args.prompt!r}")
-    if args.stream and out.suffix.lower() != ".mp4":
-        raise CLIError(f"--stream writes MP4 files, got {out.name!r}")
-    from edgevid.io.video import DEFAULT_X264_PRESET, X264_PRESETS
-
-    preset = args.encoder_preset or DEFAULT_X264_PRESET
-    if preset not in X264_PRESETS:
-        raise CLIError(f"--encoder-preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
-    for name in ("num_frames", "height", "width", "fps", "steps", "threads"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    out, preset = check_generate_args(args)
     import torch
 
     _set_threads(args.threads)
@@ -289,24 +281,25 @@ def cmd_generate(args) -> None:
             raise CLIError("--compiled: no compiled denoiser for this model, machine and thread count; "
                            "run `edgevid compile` (with the same --model and --threads) first")
     fps = args.fps or pipe.defaults.fps
-    kw = dict(num_frames=args.num_frames, height=args.height, width=args.width, num_inference_steps=args.steps,
-              guidance_scale=args.guidance, negative_prompt=args.negative_prompt, shift=args.shift,
-              generator=torch.Generator().manual_seed(args.seed), window_latent_frames=args.window,
-              overlap_latent_frames=args.overlap)
-    if args.first_window is not None:
-        if args.first_window < 0:
-            raise CLIError(f"--first-window must be >= 0, got {args.first_window}")
-        kw["first_window_latent_frames"] = args.first_window
+    kw = resolve_generate_args(pipe, args)
+    est = check_generate_resources(pipe, kw, args.stream, out.suffix.lower(), preset)
+    _warn_truncated(pipe, args.prompt)
+    progress = _progress_bar(est, kw["num_inference_steps"], quiet=args.quiet)
+    kw["generator"] = torch.Generator().manual_seed(args.seed)
     t_load = time.perf_counter()
     if args.stream:
-        n, h, w, t_first = _generate_streaming(pipe, args.prompt, out, fps, kw, preset)
+        n, h, w, t_first = _generate_streaming(pipe, args.prompt, out, fps, kw, preset, progress)
         t_end = time.perf_counter()
         timing = f"load {t_load - t0:.1f} s, first frame after {t_first - t_load:.2f} s, " \
                  f"generate and write {t_end - t_load:.1f} s"
     else:
-        result = pipe(args.prompt, **kw)
+        latents = pipe(args.prompt, output_type="latent", callback_on_step_end=progress.step, **kw).frames
+        with torch.inference_mode():
+            video = pipe.decode_latents(latents, on_chunk=progress.decoded)  # (1, T, 3, H, W) in [0, 1]
+        progress.close()
         t_gen = time.perf_counter()
-        frames = frames_to_uint8(result.frames[0])  # (T, H, W, 3)
+        frames = frames_to_uint8(video[0].permute(0, 2, 3, 1).numpy())  # (T, H, W, 3)
+        del video
         export(frames, out, fps=fps, preset=preset)
         t_end = time.perf_counter()
         n, h, w = frames.shape[:3]
@@ -316,18 +309,189 @@ def cmd_generate(args) -> None:
         print(f"wrote {out} ({n} frames, {w}x{h}, {fps} fps, {n / fps:.1f} s) in {t_end - t0:.1f} s [{timing}]")
 
 
-def _generate_streaming(pipe, prompt: str, out: Path, fps: int, kw: dict, preset: str
+# Limits of the flags, each with its reason. The model's own rules (multiples of 32, 1 + 4k frames)
+# are checked by the pipeline; whether the size fits this machine by check_generate_resources.
+MAX_FRAMES = 1_000_001  # 11.6 hours at 24 fps; far past anything a model was trained for
+MAX_SIDE = {".mp4": 16_384, ".gif": 65_535}  # libx264's limit a side; GIF stores 16-bit sizes
+MAX_STEPS = 1000  # rectified-flow samplers need 1-50; more is a typo, not a better video
+MAX_FPS = {".mp4": 1000, ".gif": 50}  # GIF stores delays in 1/100 s and players clamp below 2/100
+SEED_RANGE = (-2**63, 2**64 - 1)  # torch.Generator.manual_seed's
+
+
+def check_generate_args(args) -> tuple[Path, str]:
+    """Everything about `edgevid generate`'s flags that needs no model: (output path, x264 preset).
+    Raises CLIError with a one-line message."""
+    out = _check_output_path(args.output)
+    _check_prompt(args.prompt, "prompt")
+    if args.negative_prompt:
+        _check_prompt(args.negative_prompt, "--negative-prompt", need_text=False)
+    if args.stream and out.suffix.lower() != ".mp4":
+        raise CLIError(f"--stream writes MP4 files, got {out.name!r}")
+    from edgevid.io.video import DEFAULT_X264_PRESET, X264_PRESETS
+
+    preset = args.encoder_preset or DEFAULT_X264_PRESET
+    if preset not in X264_PRESETS:
+        raise CLIError(f"--encoder-preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
+    suffix = out.suffix.lower()
+    limits = {"num_frames": MAX_FRAMES, "height": MAX_SIDE[suffix], "width": MAX_SIDE[suffix], "steps": MAX_STEPS,
+              "fps": MAX_FPS[suffix], "threads": _cores()}
+    for name, hi in limits.items():
+        _check_int(args, name, 1, hi, "libx264's limit; .gif goes to 65535" if hi == 16_384 else "")
+    for name in ("window", "first_window"):
+        _check_int(args, name, 0, MAX_FRAMES)
+    _check_int(args, "overlap", 1, MAX_FRAMES)
+    _check_int(args, "seed", *SEED_RANGE)
+    _check_float(args, "guidance", 0.0, 1e3, "scale")  # beyond ~20 guidance only saturates colours
+    _check_float(args, "shift", 1e-3, 1e3, "factor")
+    return out, preset
+
+
+def _check_int(args, name: str, lo: int, hi: int, why: str = "") -> None:
+    v = getattr(args, name)
+    if v is not None and not lo <= v <= hi:
+        raise CLIError(f"--{name.replace('_', '-')} must be in [{lo}, {hi}]{f' ({why})' if why else ''}, got {v}")
+
+
+def _check_float(args, name: str, lo: float, hi: float, what: str) -> None:
+    import math
+
+    v = getattr(args, name)
+    if v is not None and not (math.isfinite(v) and lo <= v <= hi):
+        raise CLIError(f"--{name} must be a {what} in [{lo:g}, {hi:g}], got {v}")
+
+
+def _check_prompt(text: str, what: str, need_text: bool = True) -> None:
+    """Prompts from argv: valid UTF-8 (undecodable bytes arrive as lone surrogates), no control
+    characters but tabs and newlines, at least one letter or digit."""
+    import unicodedata
+
+    from edgevid.text.base import check_unicode
+
+    try:
+        check_unicode(text)
+    except ValueError as e:
+        raise CLIError(f"{what}: {e}".replace(f"{what}: prompt ", f"{what} ")) from None
+    bad = next((i for i, ch in enumerate(text) if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r"), None)
+    if bad is not None:
+        raise CLIError(f"{what} contains the control character U+{ord(text[bad]):04X} at character {bad}; remove it")
+    if need_text and not any(ch.isalnum() for ch in text):
+        raise CLIError(f"{what} must be text with at least one letter or digit, got {text!r}")
+
+
+def resolve_generate_args(pipe, args) -> dict:
+    """The flags with the model's defaults filled in, checked against the model (sizes, frame
+    count, window): the keywords of `pipe(...)` / `pipe.stream(...)` but the generator."""
+    d = pipe.defaults
+    kw = dict(num_frames=args.num_frames or d.num_frames, height=args.height or d.height,
+              width=args.width or d.width, num_inference_steps=args.steps or d.num_inference_steps,
+              guidance_scale=d.guidance_scale if args.guidance is None else args.guidance,
+              negative_prompt=args.negative_prompt, shift=d.shift if args.shift is None else args.shift,
+              window_latent_frames=d.window_latent_frames if args.window is None else args.window,
+              overlap_latent_frames=d.overlap_latent_frames if args.overlap is None else args.overlap)
+    first = args.first_window
+    if first is None:
+        first = d.stream_first_latent_frames if args.stream else 0
+    kw["first_window_latent_frames"] = first
+    pipe.check_inputs(args.prompt, kw["num_frames"], kw["height"], kw["width"], kw["num_inference_steps"],
+                      kw["guidance_scale"])
+    from edgevid.flow.sample import chunk_plan
+
+    K = pipe.vae.latent_shape(kw["num_frames"], kw["height"], kw["width"])[1]
+    window, overlap = kw["window_latent_frames"], kw["overlap_latent_frames"]
+    if window and overlap >= window:
+        raise CLIError(f"--overlap must be smaller than --window ({window}), got {overlap}")
+    chunk_plan(K, window, overlap, first)  # raises ValueError on the rest
+    return kw
+
+
+def check_generate_resources(pipe, kw: dict, stream: bool, suffix: str, preset: str, rates: dict | None = None):
+    """Estimate memory and time (edgevid.estimate); refuse what does not fit this machine's memory,
+    naming what would fit. Returns the estimate."""
+    from edgevid.estimate import available_memory, estimate_generation, format_bytes, largest_fitting
+
+    args = dict(num_frames=kw["num_frames"], height=kw["height"], width=kw["width"],
+                num_inference_steps=kw["num_inference_steps"], guidance_scale=kw["guidance_scale"],
+                window_latent_frames=kw["window_latent_frames"], overlap_latent_frames=kw["overlap_latent_frames"],
+                first_window_latent_frames=kw["first_window_latent_frames"], output_suffix=suffix, preset=preset,
+                rates=rates)
+    est = estimate_generation(pipe, stream=stream, **args)
+    available = available_memory()
+    if available is not None and est.peak_bytes > available:
+        T, H, W = kw["num_frames"], kw["height"], kw["width"]
+        hint = largest_fitting(est, available, T, H, W, pipe.size_multiple, pipe.vae.config.temporal_compression)
+        if not stream and suffix == ".mp4":
+            streamed = estimate_generation(pipe, stream=True, **args)
+            if streamed.peak_bytes <= available:
+                hint = f"--stream needs only ~{format_bytes(streamed.peak_bytes)}; or {hint}"
+        raise CLIError(f"{T} frames at {W}x{H} need ~{format_bytes(est.peak_bytes)} of memory, "
+                       f"{format_bytes(available)} is available: {hint}")
+    return est
+
+
+SHOW_ESTIMATE_S = 30  # longer than this: print the estimate first and show a progress bar
+
+
+def _progress_bar(est, steps: int, quiet: bool):
+    return _Progress(est, steps, enabled=est.seconds > SHOW_ESTIMATE_S and not quiet)
+
+
+class _Progress:
+    """One bar over denoising and decoding, in estimated seconds of work (ETA from tqdm)."""
+
+    def __init__(self, est, steps: int, enabled: bool):
+        self.bar = None
+        if not enabled:
+            return
+        from tqdm import tqdm
+
+        from edgevid.estimate import format_bytes, format_seconds
+
+        print(f"edgevid: this will take about {format_seconds(est.seconds)} (denoise "
+              f"{format_seconds(est.denoise_s)}, decode {format_seconds(est.decode_s)}, write "
+              f"{format_seconds(est.write_s)}) and ~{format_bytes(est.peak_bytes)} of memory", file=sys.stderr,
+              flush=True)
+        self.per_step = est.denoise_s / max(1, round(est.denoise_calls))
+        self.per_latent = est.decode_s / max(1, est.latent_frames)
+        self.bar = tqdm(total=round(est.denoise_s + est.decode_s, 1), unit="s", file=sys.stderr, desc="generate",
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+    def step(self, pipe, i, t, state):  # callback_on_step_end
+        if self.bar is not None:
+            self.bar.update(self.per_step)
+        return None
+
+    def decoded(self, latent_frames: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.per_latent * latent_frames)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _warn_truncated(pipe, prompt: str) -> None:
+    encoder = pipe.text_encoder
+    n, limit = encoder.num_tokens(prompt), encoder.max_length
+    if n > limit:
+        print(f"edgevid: warning: the prompt is {n} tokens long; the text encoder reads only the first {limit} "
+              f"(the rest is ignored)", file=sys.stderr)
+
+
+def _generate_streaming(pipe, prompt: str, out: Path, fps: int, kw: dict, preset: str, progress: "_Progress"
                         ) -> tuple[int, int, int, float]:
     """pipe.stream -> StreamingVideoWriter; returns (frames, height, width, perf_counter at the first frame)."""
     from edgevid.io.video import StreamingVideoWriter
     from edgevid.pipeline import frames_to_uint8
 
     t_first = None
+    tc = pipe.vae.config.temporal_compression
     with StreamingVideoWriter(out, fps=fps, preset=preset) as writer:
-        for frames in pipe.stream(prompt, **kw):  # (t, H, W, 3) float in [0, 1]
+        for frames in pipe.stream(prompt, callback_on_step_end=progress.step, **kw):  # (t, H, W, 3) in [0, 1]
             if t_first is None:
                 t_first = time.perf_counter()
+            progress.decoded(-(-len(frames) // tc))
             writer.write(frames_to_uint8(frames))
+    progress.close()
     h, w = frames.shape[1:3]
     return writer.num_frames, h, w, t_first
 
@@ -346,10 +510,20 @@ def _check_output_path(path: str) -> Path:
     return out
 
 
+def _cores() -> int:
+    """CPU cores this process may run on (the affinity mask, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _set_threads(threads: int | None) -> None:
     import torch
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    if threads is not None and not 1 <= threads <= _cores():
+        raise CLIError(f"--threads must be in [1, {_cores()}] (this machine's cores), got {threads}")
+    torch.set_num_threads(threads or _cores())
 
 
 # ----------------------------------------------------------------------------- train

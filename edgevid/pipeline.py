@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -28,6 +29,8 @@ from edgevid.models.vae import StreamingDecoder, VideoVAE
 from edgevid.io.atomic import atomic_write_text
 from edgevid.models.weights import load_component, read_json, save_component
 from edgevid.text import TextEncoder, load_text_encoder_from_dir, save_text_encoder
+from edgevid.text.base import check_unicode
+from edgevid.validate import check_config_types
 from edgevid.text.cache import PromptCache
 
 MODEL_INDEX = "model_index.json"
@@ -119,10 +122,14 @@ class EdgeVidPipeline:
         if not path.is_dir():
             raise ValueError(f"model folder {path} does not exist")
         index = read_json(path / MODEL_INDEX)
+        check_config_types(GenerationDefaults, index.get("defaults", {}), f"{path / MODEL_INDEX} defaults")
         try:
             defaults = config_from_dict(GenerationDefaults, index.get("defaults", {}))
         except (TypeError, ValueError) as e:
             raise ValueError(f"{path / MODEL_INDEX}: invalid defaults ({e})") from None
+        for name, config_cls in (("vae", VAEConfig), ("unet", UNetConfig)):  # before torch sees a wrong type
+            if (path / name).is_dir():
+                check_config_types(config_cls, read_json(path / name / "config.json"), str(path / name / "config.json"))
         vae = load_component(VideoVAE, VAEConfig, path / "vae")
         unet = load_component(SpatioTemporalUNet, UNetConfig, path / "unet")
         text_encoder = load_text_encoder_from_dir(path / "text_encoder")
@@ -164,6 +171,12 @@ class EdgeVidPipeline:
         for p in prompts:
             if not isinstance(p, str) or not any(ch.isalnum() for ch in p):
                 raise ValueError(f"prompt must be text with at least one letter or digit, got {p!r}")
+            check_unicode(p)
+            control = next((i for i, ch in enumerate(p)
+                            if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r"), None)
+            if control is not None:  # tabs and newlines are spaces to the tokenizer; escape codes are a mistake
+                raise ValueError(f"prompt contains the control character U+{ord(p[control]):04X} at character "
+                                 f"{control}; remove it")
         for name, v in (("num_frames", num_frames), ("height", height), ("width", width),
                         ("num_inference_steps", num_inference_steps)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -214,7 +227,8 @@ class EdgeVidPipeline:
                guidance_scale: float | None = None, negative_prompt: str = "", shift: float | None = None,
                generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
                chunk_frames: int | None = None, window_latent_frames: int | None = None,
-               overlap_latent_frames: int | None = None, first_window_latent_frames: int | None = None
+               overlap_latent_frames: int | None = None, first_window_latent_frames: int | None = None,
+               callback_on_step_end: Callable[["EdgeVidPipeline", int, float, dict], dict | None] | None = None
                ) -> Iterator[np.ndarray]:
         """Generate one video and yield its frames while the rest is still being decoded (and, for
         chunk-wise generation, generated).
@@ -240,7 +254,8 @@ class EdgeVidPipeline:
             else first_window_latent_frames
         with torch.inference_mode():
             pieces = self._latent_pieces(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
-                                         negative_prompt, shift, generator, latents, None, window_latent_frames,
+                                         negative_prompt, shift, generator, latents, callback_on_step_end,
+                                         window_latent_frames,
                                          overlap_latent_frames, first)
             decoder = StreamingDecoder(self.vae)
         while True:
@@ -272,6 +287,11 @@ class EdgeVidPipeline:
         K = self.vae.latent_shape(num_frames, height, width)[1]
         if not isinstance(first, int) or isinstance(first, bool) or first < 0:
             raise ValueError(f"first_window_latent_frames must be an integer >= 0, got {first!r}")
+        for name, v, lo in (("window_latent_frames", window, 0), ("overlap_latent_frames", overlap, 1)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if window and overlap >= window:
+            raise ValueError(f"overlap_latent_frames must be in [1, window - 1] = [1, {window - 1}], got {overlap}")
         plan = chunk_plan(K, window, overlap, first)  # validates window and overlap
         velocity = self.encode_prompt(prompts, negative_prompt, guidance)  # 1.
         noise = self.prepare_latents(len(prompts), num_frames, height, width, generator, latents)  # 2.
@@ -285,6 +305,9 @@ class EdgeVidPipeline:
             else:  # continue the previous chunk: its last prev_end - start latents are this one's prefix
                 x = self.denoise(velocity, noise[:, :, start:end], steps, shift, callback,
                                  prefix=prev[:, :, prev.shape[2] - (prev_end - start):])
+            if not bool(torch.isfinite(x).all()):
+                raise FloatingPointError("sampling diverged (the latents became NaN or inf); "
+                                         "use a smaller guidance scale or shift")
             yield x[:, :, prev_end - start:]
             prev, prev_end = x, end
 
@@ -327,9 +350,16 @@ class EdgeVidPipeline:
         return sample_euler_with_prefix(velocity, latents, timesteps, prefix, callback=callback,
                                         start=self.defaults.continuation_start)
 
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """4. Latents -> float32 frames (B, T, 3, H, W) in [0, 1] on the CPU."""
-        return _to_unit_frames(self.vae.decode_latents(latents))
+    def decode_latents(self, latents: torch.Tensor, on_chunk: Callable[[int], None] | None = None) -> torch.Tensor:
+        """4. Latents -> float32 frames (B, T, 3, H, W) in [0, 1] on the CPU. `on_chunk(n)` is called
+        after each chunk of n latent frames is decoded (progress bars)."""
+        if on_chunk is None:
+            return _to_unit_frames(self.vae.decode_latents(latents))
+        chunks = []
+        for chunk in self.vae.decode_chunks(self.vae.denormalize(latents)):  # (B, 3, t, H, W)
+            chunks.append(chunk.permute(0, 2, 3, 4, 1))  # (B, t, H, W, 3), as VideoVAE.decode lays them out
+            on_chunk(-(-chunk.shape[2] // self.vae.config.temporal_compression))
+        return _to_unit_frames(torch.cat(chunks, dim=1).permute(0, 4, 1, 2, 3))  # (B, 3, T, H, W) -> (B, T, 3, H, W)
 
 
 def _to_unit_frames(video: torch.Tensor) -> torch.Tensor:

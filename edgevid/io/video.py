@@ -86,6 +86,11 @@ def to_uint8_frames(frames: Any) -> np.ndarray:
     raise ValueError(f"unsupported frame dtype {arr.dtype}")
 
 
+def _is_av_error(e: BaseException) -> bool:
+    """PyAV's FFmpegError (checked by module: av is imported lazily)."""
+    return type(e).__module__.split(".")[0] == "av"
+
+
 def _is_torch_tensor(x: Any) -> bool:
     # Checked by module name so that numpy-only callers never pay for importing torch.
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
@@ -233,8 +238,10 @@ class StreamingVideoWriter:
                 for packet in self._stream.encode(video_frame):
                     self._container.mux(packet)
                 self.num_frames += 1
-        except Exception:
+        except Exception as e:
             self.abort()
+            if _is_av_error(e):  # e.g. libx264 refuses frames wider than 16384 pixels
+                raise ValueError(f"{self.path}: the {self.codec} encoder failed on {w}x{h} frames ({e})") from e
             raise
 
     def close(self) -> Path:
@@ -250,8 +257,10 @@ class StreamingVideoWriter:
             self._container.close()
             self._container = None
             os.replace(self._tmp, self.path)
-        except Exception:
+        except Exception as e:
             self.abort()
+            if _is_av_error(e):
+                raise ValueError(f"{self.path}: the {self.codec} encoder failed while finishing the file ({e})") from e
             raise
         self._closed = True
         return self.path

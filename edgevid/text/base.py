@@ -35,7 +35,22 @@ def validate_prompts(prompts) -> list[str]:
     bad = [p for p in prompts if not isinstance(p, str)]
     if bad:
         raise ValueError(f"every prompt must be a str, got {type(bad[0]).__name__}: {bad[0]!r}")
+    for p in prompts:
+        check_unicode(p)
     return list(prompts)
+
+
+def check_unicode(prompt: str) -> str:
+    """Refuse text that is not valid Unicode: lone surrogates, which is how Python hands over the
+    bytes of a command-line argument that is not UTF-8 (PEP 383), and which no tokenizer takes."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as e:
+        ch = prompt[e.start]
+        byte = f"byte 0x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF else f"U+{ord(ch):04X}"
+        raise ValueError(f"prompt is not valid UTF-8 text ({byte} at character {e.start}); "
+                         f"write it in UTF-8") from None
+    return prompt
 
 
 def mean_pool(tokens: Tensor, mask: Tensor) -> Tensor:
@@ -67,6 +82,7 @@ class TextEncoder(nn.Module):
 
     dim: int
     config: dict
+    max_length: int  # prompts longer than this many tokens are truncated
 
     def encode(self, prompts: list[str]) -> TextEmbeddings:
         prompts = validate_prompts(prompts)
@@ -74,6 +90,11 @@ class TextEncoder(nn.Module):
             return self._encode(prompts)
 
     def _encode(self, prompts: list[str]) -> TextEmbeddings:
+        raise NotImplementedError
+
+    def num_tokens(self, prompt: str) -> int:
+        """Tokens of `prompt` (special tokens included) before truncation to `max_length`: more
+        than max_length means the encoder sees only the first max_length."""
         raise NotImplementedError
 
     def forward(self, prompts: list[str]) -> TextEmbeddings:

@@ -108,6 +108,15 @@ class MiniLMTextEncoder(TextEncoder):
         mask = torch.tensor([e.attention_mask for e in batch], dtype=torch.bool)  # (B, L)
         return ids, mask
 
+    def num_tokens(self, prompt: str) -> int:
+        if getattr(self, "_untruncated", None) is None:  # a copy of the tokenizer without truncation
+            from tokenizers import Tokenizer
+
+            self._untruncated = Tokenizer.from_str(self.tokenizer.to_str())
+            self._untruncated.no_truncation()
+            self._untruncated.no_padding()
+        return len(self._untruncated.encode(prompt).ids)
+
     def _encode(self, prompts: list[str]) -> TextEmbeddings:
         ids, mask = self.tokenize(prompts)
         device = self.device

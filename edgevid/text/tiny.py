@@ -22,7 +22,8 @@ NUM_SPECIAL = 2
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")  # words and single punctuation marks
 
 
-def hash_tokenize(prompt: str, vocab_size: int, max_length: int) -> list[int]:
+def hash_tokenize(prompt: str, vocab_size: int, max_length: int | None) -> list[int]:
+    """[BOS] + one id per word or punctuation mark, truncated to max_length (None: not truncated)."""
     words = _WORD.findall(prompt.lower())
     ids = [BOS_ID] + [NUM_SPECIAL + zlib.crc32(w.encode("utf-8")) % (vocab_size - NUM_SPECIAL) for w in words]
     return ids[:max_length]
@@ -80,6 +81,9 @@ class TinyTextEncoder(TextEncoder):
         for i, r in enumerate(rows):
             ids[i, : len(r)] = torch.tensor(r)
         return ids, ids != PAD_ID
+
+    def num_tokens(self, prompt: str) -> int:
+        return len(hash_tokenize(prompt, self.model.cfg.vocab_size, None))
 
     def _encode(self, prompts: list[str]) -> TextEmbeddings:
         ids, mask = self.tokenize(prompts)

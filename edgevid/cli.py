@@ -450,22 +450,29 @@ class _Progress:
               f"{format_seconds(est.denoise_s)}, decode {format_seconds(est.decode_s)}, write "
               f"{format_seconds(est.write_s)}) and ~{format_bytes(est.peak_bytes)} of memory", file=sys.stderr,
               flush=True)
+        self.denoise_s, self.decode_s = est.denoise_s, est.decode_s
         self.per_step = est.denoise_s / max(1, round(est.denoise_calls))
         self.per_latent = est.decode_s / max(1, est.latent_frames)
-        self.bar = tqdm(total=round(est.denoise_s + est.decode_s, 1), unit="s", file=sys.stderr, desc="generate",
+        self.denoised = self.decoded_s = 0.0
+        self.bar = tqdm(total=est.denoise_s + est.decode_s, unit="s", file=sys.stderr, desc="generate",
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
 
-    def step(self, pipe, i, t, state):  # callback_on_step_end
+    def step(self, pipe, i, t, state):  # callback_on_step_end; a continuing chunk may take a step less
         if self.bar is not None:
-            self.bar.update(self.per_step)
+            n = min(self.per_step, self.denoise_s - self.denoised)
+            self.denoised += n
+            self.bar.update(n)
         return None
 
     def decoded(self, latent_frames: int) -> None:
         if self.bar is not None:
-            self.bar.update(self.per_latent * latent_frames)
+            n = min(self.per_latent * latent_frames, self.decode_s - self.decoded_s)
+            self.decoded_s += n
+            self.bar.update(n)
 
-    def close(self) -> None:
+    def close(self) -> None:  # the work is done: the bar ends at 100 %
         if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.n)
             self.bar.close()
 
 
@@ -534,6 +541,22 @@ def _given(args, *names: str) -> dict:
 
 def _train_common(args, cfg_cls, preset_defaults: dict):
     """Flags -> a frozen train config (only the flags given override the defaults)."""
+    import math
+
+    run_dir = Path(args.run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CLIError(f"--run-dir {args.run_dir} is a file, not a folder")
+    for name, hi in (("steps", 10**9), ("batch_size", 4096), ("checkpoint_every", 10**9), ("fps", 1000)):
+        _check_int(args, name, 1, hi)
+    _check_int(args, "seed", *SEED_RANGE)
+    for name, v in preset_defaults.items():  # the command's own float flags: finite and >= 0
+        if isinstance(v, float) and not (math.isfinite(v) and v >= 0):
+            raise CLIError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 0, got {v}")
+    lr = getattr(args, "lr", None)
+    if lr is not None and not (math.isfinite(lr) and 0 < lr <= 1):
+        raise CLIError(f"--lr must be a number in (0, 1], got {lr}")
     changes = dict(preset_defaults)
     for flag, field in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed"),
                         ("checkpoint_every", "checkpoint_every"), ("fps", "fps")):
@@ -544,7 +567,23 @@ def _train_common(args, cfg_cls, preset_defaults: dict):
         changes["bf16"] = True
     if args.buckets:
         changes["buckets"] = _parse_buckets(args.buckets)
-    return dataclasses.replace(cfg_cls(), **changes)
+    cfg = dataclasses.replace(cfg_cls(), **changes)
+    batch = getattr(cfg, "batch_size", 1)
+    for frames, height, width in getattr(cfg, "buckets", ()):
+        _check_clip_memory(f"--buckets {frames}x{height}x{width} (batch {batch})", batch * frames, height, width,
+                           factor=64)  # a training step holds tens of activations per input value
+    return cfg
+
+
+def _check_clip_memory(what: str, frames: int, height: int, width: int, factor: float) -> None:
+    """Refuse clips whose frames alone (float32, times `factor` for the work on them) exceed memory."""
+    from edgevid.estimate import available_memory, format_bytes
+
+    need = frames * height * width * 3 * 4 * factor
+    available = available_memory()
+    if available is not None and need > available:
+        raise CLIError(f"{what} needs more than {format_bytes(need)} of memory, {format_bytes(available)} is available; "
+                       f"use fewer or smaller frames")
 
 
 def _parse_buckets(text: str) -> tuple[tuple[int, int, int], ...]:
@@ -762,6 +801,9 @@ def cmd_bench(args) -> None:
         v = getattr(args, name)
         if v is not None and v < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    for name, hi in (("num_frames", MAX_FRAMES), ("height", MAX_SIDE[".mp4"]), ("width", MAX_SIDE[".mp4"]),
+                     ("repeats", 100), ("threads", _cores())):
+        _check_int(args, name, 1, hi)
     if args.peer != "none":
         import importlib.util
 
@@ -853,6 +895,13 @@ def cmd_dataset_preview(args) -> None:
     out = _check_output_path(args.output)
     if args.num < 1 or args.frames < 1 or args.size < 8 or args.fps < 1:
         raise CLIError("--num, --frames and --fps must be >= 1 and --size >= 8")
+    for name, lo, hi in (("num", 1, 256), ("frames", 1, MAX_FRAMES), ("size", 8, 4096),
+                         ("fps", 1, MAX_FPS[out.suffix.lower()])):
+        _check_int(args, name, lo, hi)
+    _check_int(args, "seed", *SEED_RANGE)
+    # the clips, their grid (about the same again) and the writer's copy
+    _check_clip_memory(f"{args.num} clips of {args.frames} frames at {args.size}x{args.size}",
+                       args.num * args.frames, args.size, args.size, factor=3)
     from edgevid.data import ProceduralClips, VideoFolderClips, preview_grid
     from edgevid.io.video import export
 

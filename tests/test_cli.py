@@ -200,3 +200,18 @@ def test_generate_rejects_an_unknown_encoder_preset(tiny_model_dir, tmp_path, ca
     assert main(["generate", "a red circle", "-o", str(out), "--model", str(tiny_model_dir), "--encoder-preset",
                  "warp-speed"]) == 1
     assert "--encoder-preset" in capsys.readouterr().err and not out.exists()
+
+
+def test_generate_prints_a_long_estimate_and_a_progress_bar(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    import edgevid.estimate
+
+    monkeypatch.setenv("EDGEVID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(edgevid.estimate, "machine_rates", lambda pipe: {"unet": 1e4, "vae": 1e4})  # a slow machine
+    for stream in ([], ["--stream"]):
+        out = tmp_path / f"o{len(stream)}.mp4"
+        assert main(["generate", "a red circle", "-o", str(out), "--model", str(tiny_model_dir), *SMALL, *stream]) == 0
+        err = capsys.readouterr().err
+        assert "edgevid: this will take about" in err and "generate: 100%" in err and out.is_file()
+    assert main(["generate", "a red circle", "-o", str(tmp_path / "q.mp4"), "--model", str(tiny_model_dir), *SMALL,
+                 "--quiet"]) == 0
+    assert capsys.readouterr().err == ""  # --quiet: nothing

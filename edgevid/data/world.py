@@ -126,11 +126,20 @@ class SceneSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> SceneSpec:
+        """The inverse of to_dict, for JSON from anywhere: every field is type-checked (names are
+        strings, numbers finite), so junk is a ValueError that names the field."""
+        from edgevid.validate import check_config_types
+
+        if not isinstance(data, dict) or not isinstance(data.get("objects"), (list, tuple)):
+            raise ValueError("not a SceneSpec dict: expected an object with a list of 'objects', background, ...")
+        rest = {k: v for k, v in data.items() if k != "objects"}
+        check_config_types(cls, rest, "SceneSpec")
+        for i, o in enumerate(data["objects"]):
+            check_config_types(ObjectSpec, o, f"SceneSpec object {i}")
         try:
             objects = tuple(ObjectSpec(**o) for o in data["objects"])
-            rest = {k: v for k, v in data.items() if k != "objects"}
             return cls(objects=objects, **rest)
-        except (KeyError, TypeError) as e:
+        except TypeError as e:  # unknown or missing keys
             raise ValueError(f"not a SceneSpec dict ({e}); expected keys objects, background, ...") from None
 
 

@@ -44,15 +44,19 @@ class Rung:
     backgrounds: tuple[str, ...] | None  # None = every background type
     steps: int  # fixed compute: <= 20 min on one core
     batch_size: int
+    # A fixed set of clips whose VAE latents are encoded once into a cache that every recipe
+    # of the rung shares (at 256 x 256 the VAE encoder costs as much as a UNet step): recipes
+    # then compare at equal data and the rung's minutes are denoiser minutes.
+    num_clips: int
 
 
 # 256 x 256, the default generation size: at 128 x 128 the shipped VAE alone caps shape at 0.52
 # (rung a) and 0.37 (rung b) on ground truth, at 256 x 256 it allows 0.92 / 0.96 (docs/LADDER.md).
 RUNGS: dict[str, Rung] = {
-    "a": Rung(1, 256, 1, ("solid",), steps=1000, batch_size=16),
-    "b": Rung(1, 256, 3, None, steps=1000, batch_size=16),
-    "c": Rung(17, 256, 1, ("solid",), steps=400, batch_size=4),
-    "d": Rung(17, 256, 3, None, steps=400, batch_size=4),
+    "a": Rung(1, 256, 1, ("solid",), steps=1000, batch_size=16, num_clips=4000),
+    "b": Rung(1, 256, 3, None, steps=1000, batch_size=16, num_clips=6000),
+    "c": Rung(17, 256, 1, ("solid",), steps=400, batch_size=4, num_clips=800),
+    "d": Rung(17, 256, 3, None, steps=400, batch_size=4, num_clips=1200),
 }
 
 # name -> (UNetConfig changes to "small", TrainConfig changes). The baseline is the v0.7
@@ -116,6 +120,29 @@ def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True) -> 
     return out
 
 
+def cache_dir(args) -> Path:
+    return Path(args.cache_root).expanduser() / f"rung_{args.rung}"
+
+
+def build_cache(rung: Rung, path: Path, progress: bool = True) -> None:
+    """Encode the rung's num_clips training clips into `path`, as the trainer's LatentBatches
+    would (same files, same posterior samples); clips already there are skipped."""
+    from tqdm.auto import tqdm
+
+    from edgevid.config import TrainConfig
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+    from edgevid.train.latents import LatentBatches
+
+    vae = EdgeVidPipeline.from_pretrained(resolve_model_dir("teacher")).vae.eval()
+    bucket = (rung.frames, rung.size, rung.size)
+    batches = LatentBatches(vae, rung_source(rung, "train"), (bucket,), rung.batch_size, rung.num_clips, True,
+                            TrainConfig().seed, path)
+    t0 = time.perf_counter()
+    for start in tqdm(range(0, rung.num_clips, 16), desc="latent cache", disable=not progress):
+        batches.fill(range(start, min(start + 16, rung.num_clips)), bucket)
+    print(f"cache of {rung.num_clips} clips in {path}: {time.perf_counter() - t0:.0f} s")
+
+
 def vae_ceiling(vae, rung: Rung, n: int = EVAL_SPECS) -> dict:
     """The rung's scores of ground truth encoded and decoded by `vae`: what a perfect denoiser
     could reach through it."""
@@ -143,6 +170,9 @@ def main(argv=None) -> int:
     p.add_argument("--rung", required=True, choices=sorted(RUNGS))
     p.add_argument("--recipe", choices=sorted(RECIPES))
     p.add_argument("--run-dir", help="run folder (checkpoints, log, ladder.json)")
+    p.add_argument("--cache-root", default="~/runs/ladder/cache",
+                   help="shared latent caches, one folder per rung (default ~/runs/ladder/cache)")
+    p.add_argument("--build-cache", action="store_true", help="only encode the rung's clips into its shared cache")
     p.add_argument("--ceiling", action="store_true",
                    help="only score ground truth through --decoder's VAE on the rung (no training) and print it")
     p.add_argument("--steps", type=int, help="override the rung's fixed step count (not a ladder figure then)")
@@ -165,6 +195,9 @@ def main(argv=None) -> int:
         print(json.dumps({"rung": args.rung, "decoder": args.decoder, "ceiling": vae_ceiling(vae, RUNGS[args.rung],
                                                                                               args.eval_specs)}))
         return 0
+    if args.build_cache:
+        build_cache(RUNGS[args.rung], cache_dir(args), progress=not args.no_progress)
+        return 0
     if not (args.recipe and args.run_dir):
         p.error("--recipe and --run-dir are needed (unless --ceiling)")
 
@@ -182,7 +215,8 @@ def main(argv=None) -> int:
     unet_cfg = dataclasses.replace(UNET_PRESETS["small"], in_channels=teacher.vae.config.latent_channels,
                                    out_channels=teacher.vae.config.latent_channels, **unet_changes)
     train_cfg = TrainConfig(**{**BASE_TRAIN, "steps": args.steps or rung.steps, "batch_size": rung.batch_size,
-                               "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24, **train_changes})
+                               "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24,
+                               "num_clips": rung.num_clips, "cache_latents": True, **train_changes})
     init = None
     if args.init_from:
         init = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.init_from)).unet
@@ -198,6 +232,11 @@ def main(argv=None) -> int:
         load_checkpoint(ckpt, model, torch.optim.AdamW(model.parameters()), ema)
         train_s = None
     else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        link = run_dir / "latent_cache"
+        if not link.exists():
+            cache_dir(args).mkdir(parents=True, exist_ok=True)
+            link.symlink_to(cache_dir(args), target_is_directory=True)
         source = rung_source(rung, "train")
         _, ema = train_t2v(run_dir, unet_cfg, train_cfg, teacher.vae, text, source,
                            data_description={"ladder_rung": args.rung, "recipe": args.recipe},

@@ -65,6 +65,15 @@ class LatentBatches:
         if not self.cache_latents:
             video, captions = make_batch(self.source, indices, bucket)  # (B, 3, T, H, W) in [-1, 1]
             return self._encode(video, g), captions
+        self.fill(indices, bucket)
+        x0 = torch.stack([self._cache[(i, bucket)][0] for i in indices])  # (B, C, T', H', W')
+        return x0, [self._cache[(i, bucket)][1] for i in indices]
+
+    def fill(self, indices, bucket: tuple[int, int, int]) -> None:
+        """Make sure clips `indices` of `bucket` are cached: read from cache_dir or encode (and
+        write) them. Called per batch; also usable up front to build a shared cache."""
+        from edgevid.data import make_batch
+
         missing = []
         for i in sorted({i for i in indices if (i, bucket) not in self._cache}):
             path = _cache_file(self.cache_dir, i, bucket) if self.cache_dir is not None else None
@@ -82,8 +91,6 @@ class LatentBatches:
                 self._cache[(i, bucket)] = (self._encode(clip[None], clip_g)[0], caption)
                 if self.cache_dir is not None:
                     _write_cached(_cache_file(self.cache_dir, i, bucket), *self._cache[(i, bucket)])
-        x0 = torch.stack([self._cache[(i, bucket)][0] for i in indices])  # (B, C, T', H', W')
-        return x0, [self._cache[(i, bucket)][1] for i in indices]
 
 
 def latent_object_mask(pixels: Tensor, spatial: int, temporal: int, dilate: int = 1) -> Tensor:

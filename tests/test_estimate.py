@@ -56,7 +56,8 @@ def test_estimate_grows_with_the_video_and_names_what_fits():
 
 @pytest.mark.parametrize("frames, size, stream", [(33, 128, "0"), (49, 256, "0"), (17, 256, "1")])
 def test_estimated_peak_is_within_2x_of_the_measured_growth(tiny_model_dir, tmp_path, frames, size, stream):
-    """Measured in a fresh process: ru_maxrss growth over a warm-up (libraries and kernels loaded)."""
+    """Measured in a fresh process: growth of the peak RSS (ru_maxrss / VmHWM, reset after a warm-up that loads
+    the libraries and kernels)."""
     probe = Path(__file__).with_name("_estimate_probe.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGEVID_CACHE": str(tmp_path / "cache")}
     out = subprocess.run([sys.executable, str(probe), str(tiny_model_dir), str(frames), str(size), str(size), stream,

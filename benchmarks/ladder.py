@@ -53,8 +53,8 @@ class Rung:
 # 256 x 256, the default generation size: at 128 x 128 the shipped VAE alone caps shape at 0.52
 # (rung a) and 0.37 (rung b) on ground truth, at 256 x 256 it allows 0.92 / 0.96 (docs/LADDER.md).
 RUNGS: dict[str, Rung] = {
-    "a": Rung(1, 256, 1, ("solid",), steps=1000, batch_size=16, num_clips=4000),
-    "b": Rung(1, 256, 3, None, steps=1000, batch_size=16, num_clips=6000),
+    "a": Rung(1, 256, 1, ("solid",), steps=600, batch_size=16, num_clips=4000),
+    "b": Rung(1, 256, 3, None, steps=600, batch_size=16, num_clips=6000),
     "c": Rung(17, 256, 1, ("solid",), steps=400, batch_size=4, num_clips=800),
     "d": Rung(17, 256, 3, None, steps=400, batch_size=4, num_clips=1200),
 }

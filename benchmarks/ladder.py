@@ -59,14 +59,27 @@ RUNGS: dict[str, Rung] = {
     "d": Rung(17, 256, 3, None, steps=400, batch_size=4, num_clips=1200),
 }
 
-# name -> (UNetConfig changes to "small", TrainConfig changes). The baseline is the v0.7
-# teacher's recipe at the rung's batch size and a from-scratch learning rate.
-RECIPES: dict[str, tuple[dict, dict]] = {
-    "baseline": ({}, {}),
-    "pooled": ({"pooled_text": True}, {}),
-    "pooled-attn-full": ({"pooled_text": True, "spatial_attention": (True, True, True)}, {}),
-    "pooled-t-high": ({"pooled_text": True}, {"t_mean": 0.5}),
-    "pooled-lr1e-3": ({"pooled_text": True}, {"lr": 1e-3}),
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    unet: dict = dataclasses.field(default_factory=dict)  # UNetConfig changes to "small"
+    train: dict = dataclasses.field(default_factory=dict)  # TrainConfig changes to BASE_TRAIN
+    # Start from this model's UNet (a shipped name or folder) instead of from scratch; modules
+    # the recipe adds (e.g. the pooled-text path) start at their zero init.
+    init: str | None = None
+
+
+# The baseline is the v0.7 teacher's architecture at the rung's batch size and a from-scratch
+# learning rate.
+RECIPES: dict[str, Recipe] = {
+    "baseline": Recipe(),
+    "pooled": Recipe(unet={"pooled_text": True}),
+    "pooled-attn-full": Recipe(unet={"pooled_text": True, "spatial_attention": (True, True, True)}),
+    "pooled-t-high": Recipe(unet={"pooled_text": True}, train={"t_mean": 0.5}),
+    "pooled-lr1e-3": Recipe(unet={"pooled_text": True}, train={"lr": 1e-3}),
+    # SnapGen-V's "initialise from a compact backbone": the shipped teacher's spatial layers,
+    # trained on 91 k video samples, fine-tuned on the rung's images.
+    "teacher-init": Recipe(init="teacher", train={"lr": 2e-4}),
+    "teacher-init-pooled": Recipe(unet={"pooled_text": True}, init="teacher", train={"lr": 2e-4}),
 }
 BASE_TRAIN = dict(lr=5e-4, warmup_steps=100, ema_decay=0.995, text_dropout=0.1, lr_schedule="cosine",
                   checkpoint_every=200, log_every=25)
@@ -115,9 +128,24 @@ def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True) -> 
     attrs = ["colour_acc", "shape_acc", "count_correct", "background_correct"]
     if rung.frames > 1:
         attrs.insert(2, "motion_acc")
-    out = {k: agg[k] for k in attrs + ["legacy_prompt_adherence"]}
+    # Ungated diagnostics: the legacy colour (present anywhere) and background (right even when no
+    # object is found) tell "learns the backdrop, not the objects" from "learns nothing".
+    out = {k: agg[k] for k in attrs + ["legacy_prompt_adherence", "legacy_colour_acc", "legacy_background_correct"]}
     out["adherence"] = float(np.mean([agg[k] for k in attrs]))
     return out
+
+
+def inflate(source, config):
+    """A UNet of `config` holding `source`'s weights; parameters `source` lacks must be ones a
+    newer config adds with a zero-initialised output (the pooled-text path), so the inflated
+    model computes exactly what `source` did."""
+    from edgevid.models.unet import SpatioTemporalUNet
+
+    model = SpatioTemporalUNet(config)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("text_embed.") for k in missing):
+        raise ValueError(f"cannot start {config} from the given UNet: missing {missing}, unexpected {unexpected}")
+    return model
 
 
 def cache_dir(args) -> Path:
@@ -182,6 +210,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval-specs", type=int, default=EVAL_SPECS)
     p.add_argument("--eval-only", action="store_true", help="score the run's last checkpoint again")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--samples", action="store_true", help="also write RUN_DIR/samples.png (truth above, samples below)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -209,7 +238,8 @@ def main(argv=None) -> int:
     from edgevid.train.t2v import train_t2v
 
     rung = RUNGS[args.rung]
-    unet_changes, train_changes = RECIPES[args.recipe]
+    recipe = RECIPES[args.recipe]
+    unet_changes, train_changes = recipe.unet, recipe.train
     teacher = EdgeVidPipeline.from_pretrained(resolve_model_dir("teacher"))
     text = MiniLMTextEncoder.from_package()
     unet_cfg = dataclasses.replace(UNET_PRESETS["small"], in_channels=teacher.vae.config.latent_channels,
@@ -218,10 +248,10 @@ def main(argv=None) -> int:
                                "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24,
                                "num_clips": rung.num_clips, "cache_latents": True, **train_changes})
     init = None
-    if args.init_from:
-        init = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.init_from)).unet
-        if init.config != unet_cfg:
-            p.error(f"--init-from's UNet config differs from the recipe's: {init.config} vs {unet_cfg}")
+    init_from = args.init_from or recipe.init
+    if init_from:
+        source_unet = EdgeVidPipeline.from_pretrained(resolve_model_dir(init_from)).unet
+        init = inflate(source_unet, unet_cfg)
     run_dir = Path(args.run_dir).expanduser()
     t0 = time.perf_counter()
     if args.eval_only:
@@ -249,12 +279,34 @@ def main(argv=None) -> int:
     scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress)
     result = {"rung": args.rung, "rung_config": dataclasses.asdict(rung), "recipe": args.recipe,
               "unet_changes": unet_changes, "train_changes": train_changes, "steps": train_cfg.steps,
-              "init_from": args.init_from, "decoder": args.decoder, "eval_specs": args.eval_specs,
+              "init_from": init_from, "decoder": args.decoder, "eval_specs": args.eval_specs,
               "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1, "scores": scores}
-    name = "ladder.json" if args.decoder == "teacher" else f"ladder_{Path(args.decoder).name}.json"
+    name = "ladder" + ("_eval" if args.eval_only else "") + ("" if args.decoder == "teacher" else f"_{Path(args.decoder).name}")
+    name += "" if args.eval_specs == EVAL_SPECS else f"_{args.eval_specs}specs"
+    name += ".json"  # the training run's own result (ladder.json) is never overwritten by a re-score
     (run_dir / name).write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result["scores"], indent=1))
+    if args.samples:
+        write_samples(pipe, rung, run_dir / name.replace("ladder", "samples").replace(".json", ".png"))
     return 0
+
+
+def write_samples(pipe, rung: Rung, path: Path, n: int = 8) -> None:
+    """A strip of the first n eval prompts: ground truth above, the model's sample below."""
+    from PIL import Image
+
+    from edgevid.data.world import render_video
+    from edgevid.pipeline import frames_to_uint8
+
+    tile = 128
+    img = Image.new("RGB", (n * tile, 2 * tile), "white")
+    for i, (spec, caption) in enumerate(rung_specs(rung, n)):
+        frames = pipe(caption, num_frames=1, height=rung.size, width=rung.size, num_inference_steps=EVAL_STEPS,
+                      guidance_scale=EVAL_GUIDANCE, generator=torch.Generator().manual_seed(i)).frames[0]
+        truth = render_video(spec, 1, rung.size, rung.size, 24)[0]
+        img.paste(Image.fromarray(truth).resize((tile, tile)), (i * tile, 0))
+        img.paste(Image.fromarray(frames_to_uint8(frames)[0]).resize((tile, tile)), (i * tile, tile))
+    img.save(path)
 
 
 if __name__ == "__main__":

@@ -712,11 +712,9 @@ def cmd_train_t2v(args) -> None:
 
 def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
     """The EMA UNet of a train t2v / distill run's latest checkpoint -> a pipeline folder (the run's own UNet config)."""
-    import json
-
     from edgevid.config import UNetConfig, config_from_dict
     from edgevid.models.unet import SpatioTemporalUNet
-    from edgevid.models.weights import load_state_strict, read_safetensors
+    from edgevid.models.weights import load_state_strict, read_json, read_safetensors
     from edgevid.pipeline import EdgeVidPipeline
     from edgevid.train.checkpoint import latest_checkpoint
 
@@ -725,8 +723,10 @@ def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
     ckpt = latest_checkpoint(Path(args.run_dir))
     if ckpt is None:
         raise CLIError(f"--export-checkpoint: {args.run_dir} holds no checkpoint")
-    run_cfg = json.loads((Path(args.run_dir) / "config.json").read_text())
-    unet = SpatioTemporalUNet(config_from_dict(UNetConfig, run_cfg["unet"]))
+    run_cfg = read_json(Path(args.run_dir) / "config.json")
+    if not isinstance(run_cfg.get("unet"), dict):
+        raise CLIError(f"--export-checkpoint: {Path(args.run_dir) / 'config.json'} has no 'unet' config")
+    unet = SpatioTemporalUNet(config_from_dict(UNetConfig, run_cfg["unet"], f"{args.run_dir}/config.json unet"))
     load_state_strict(unet, read_safetensors(ckpt / "ema.safetensors"), ckpt)
     EdgeVidPipeline(vae.cpu(), unet.eval(), text_encoder.cpu(), defaults).save_pretrained(args.output)
     print(f"saved the EMA weights of {ckpt} as a pipeline to {args.output}")

@@ -427,12 +427,23 @@ def config_to_dict(cfg: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def config_from_dict(cls: type[C], data: dict) -> C:
-    """Build `cls` from a JSON dict: lists become tuples (recursively); unknown keys are an error."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
+def config_from_dict(cls: type[C], data: dict, where: str = "") -> C:
+    """Build `cls` from a JSON dict: every value type-checked against its field's annotation
+    (edgevid.validate), lists become tuples (recursively); unknown or missing keys are an error.
+    Every failure is a ValueError that names `where` (default: the class) and the field, so no
+    wrong type from a config.json reaches torch as a TypeError."""
+    from edgevid.validate import check_config_types
+
+    where = where or cls.__name__
+    check_config_types(cls, data, where)  # also: data is a dict
+    fields = dataclasses.fields(cls)
+    unknown = set(data) - {f.name for f in fields}
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
+        raise ValueError(f"{where}: unknown config keys {sorted(unknown)}")
+    missing = [f.name for f in fields if f.name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{where}: missing config keys {missing}")
     return cls(**{k: _tuplify(v) for k, v in data.items()})
 
 
@@ -451,7 +462,7 @@ def load_config(cls: type[C], path: str | Path) -> C:
     if not isinstance(data, dict):
         raise ValueError(f"corrupt config file {path}: expected a JSON object")
     data.pop("_class_name", None)
-    return config_from_dict(cls, data)
+    return config_from_dict(cls, data, str(path))
 
 
 def _tuplify(v: Any) -> Any:

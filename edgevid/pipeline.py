@@ -30,7 +30,6 @@ from edgevid.io.atomic import atomic_write_text
 from edgevid.models.weights import load_component, read_json, save_component
 from edgevid.text import TextEncoder, load_text_encoder_from_dir, save_text_encoder
 from edgevid.text.base import check_unicode
-from edgevid.validate import check_config_types
 from edgevid.text.cache import PromptCache
 
 MODEL_INDEX = "model_index.json"
@@ -122,14 +121,10 @@ class EdgeVidPipeline:
         if not path.is_dir():
             raise ValueError(f"model folder {path} does not exist")
         index = read_json(path / MODEL_INDEX)
-        check_config_types(GenerationDefaults, index.get("defaults", {}), f"{path / MODEL_INDEX} defaults")
-        try:
+        try:  # config_from_dict type-checks every field, here and in load_component
             defaults = config_from_dict(GenerationDefaults, index.get("defaults", {}))
         except (TypeError, ValueError) as e:
             raise ValueError(f"{path / MODEL_INDEX}: invalid defaults ({e})") from None
-        for name, config_cls in (("vae", VAEConfig), ("unet", UNetConfig)):  # before torch sees a wrong type
-            if (path / name).is_dir():
-                check_config_types(config_cls, read_json(path / name / "config.json"), str(path / name / "config.json"))
         vae = load_component(VideoVAE, VAEConfig, path / "vae")
         unet = load_component(SpatioTemporalUNet, UNetConfig, path / "unet")
         text_encoder = load_text_encoder_from_dir(path / "text_encoder")

@@ -1,8 +1,9 @@
 """Type checks of untrusted JSON against the frozen config dataclasses (model folders, run configs).
 
-`config_from_dict` builds a dataclass from whatever the JSON holds; a float where an int belongs
-would then fail deep inside torch with a TypeError. `check_config_types` says which field is
-wrong, in one line, before anything is built:
+A dataclass built from whatever the JSON holds would fail deep inside torch with a TypeError
+(a float where an int belongs). `check_config_types` says which field is wrong, in one line,
+before anything is built; `edgevid.config.config_from_dict` runs it on every config it builds
+(model folders, run folders, scene specs):
 
     >>> check_config_types(VAEConfig, {"latent_channels": 1.5}, "vae/config.json")
     ValueError: vae/config.json: latent_channels must be int, got 1.5
@@ -52,8 +53,8 @@ def _fits(value: Any, hint: Any) -> bool:
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_fits(v, args[0]) for v in value)
         return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
-    if dataclasses.is_dataclass(hint):
-        return isinstance(value, dict)
+    if dataclasses.is_dataclass(hint):  # JSON, or one config_from_dict built already (SceneSpec's objects)
+        return isinstance(value, (dict, hint))
     return True  # an annotation this checker does not know: the dataclass validates it
 
 

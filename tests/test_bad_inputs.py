@@ -7,6 +7,7 @@ allow no exception but the project's clear ones. Deterministic (derandomize) and
 import json
 import math
 import os
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -221,3 +222,45 @@ def test_other_commands_refuse_bad_numbers_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expected in err, (argv, err)
     assert not (tmp_path / "p.mp4").exists() and not (tmp_path / "r").exists()
+
+
+# ----------------------------------------------------------------------------- every config load is type-checked
+def test_config_from_dict_names_a_wrong_type_a_missing_and_an_unknown_key():
+    from edgevid.config import VAEConfig, config_from_dict, config_to_dict
+    from edgevid.data.world import ObjectSpec
+
+    good = config_to_dict(VAEConfig())
+    assert config_from_dict(VAEConfig, good) == VAEConfig()
+    for data, words in [({**good, "latent_channels": 1.5}, "VAEConfig: latent_channels must be int, got 1.5"),
+                        ({**good, "encoder_channels": [16, "32"]}, "encoder_channels must be a list of int"),
+                        ({**good, "scaling_factor": float("nan")}, "scaling_factor must be a finite number"),
+                        ({**good, "lattent": 4}, "unknown config keys ['lattent']"),
+                        ([1, 2], "expected a JSON object")]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            config_from_dict(VAEConfig, data)
+    with pytest.raises(ValueError, match=re.escape("obj: missing config keys ['y', 'size']")):
+        config_from_dict(ObjectSpec, {"colour": "red", "shape": "circle", "motion": "still", "x": 0.5}, "obj")
+
+
+@pytest.mark.parametrize("which", ["vae", "init-from"])
+def test_train_t2v_with_a_wrongly_typed_config_is_one_line(tiny, tmp_path, capsys, which):
+    """`train t2v --vae DIR` and `--init-from DIR` load through models.weights.load_component, not
+    from_pretrained: config_from_dict's type check must stop a float where an int belongs there too."""
+    import shutil
+
+    _, folder = tiny
+    model = tmp_path / "model"
+    shutil.copytree(folder, model)
+    component = model / ("vae" if which == "vae" else "unet")
+    cfg = json.loads((component / "config.json").read_text())
+    field = "latent_channels" if which == "vae" else "in_channels"
+    cfg[field] = 1.5
+    (component / "config.json").write_text(json.dumps(cfg))
+    vae = model / "vae" if which == "vae" else folder / "vae"
+    argv = ["train", "t2v", "--vae", str(vae), "--run-dir", str(tmp_path / "run"), "--preset", "tiny",
+            "--text-encoder", "tiny", "--steps", "1", "--buckets", "1x32x32", "--threads", "1", "--no-progress",
+            *(["--init-from", str(model)] if which == "init-from" else [])]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{field} must be int, got 1.5" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()

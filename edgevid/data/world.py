@@ -61,6 +61,13 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
 BOUNCE_HEIGHT = 0.25  # bounce apex above the floor, fraction of frame height: clearly visible
 ORBIT_RADIUS = 0.18  # orbit radius, fraction of the frame: a visible loop that fits a 64 px frame
 TEXTURE_MIX = 0.3  # how far texture/gradient shades move from the background colour (keeps contrast)
+# Bounds of a spec's numbers (the sampler stays far inside them): past these a scene is a typo or
+# junk JSON, and some overflow the pixel maths (a size or zoom of exp(speed * duration) = inf).
+MAX_POSITION = 10.0  # |x|, |y| in frame fractions: ten frames off screen
+MAX_SPEED = 100.0  # |speed|, |camera_speed| per second: 100 frames per second, or 16 turns
+MAX_ANGLE = 1000.0  # |angle| in radians
+MAX_DURATION = 3600.0  # seconds: an hour
+MAX_GROWTH = 20.0  # |rate| * duration of grow/shrink/zoom: a size change of e^20 = 5e8 times
 
 
 def valid_combination(colour: str, shape: str, motion: str) -> bool:
@@ -92,8 +99,12 @@ class ObjectSpec:
         _check_name("colour", self.colour, COLOURS)
         _check_name("shape", self.shape, SHAPES)
         _check_name("motion", self.motion, MOTIONS)
-        if not self.size > 0:
-            raise ValueError(f"ObjectSpec.size must be > 0 (fraction of the shorter side), got {self.size}")
+        if not 0 < self.size <= 1:
+            raise ValueError(f"ObjectSpec.size must be in (0, 1] (fraction of the shorter side), got {self.size}")
+        _check_bound("ObjectSpec.x", self.x, MAX_POSITION, "frame fractions")
+        _check_bound("ObjectSpec.y", self.y, MAX_POSITION, "frame fractions")
+        _check_bound("ObjectSpec.speed", self.speed, MAX_SPEED, "per second")
+        _check_bound("ObjectSpec.angle", self.angle, MAX_ANGLE, "radians")
 
 
 @dataclass(frozen=True)
@@ -115,8 +126,19 @@ class SceneSpec:
         _check_name("background", self.background, BACKGROUNDS)
         _check_name("background_colour", self.background_colour, BACKGROUND_COLOURS)
         _check_name("camera", self.camera, CAMERAS)
-        if not self.duration > 0:
-            raise ValueError(f"SceneSpec.duration must be > 0 seconds, got {self.duration}")
+        if not 0 < self.duration <= MAX_DURATION:
+            raise ValueError(f"SceneSpec.duration must be in (0, {MAX_DURATION:g}] seconds, got {self.duration}")
+        _check_bound("SceneSpec.camera_speed", self.camera_speed, MAX_SPEED, "per second")
+        if not 0 <= self.seed < 2**64:
+            raise ValueError(f"SceneSpec.seed must be in [0, 2**64) (numpy's seeds), got {self.seed}")
+        rates = [(f"object {i} ({o.motion}) speed", o.speed) for i, o in enumerate(self.objects)
+                 if o.motion in ("grow", "shrink")]
+        if self.camera.startswith("zoom"):
+            rates.append(("camera_speed", self.camera_speed))
+        for what, rate in rates:  # exponential in time: size * exp(rate * t)
+            if abs(rate) * self.duration > MAX_GROWTH:
+                raise ValueError(f"SceneSpec {what} x duration must be at most {MAX_GROWTH:g} (a size change of "
+                                 f"e^{MAX_GROWTH:g}), got {rate:g} x {self.duration:g} s")
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict; `SceneSpec.from_dict(spec.to_dict()) == spec`."""
@@ -126,26 +148,25 @@ class SceneSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> SceneSpec:
-        """The inverse of to_dict, for JSON from anywhere: every field is type-checked (names are
-        strings, numbers finite), so junk is a ValueError that names the field."""
-        from edgevid.validate import check_config_types
+        """The inverse of to_dict, for JSON from anywhere: built by config_from_dict, which
+        type-checks every field (names are strings, numbers finite) and names unknown and missing
+        keys, so junk is a ValueError that names the field."""
+        from edgevid.config import config_from_dict
 
         if not isinstance(data, dict) or not isinstance(data.get("objects"), (list, tuple)):
             raise ValueError("not a SceneSpec dict: expected an object with a list of 'objects', background, ...")
-        rest = {k: v for k, v in data.items() if k != "objects"}
-        check_config_types(cls, rest, "SceneSpec")
-        for i, o in enumerate(data["objects"]):
-            check_config_types(ObjectSpec, o, f"SceneSpec object {i}")
-        try:
-            objects = tuple(ObjectSpec(**o) for o in data["objects"])
-            return cls(objects=objects, **rest)
-        except TypeError as e:  # unknown or missing keys
-            raise ValueError(f"not a SceneSpec dict ({e}); expected keys objects, background, ...") from None
+        objects = tuple(config_from_dict(ObjectSpec, o, f"SceneSpec object {i}") for i, o in enumerate(data["objects"]))
+        return config_from_dict(cls, {**data, "objects": objects}, "SceneSpec")
 
 
 def _check_name(what: str, value: str, allowed) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {what} {value!r}; choose from {sorted(allowed)}")
+
+
+def _check_bound(what: str, value: float, bound: float, unit: str) -> None:
+    if not (math.isfinite(value) and abs(value) <= bound):
+        raise ValueError(f"{what} must be a finite number in [-{bound:g}, {bound:g}] {unit}, got {value}")
 
 
 # --------------------------------------------------------------------------------------

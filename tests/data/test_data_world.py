@@ -62,11 +62,34 @@ def test_spec_json_round_trip():
         SceneSpec.from_dict({"background": "solid"})
 
 
-@pytest.mark.parametrize("bad", [dict(colour="mauve"), dict(shape="blob"), dict(motion="teleport"), dict(size=0.0)])
+@pytest.mark.parametrize("bad", [dict(colour="mauve"), dict(shape="blob"), dict(motion="teleport"), dict(size=0.0),
+                                 dict(size=1e300), dict(size=1.5), dict(size=math.nan), dict(speed=1e300),
+                                 dict(speed=-101.0), dict(x=math.inf), dict(y=-11.0), dict(angle=math.nan)])
 def test_bad_object_spec_raises(bad):
     kwargs = dict(colour="red", shape="circle", motion="still", x=0.5, y=0.5, size=0.1) | bad
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ObjectSpec|unknown"):
         ObjectSpec(**kwargs)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(duration=1e300), "duration must be in"), (dict(duration=math.inf), "duration must be in"),
+    (dict(camera="pan_left", camera_speed=1e300), "camera_speed must be a finite number"),
+    (dict(camera="zoom_in", camera_speed=10.0), "camera_speed x duration"),  # a zoom of e^25 over 2.5 s
+    (dict(motion="grow", speed=50.0), "speed x duration"), (dict(seed=-1), "seed must be in")])
+def test_scene_spec_refuses_numbers_past_its_bounds(bad, words):
+    scene = {k: v for k, v in bad.items() if k not in ("motion", "speed")}
+    obj = dict(motion=bad.get("motion", "still"), speed=bad.get("speed", 0.0))
+    with pytest.raises(ValueError, match=words):
+        _one(**obj, **scene)
+    spec = _one(motion="grow", speed=0.3, camera="zoom_in", camera_speed=0.2, duration=3.6)  # inside every bound
+    assert render_video(spec, 2, 16, 16).shape == (2, 16, 16, 3)
+
+
+def test_scene_spec_from_dict_names_the_field_past_its_bound():
+    data = _one().to_dict()
+    data["objects"][0]["size"] = 1e300
+    with pytest.raises(ValueError, match=r"ObjectSpec.size must be in \(0, 1\]"):
+        SceneSpec.from_dict(data)
 
 
 def test_bad_render_arguments_raise():

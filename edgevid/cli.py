@@ -431,6 +431,44 @@ def check_generate_resources(pipe, kw: dict, stream: bool, suffix: str, preset: 
 SHOW_ESTIMATE_S = 30  # longer than this: print the estimate first and show a progress bar
 
 
+def check_work_resources(what: str, est, fix: str) -> None:
+    """The long commands (eval, train, distill, compress): refuse in one line when the estimated
+    peak memory (an edgevid.estimate.WorkEstimate) exceeds what is available, naming `fix`;
+    print the estimate when the work takes longer than SHOW_ESTIMATE_S."""
+    from edgevid.estimate import available_memory, format_bytes
+
+    available = available_memory()
+    if available is not None and est.peak_bytes > available:
+        raise CLIError(f"{what} needs ~{format_bytes(est.peak_bytes)} of memory (estimated), "
+                       f"{format_bytes(available)} is available: {fix}")
+    if est.seconds > SHOW_ESTIMATE_S:
+        print(f"edgevid: {what} will take {est.describe()} (an estimate)", file=sys.stderr, flush=True)
+
+
+def _check_training(what: str, device: str, args, total_steps: int, estimate) -> None:
+    """check_work_resources for a training command: `estimate(steps, available memory)` over the
+    steps still to run (a resumed run continues from its latest checkpoint). The estimate is of
+    this machine's CPU: skipped on a GPU."""
+    from edgevid.estimate import available_memory
+
+    steps = total_steps - _steps_done(args)
+    if device == "cpu" and steps > 0:
+        check_work_resources(what, estimate(steps, available_memory()),
+                             "use a smaller --batch-size or smaller buckets (--buckets, --crop-size)")
+
+
+def _steps_done(args) -> int:
+    if not args.resume:
+        return 0
+    from edgevid.train.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(Path(args.run_dir))
+    try:
+        return int(ckpt.name.split("-")[1]) if ckpt is not None else 0
+    except (IndexError, ValueError):
+        return 0
+
+
 def _progress_bar(est, steps: int, quiet: bool):
     return _Progress(est, steps, enabled=est.seconds > SHOW_ESTIMATE_S and not quiet)
 
@@ -625,6 +663,8 @@ def _source(args, fps: int, seed: int):
 
 def cmd_train_vae(args) -> None:
     from edgevid.config import VAE_PRESETS, VAETrainConfig
+    from edgevid.estimate import estimate_train_vae
+    from edgevid.models.vae import VideoVAE
     from edgevid.models.weights import save_component
     from edgevid.train.vae import train_vae
 
@@ -637,6 +677,8 @@ def cmd_train_vae(args) -> None:
         raise CLIError(str(e)) from None
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)
+    _check_training("train vae", device, args, cfg.steps,  # the traces also check the sizes the VAE takes
+                    lambda *a: estimate_train_vae(VideoVAE(VAE_PRESETS[args.preset]), cfg, *a))
     t0 = time.perf_counter()
     vae = train_vae(args.run_dir, VAE_PRESETS[args.preset], cfg, source, data_description=desc, resume=args.resume,
                     progress=not args.no_progress, device=device)
@@ -653,6 +695,8 @@ def _fmt(value: float | tuple[float, ...]) -> str:
 
 def cmd_train_t2v(args) -> None:
     from edgevid.config import UNET_PRESETS, VAEConfig, TrainConfig
+    from edgevid.estimate import estimate_train_t2v
+    from edgevid.models.unet import SpatioTemporalUNet
     from edgevid.models.vae import VideoVAE
     from edgevid.models.weights import load_component
     from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults
@@ -675,7 +719,6 @@ def cmd_train_t2v(args) -> None:
     init_unet = None
     if args.init_from:
         from edgevid.config import UNetConfig
-        from edgevid.models.unet import SpatioTemporalUNet
 
         try:
             init_unet = load_component(SpatioTemporalUNet, UNetConfig, Path(args.init_from) / "unet")
@@ -691,13 +734,13 @@ def cmd_train_t2v(args) -> None:
                                   num_inference_steps=args.sample_steps, guidance_scale=args.guidance,
                                   shift=args.sample_shift)
     if args.output:  # fail now, not after training, on defaults the model could not generate
-        from edgevid.models.unet import SpatioTemporalUNet
-
         EdgeVidPipeline(vae, SpatioTemporalUNet(unet_cfg), text_encoder, defaults)
     if args.export_checkpoint:
         _export_checkpoint(args, vae, text_encoder, defaults)
         return
     source, desc = _source(args, cfg.fps, cfg.seed)
+    _check_training("train t2v", device, args, cfg.steps, lambda *a: estimate_train_t2v(
+        init_unet if init_unet is not None else SpatioTemporalUNet(unet_cfg), vae, cfg, *a))
     t0 = time.perf_counter()
     if args.init_from:
         desc = {**desc, "init_from": str(args.init_from)}
@@ -736,6 +779,7 @@ def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
 def cmd_distill(args) -> None:
     from edgevid.config import DistillConfig
     from edgevid.distill import distill
+    from edgevid.estimate import estimate_distill
     from edgevid.pipeline import EdgeVidPipeline, replace_defaults, resolve_model_dir
 
     try:
@@ -754,6 +798,8 @@ def cmd_distill(args) -> None:
         return
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)
+    _check_training("distill", device, args, cfg.steps,
+                    lambda *a: estimate_distill(teacher.unet, teacher.vae, cfg, *a))
     desc = {**desc, "teacher": str(args.teacher)}
     t0 = time.perf_counter()
     student, _ = distill(args.run_dir, teacher.unet, teacher.vae, teacher.text_encoder, source, cfg,
@@ -767,7 +813,8 @@ def cmd_distill(args) -> None:
 
 # ----------------------------------------------------------------------------- compress
 def cmd_compress_decoder(args) -> None:
-    from edgevid.compress.decoder import compress_decoder, decoder_fields, decoder_parameters
+    from edgevid.compress.decoder import compress_decoder, compressed_vae, decoder_fields, decoder_parameters
+    from edgevid.estimate import estimate_compress_decoder
     from edgevid.config import DecoderCompressConfig
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
@@ -781,6 +828,8 @@ def cmd_compress_decoder(args) -> None:
     cfg = _train_common(args, DecoderCompressConfig, extra)
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)
+    _check_training("compress decoder", device, args, cfg.steps, lambda *a: estimate_compress_decoder(
+        pipe.vae, compressed_vae(pipe.vae, fields), cfg, *a))
     t0 = time.perf_counter()
     vae = compress_decoder(args.run_dir, pipe.vae, fields, source, cfg, data_description={**desc, "model": str(args.model)},
                            resume=args.resume, progress=not args.no_progress, device=device)
@@ -859,8 +908,13 @@ def cmd_eval(args) -> None:
         parent = path.parent if str(path.parent) else Path(".")
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise CLIError(f"output folder {parent} does not exist or is not writable")
-    if args.limit is not None and args.limit < 1:
-        raise CLIError(f"--limit must be >= 1, got {args.limit}")
+    for name, lo, hi in (("limit", 1, 10**6), ("num_frames", 1, MAX_FRAMES), ("height", 1, MAX_SIDE[".gif"]),
+                         ("width", 1, MAX_SIDE[".gif"]), ("steps", 1, MAX_STEPS), ("window", 0, MAX_FRAMES),
+                         ("overlap", 1, MAX_FRAMES), ("first_window", 0, MAX_FRAMES)):
+        _check_int(args, name, lo, hi)
+    _check_int(args, "seed", *SEED_RANGE)
+    _check_float(args, "guidance", 0.0, 1e3, "scale")
+    _check_float(args, "shift", 1e-3, 1e3, "factor")
     _set_threads(args.threads)
     import json
 
@@ -871,6 +925,7 @@ def cmd_eval(args) -> None:
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
     if args.continuation:
         pipe = replace_defaults(pipe, continuation_start=args.continuation)
+    check_eval_resources(pipe, args)
     t0 = time.perf_counter()
     result, videos = evaluate(pipe, limit=args.limit, num_frames=args.num_frames, height=args.height,
                               width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, shift=args.shift,
@@ -888,6 +943,29 @@ def cmd_eval(args) -> None:
           f"motion {s['object_motion_correct']:.3f}, count {s['count_correct']:.3f}, "
           f"background {s['background_correct']:.3f}); ground-truth renders of the same specs: "
           f"{result['ground_truth']['prompt_adherence']:.3f}; wrote {out} and {report}")
+
+
+def check_eval_resources(pipe, args, rates: dict | None = None):
+    """The eval flags with the model's defaults filled in, checked against the model; then the
+    estimate of all the videos (check_work_resources). Returns the estimate."""
+    from edgevid.estimate import estimate_eval
+
+    d = pipe.defaults
+    kw = dict(num_frames=args.num_frames or d.num_frames, height=args.height or d.height, width=args.width or d.width,
+              num_inference_steps=args.steps or d.num_inference_steps,
+              guidance_scale=d.guidance_scale if args.guidance is None else args.guidance,
+              window_latent_frames=d.window_latent_frames if args.window is None else args.window,
+              overlap_latent_frames=d.overlap_latent_frames if args.overlap is None else args.overlap,
+              first_window_latent_frames=args.first_window)
+    pipe.check_inputs("x", kw["num_frames"], kw["height"], kw["width"], kw["num_inference_steps"], kw["guidance_scale"])
+    if kw["window_latent_frames"] and kw["overlap_latent_frames"] >= kw["window_latent_frames"]:
+        raise CLIError(f"--overlap must be smaller than --window ({kw['window_latent_frames']}), "
+                       f"got {kw['overlap_latent_frames']}")
+    n = args.limit or 200  # the benchmark's size
+    est = estimate_eval(pipe, n, rates=rates, **kw)
+    check_work_resources(f"eval of {n} video{'s' * (n != 1)}", est,
+                         "use smaller --height/--width, fewer --num-frames or a smaller --limit")
+    return est
 
 
 # ----------------------------------------------------------------------------- dataset

@@ -15,6 +15,12 @@ names the largest size that fits.
 Time: FLOPs per UNet call and per decoder chunk (torch's FlopCounterMode, attention included, as
 edgevid/eval/flops.py counts it) over FLOP rates measured once per machine, model and thread count
 (a few tenths of a second) and cached in $EDGEVID_CACHE or ~/.cache/edgevid/rates.json.
+
+The long commands get the same from the same traces (`WorkEstimate`): eval is N generations plus
+scoring; a training step is its network calls at the step's bucket and batch, a back-propagated
+call costing ~3x its forward FLOPs (the backward computes gradients of inputs and weights, ~2x)
+and keeping what its forward allocated until the backward; plus weights, gradients, AdamW's two
+moments and the EMA of what trains.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -43,6 +50,13 @@ OVERHEAD_BYTES = 150 * 2**20
 WRITE_S_PER_PIXEL = {"ultrafast": 2.5e-8, "superfast": 4e-8, "veryfast": 5e-8}
 WRITE_S_PER_PIXEL_SLOW = 1.3e-7
 TEXT_TOKENS = 16  # prompt length assumed by the traces (text memory is negligible next to video)
+# ShapesBench scoring (segmentation, tracks, shape and motion tests): ~1e-6 s per video pixel,
+# measured 0.8-1.4e-6 at 17x64x64 to 49x256x256 on the 2-core machine; eval scores each video
+# and the ground-truth render of its spec.
+SCORE_S_PER_PIXEL = 1.2e-6
+RENDER_S_PER_PIXEL = 2e-8  # the procedural world's renderer, 0.3-2.2e-8 s per pixel (same machine)
+BACKWARD = 2  # FLOPs of a backward pass per forward FLOP (gradients of the inputs and of the weights)
+TRAINED_COPIES = 5  # per trained parameter: the weights, their gradients, AdamW's two moments, the EMA
 
 
 @dataclass(frozen=True)
@@ -108,7 +122,7 @@ class _LiveBytes(TorchDispatchMode):
 
     def __init__(self):
         super().__init__()
-        self.live = self.peak = 0
+        self.live = self.peak = self.total = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -121,6 +135,7 @@ class _LiveBytes(TorchDispatchMode):
 
     def allocate(self, n: int) -> None:
         self.live += n
+        self.total += n  # with autograd on, about what the forward keeps for the backward
         self.peak = max(self.peak, self.live)
 
     def free(self, n: int) -> None:
@@ -144,28 +159,34 @@ class _FusedAttention(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def trace(fn, *args) -> tuple[int, int]:
-    """(peak bytes of activations, FLOPs) of fn(*args) on meta tensors."""
+class Trace(NamedTuple):
+    peak: int  # bytes of activations alive at the worst moment (no autograd)
+    flops: int
+    allocated: int  # bytes allocated in all: what a back-propagated forward keeps for its backward
+
+
+def trace(fn, *args) -> Trace:
+    """Trace of fn(*args) on meta tensors."""
     live = _LiveBytes()
     attention = _FusedAttention(live)
     with torch.no_grad(), FlopCounterMode(display=False) as counter, live, attention:
         fn(*args)
-    return live.peak, counter.get_total_flops() + attention.flops
+    return Trace(live.peak, counter.get_total_flops() + attention.flops, live.total)
 
 
 def _meta_copy(module: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(getattr(module, "eager", module)).to("meta")  # never a compiled wrapper
 
 
-def _cached_trace(key: tuple, run) -> tuple[int, int]:
+def _cached_trace(key: tuple, run) -> Trace:
     """A trace takes ~0.5-1.5 s (dispatch of every op in Python): kept in memory and in
     traces.json next to the rates, keyed by the config and the shape."""
     text = "|".join(map(str, (torch.__version__, *key)))
     if text not in _TRACES:
         path = rates_path().with_name("traces.json")
         stored = _read_json(path)
-        if isinstance(stored.get(text), list) and len(stored[text]) == 2:
-            _TRACES[text] = tuple(int(v) for v in stored[text])
+        if isinstance(stored.get(text), list) and len(stored[text]) == len(Trace._fields):
+            _TRACES[text] = Trace(*(int(v) for v in stored[text]))
         else:
             _TRACES[text] = run()
             stored[text] = list(_TRACES[text])
@@ -191,12 +212,13 @@ def _write_json(path: Path, data: dict) -> None:
         pass  # a read-only home: measure again next time
 
 
-_TRACES: dict[str, tuple[int, int]] = {}
+_TRACES: dict[str, Trace] = {}
 
 
-def trace_unet(pipe, batch: int, latent_frames: int, latent_h: int, latent_w: int) -> tuple[int, int]:
-    """(peak activation bytes, FLOPs) of one denoiser call on (batch, C, latent_frames, h, w)."""
-    unet = getattr(pipe.unet, "eager", pipe.unet)
+def trace_unet(unet, batch: int, latent_frames: int, latent_h: int, latent_w: int) -> Trace:
+    """One denoiser call on (batch, C, latent_frames, h, w)."""
+    unet = getattr(unet, "eager", unet)
+
     def run():
         meta = _meta_copy(unet)
         c = unet.config
@@ -208,9 +230,8 @@ def trace_unet(pipe, batch: int, latent_frames: int, latent_h: int, latent_w: in
     return _cached_trace(("unet", _config_key(unet.config), batch, latent_frames, latent_h, latent_w), run)
 
 
-def trace_decoder_chunk(pipe, batch: int, latent_frames: int, latent_h: int, latent_w: int) -> tuple[int, int]:
-    """(peak activation bytes, FLOPs) of decoding one later chunk of `latent_frames` latents (4 frames each)."""
-    vae = pipe.vae
+def trace_decoder_chunk(vae, batch: int, latent_frames: int, latent_h: int, latent_w: int) -> Trace:
+    """Decoding one later chunk of `latent_frames` latents (4 frames each)."""
     def run():
         from edgevid.models.vae import StreamingDecoder
 
@@ -222,6 +243,10 @@ def trace_decoder_chunk(pipe, batch: int, latent_frames: int, latent_h: int, lat
         return trace(lambda: decoder.push(z))
 
     return _cached_trace(("vae", _config_key(vae.config), batch, latent_frames, latent_h, latent_w), run)
+
+
+def _parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _config_key(config) -> str:
@@ -237,45 +262,58 @@ def rates_path() -> Path:
 
 
 def machine_rates(pipe) -> dict[str, float]:
-    """FLOP/s this machine reaches on the pipeline's UNet and decoder at the current thread count:
-    measured once (a UNet call and a decoder chunk at 256x256, ~0.1-0.5 s) and cached."""
-    unet = getattr(pipe.unet, "eager", pipe.unet)
-    threads = torch.get_num_threads()
-    key = "|".join([_cpu_name(), torch.__version__, os.environ.get("ATEN_CPU_CAPABILITY", ""), f"threads={threads}",
-                    _config_key(unet.config), _config_key(pipe.vae.config)])
-    cached = _read_json(rates_path())
-    entry = cached.get(key)
-    if isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) and entry[k] > 0 for k in ("unet", "vae")):
-        return entry
-    entry = _measure_rates(pipe)
-    cached[key] = entry
-    _write_json(rates_path(), cached)
-    return entry
+    """FLOP/s this machine reaches on the pipeline's UNet and decoder at the current thread count,
+    at the default video's latent size (256x256)."""
+    h = w = max(pipe.size_multiple, 256) // pipe.vae.config.spatial_compression
+    k = min(4, max(1, pipe.defaults.window_latent_frames or 4))
+    return {"unet": unet_rate(pipe.unet, k, h, w), "vae": vae_rate(pipe.vae, h, w)}
 
 
-def _measure_rates(pipe) -> dict[str, float]:
+def unet_rate(unet, latent_frames: int, latent_h: int, latent_w: int) -> float:
+    """FLOP/s of one denoiser call on (1, C, latent_frames, h, w): measured once (~0.1-0.5 s), cached."""
+    unet = getattr(unet, "eager", unet)
+    c = unet.config
+
+    def measure():
+        x, t = torch.randn(1, c.in_channels, latent_frames, latent_h, latent_w), torch.full((1,), 0.5)
+        ctx = torch.randn(1, TEXT_TOKENS, c.text_dim)
+        with torch.inference_mode():
+            seconds = _best_time(lambda: unet(x, t, ctx, None))
+        return trace_unet(unet, 1, latent_frames, latent_h, latent_w).flops / seconds
+
+    return _cached_rate(("unet", _config_key(c), latent_frames, latent_h, latent_w), measure)
+
+
+def vae_rate(vae, latent_h: int, latent_w: int) -> float:
+    """FLOP/s of the streaming decoder on two latent frames of h x w (1 + 4 frames): measured once, cached."""
     from edgevid.models.vae import StreamingDecoder
 
-    unet, vae = getattr(pipe.unet, "eager", pipe.unet), pipe.vae
-    s = pipe.vae.config.spatial_compression
-    h = w = max(pipe.size_multiple, 256) // s  # the default video's latent size
-    k = min(4, max(1, pipe.defaults.window_latent_frames or 4))
-    c = unet.config
-    x = torch.randn(1, c.in_channels, k, h, w)
-    t = torch.full((1,), 0.5)
-    ctx = torch.randn(1, TEXT_TOKENS, c.text_dim)
-    z = torch.randn(1, vae.config.latent_channels, 2, h, w)
-    with torch.inference_mode():
-        unet_s = _best_time(lambda: unet(x, t, ctx, None))
+    def measure():
+        z = torch.randn(1, vae.config.latent_channels, 2, latent_h, latent_w)
 
         def decode():
             decoder = StreamingDecoder(vae)
             decoder.push(z[:, :, :1])
             decoder.push(z[:, :, 1:])
 
-        vae_s = _best_time(decode)
-    first_flops = trace_decoder_chunk(pipe, 1, 1, h, w)[1]  # decode() pushes 1 then 1 latent frames
-    return {"unet": trace_unet(pipe, 1, k, h, w)[1] / unet_s, "vae": 2 * first_flops / vae_s}
+        with torch.inference_mode():
+            seconds = _best_time(decode)
+        return 2 * trace_decoder_chunk(vae, 1, 1, latent_h, latent_w).flops / seconds  # two 1-latent pushes
+
+    return _cached_rate(("vae", _config_key(vae.config), latent_h, latent_w), measure)
+
+
+def _cached_rate(key: tuple, measure) -> float:
+    """A rate keyed by this machine, torch, the SIMD kernels and the thread count, then `key`."""
+    text = "|".join(map(str, (_cpu_name(), torch.__version__, os.environ.get("ATEN_CPU_CAPABILITY", ""),
+                              f"threads={torch.get_num_threads()}", *key)))
+    cached = _read_json(rates_path())
+    rate = cached.get(text)
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0:
+        return float(rate)
+    cached[text] = rate = measure()
+    _write_json(rates_path(), cached)
+    return rate
 
 
 def _best_time(fn, repeats: int = 2) -> float:
@@ -312,9 +350,9 @@ def estimate_generation(pipe, num_frames: int, height: int, width: int, num_infe
     cfg = guidance_scale != 1.0
     plan = chunk_plan(K, window_latent_frames, overlap_latent_frames, first_window_latent_frames)
     longest = max(end - start for start, end in plan)
-    unet_peak, unet_flops = trace_unet(pipe, 2 * batch if cfg else batch, longest, h, w)
+    unet_peak, unet_flops, _ = trace_unet(pipe.unet, 2 * batch if cfg else batch, longest, h, w)
     n_dec = max(1, min(pipe.vae.config.decode_chunk_frames or K, K))
-    dec_peak, dec_flops = trace_decoder_chunk(pipe, batch, n_dec, h, w)
+    dec_peak, dec_flops, _ = trace_decoder_chunk(pipe.vae, batch, n_dec, h, w)
 
     f32 = 4
     pixels = batch * height * width  # of one video frame
@@ -364,3 +402,195 @@ def largest_fitting(est: Estimate, available: int, num_frames: int, height: int,
         if h >= multiple and w >= multiple and (h, w) != (height, width):
             hints.append(f"at {num_frames} frames up to {w}x{h} fits")
     return "; ".join(hints) if hints else "nothing this size fits; free memory or use a smaller size"
+
+
+# ----------------------------------------------------------------------------- long commands
+@dataclass(frozen=True)
+class WorkEstimate:
+    """Memory growth and wall time of eval, train, distill or compress."""
+    peak_bytes: int
+    seconds: float
+    how: str  # how the time adds up, e.g. "4000 steps x ~1.2 s"
+
+    def describe(self) -> str:
+        return f"~{format_seconds(self.seconds)} ({self.how}) and ~{format_bytes(self.peak_bytes)} of memory"
+
+
+def estimate_eval(pipe, num_videos: int, rates: dict[str, float] | None = None, **generation) -> WorkEstimate:
+    """ShapesBench on `num_videos` videos (edgevid.eval.shapesbench.evaluate): one generation
+    each (estimate_generation's keywords, without writing a file), both scorings, and all the
+    videos kept in memory for the report."""
+    est = estimate_generation(pipe, rates=rates, **generation)
+    pixels = generation["num_frames"] * generation["height"] * generation["width"]
+    per_video = est.denoise_s + est.decode_s + 2 * pixels * SCORE_S_PER_PIXEL + pixels * RENDER_S_PER_PIXEL
+    peak = est.peak_bytes - est.parts["writer"] + num_videos * 3 * pixels  # uint8 (T, H, W, 3) each
+    return WorkEstimate(int(peak), num_videos * per_video, f"{num_videos} videos x ~{_short(per_video)}")
+
+
+def estimate_training(steps: int, buckets, batch: int, passes, trained_parameters: int, render_pixels: float = 0.0,
+                      once=(), extra_bytes: int = 0, available: int | None = None) -> WorkEstimate:
+    """A training run of `steps` steps, each drawing one of `buckets` (frames, height, width)
+    uniformly. `passes` are one step's network calls as (module, call(module, batch, bucket,
+    device), back-propagated). `render_pixels`: pixels a step renders. `once`: work before the
+    steps as (module, call, bucket, times), one rendered clip each; `extra_bytes`: memory it keeps.
+    The rates are measured (once per machine, cached) only when the peak fits in `available`
+    bytes: a refused run measures nothing, its seconds are nan."""
+    per_bucket_flops, peaks = [], []
+    for bucket in buckets:
+        traces = [(trace_call(module, call, batch, bucket), back) for module, call, back in passes]
+        per_bucket_flops.append([tr.flops * (1 + BACKWARD * back) for tr, back in traces])
+        kept = sum(tr.allocated for tr, back in traces if back)  # alive from each forward until its backward
+        pixels = batch * math.prod(bucket)
+        peaks.append(kept + max(tr.peak for tr, _ in traces) + 3 * 3 * 4 * pixels)  # + the clips: 3 float copies
+    peak = int(max(peaks) + TRAINED_COPIES * 4 * trained_parameters + extra_bytes + OVERHEAD_BYTES)
+    if available is not None and peak > available:
+        return WorkEstimate(peak, math.nan, "not timed: it does not fit")
+    largest = max(buckets, key=math.prod)  # where most of the time goes
+    rates = [call_rate(module, call, batch, largest) for module, call, _ in passes]
+    per_step = sum(sum(f / r for f, r in zip(flops, rates)) for flops in per_bucket_flops) / len(buckets)
+    per_step += render_pixels * RENDER_S_PER_PIXEL
+    once_s = sum(n * (trace_call(m, call, 1, b).flops / call_rate(m, call, 1, b) + math.prod(b) * RENDER_S_PER_PIXEL)
+                 for m, call, b, n in once)
+    return WorkEstimate(peak, once_s + steps * per_step, f"{steps} steps x ~{_short(per_step)}")
+
+
+def _short(seconds: float) -> str:
+    return f"{seconds:.2g} s" if seconds < 10 else format_seconds(seconds)
+
+
+def trace_call(module, call, batch: int, bucket: tuple) -> Trace:
+    """A training pass `call(module, batch, bucket, device)` traced on meta; cached by the module's
+    architecture (its repr: layer types and widths), the call, batch and bucket."""
+    def run():
+        meta = _meta_copy(module)
+        return trace(lambda: call(meta, batch, bucket, "meta"))
+
+    return _cached_trace(("call", call.__name__, _module_key(module), batch, *bucket), run)
+
+
+def call_rate(module, call, batch: int, bucket: tuple) -> float:
+    """FLOP/s of a training pass's forward at its own batch and bucket, measured once per machine
+    (cached; a warm-up and one timed call). Each pass gets its own rate at its own size: the
+    narrow full-resolution convolutions of a VAE run at half its latent-resolution rate, and a
+    clip that outgrows the CPU's caches at half the rate of a small one (measured)."""
+    def measure():
+        with torch.inference_mode():
+            seconds = _best_time(lambda: call(module, batch, bucket, "cpu"), repeats=1)
+        return trace_call(module, call, batch, bucket).flops / seconds
+
+    return _cached_rate(("call", call.__name__, _module_key(module), batch, *bucket), measure)
+
+
+def _module_key(module) -> str:
+    module = getattr(module, "eager", module)
+    return hashlib.sha256(repr(module).encode()).hexdigest()[:16]
+
+
+# The passes of the training commands: call(module, batch, bucket, device) on random inputs. A
+# bucket is a clip's (frames, height, width); the UNet's latents are the VAE's of that clip.
+def _latents(vae_config, bucket) -> tuple[int, int, int]:
+    T, H, W = bucket
+    s, tc = vae_config.spatial_compression, vae_config.temporal_compression
+    return 1 + (T - 1) // tc, H // s, W // s
+
+
+def _denoiser_pass(vae_config):
+    def unet(m, batch, bucket, device):
+        c = m.config
+        m(torch.randn(batch, c.in_channels, *_latents(vae_config, bucket), device=device),
+          torch.rand(batch, device=device), torch.randn(batch, TEXT_TOKENS, c.text_dim, device=device), None)
+    return unet
+
+
+def _discriminator_pass(vae_config, text_dim: int):
+    def disc(m, batch, bucket, device):
+        m(torch.randn(batch, vae_config.latent_channels, *_latents(vae_config, bucket), device=device),
+          torch.rand(batch, device=device), torch.randn(batch, TEXT_TOKENS, text_dim, device=device), None,
+          torch.randn(batch, text_dim, device=device))
+    return disc
+
+
+def vae_encode(m, batch, bucket, device):
+    m.encode(torch.rand(batch, 3, *bucket, device=device) * 2 - 1)
+
+
+def vae_decode(m, batch, bucket, device):  # all latent frames at once, as training decodes
+    m.decode(torch.randn(batch, *m.latent_shape(*bucket), device=device), chunk_frames=0)
+
+
+def vae_forward(m, batch, bucket, device):  # encode + decode: a VAE training step's forward
+    m(torch.rand(batch, 3, *bucket, device=device) * 2 - 1)
+
+
+def _rendered(cfg) -> float:
+    """Pixels a step renders: its batch of clips at the bucket's size (before any crop)."""
+    return cfg.batch_size * sum(map(math.prod, cfg.buckets)) / len(cfg.buckets)
+
+
+def _crop(cfg, bucket) -> tuple[int, int, int]:
+    return (bucket[0], cfg.crop_size, cfg.crop_size) if cfg.crop_size else tuple(bucket)
+
+
+def _check_buckets(vae, unet, buckets) -> None:
+    """A ValueError for a bucket the VAE or the UNet cannot take, before anything is traced."""
+    f = unet.config.downsample_factor
+    for bucket in buckets:
+        _, _, h, w = vae.latent_shape(*bucket)
+        if h % f or w % f:
+            raise ValueError(f"bucket {bucket[1]}x{bucket[2]}: latent {h}x{w} must be divisible by {f} "
+                             "(the UNet's downsampling)")
+
+
+def _latent_batches(vae, cfg, steps: int) -> dict:
+    """estimate_training's keywords for LatentBatches (train t2v, distill): the encoder on every
+    step's rendered batch, or with cache_latents each clip rendered and encoded once per bucket
+    and its latent kept."""
+    if not cfg.cache_latents:
+        return dict(passes=[(vae, vae_encode, False)], render_pixels=_rendered(cfg))
+    clips = min(cfg.num_clips, steps * cfg.batch_size)
+    return dict(passes=[], once=[(vae, vae_encode, b, clips) for b in cfg.buckets],
+                extra_bytes=sum(clips * 4 * math.prod(vae.latent_shape(*b)) for b in cfg.buckets))
+
+
+def estimate_train_t2v(unet, vae, cfg, steps: int, available: int | None = None) -> WorkEstimate:
+    """`edgevid train t2v`: per step the UNet forward and backward on the batch's latents."""
+    _check_buckets(vae, unet, cfg.buckets)
+    data = _latent_batches(vae, cfg, steps)
+    passes = [(unet, _denoiser_pass(vae.config), True), *data.pop("passes")]
+    return estimate_training(steps, cfg.buckets, cfg.batch_size, passes, _parameters(unet), available=available, **data)
+
+
+def estimate_distill(teacher, vae, cfg, steps: int, available: int | None = None) -> WorkEstimate:
+    """`edgevid distill`: per step the student forward and backward and, with the adversarial
+    loss, three discriminator calls (real, fake, fake for the generator), each counted as
+    back-propagated (an upper bound: the first two only reach the heads)."""
+    from edgevid.distill.discriminator import Discriminator
+
+    teacher = getattr(teacher, "eager", teacher)
+    _check_buckets(vae, teacher, cfg.buckets)
+    data = _latent_batches(vae, cfg, steps)
+    passes, trained = [(teacher, _denoiser_pass(vae.config), True), *data.pop("passes")], _parameters(teacher)
+    if cfg.adv_weight > 0:
+        disc = Discriminator(teacher, cfg.head, cfg.head_channels)
+        passes += [(disc, _discriminator_pass(vae.config, teacher.config.text_dim), True)] * 3
+        trained += _parameters(disc.heads)
+    return estimate_training(steps, cfg.buckets, cfg.batch_size, passes, trained, available=available, **data)
+
+
+def estimate_train_vae(vae, cfg, steps: int, available: int | None = None) -> WorkEstimate:
+    """`edgevid train vae`: per step the VAE forward (encode + decode) and backward on the batch."""
+    for bucket in cfg.buckets:
+        vae.latent_shape(*_crop(cfg, bucket))
+    return estimate_training(steps, [_crop(cfg, b) for b in cfg.buckets], cfg.batch_size, [(vae, vae_forward, True)],
+                             _parameters(vae), _rendered(cfg), available=available)
+
+
+def estimate_compress_decoder(teacher, student, cfg, steps: int, available: int | None = None) -> WorkEstimate:
+    """`edgevid compress decoder`: per step the frozen encoder and full decoder without gradients,
+    the student decoder forward and backward."""
+    for bucket in cfg.buckets:
+        teacher.latent_shape(*_crop(cfg, bucket))
+    passes = [(teacher, vae_encode, False), (teacher, vae_decode, False), (student, vae_decode, True)]
+    decoder = _parameters(student.temporal_decoder) + _parameters(student.spatial_decoder)
+    return estimate_training(steps, [_crop(cfg, b) for b in cfg.buckets], cfg.batch_size, passes, decoder,
+                             _rendered(cfg), available=available)

@@ -2,12 +2,12 @@
 folder, print JSON {predicted, measured} of the memory growth (after a warm-up that loads the
 libraries) and of the wall time."""
 import json
-import resource
 import sys
 import time
 
 import torch
 
+from _rss import peak, reset_peak
 from edgevid.estimate import OVERHEAD_BYTES, estimate_generation, machine_rates
 from edgevid.io.video import export
 from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8
@@ -18,31 +18,6 @@ torch.set_num_threads(1)
 pipe = EdgeVidPipeline.from_pretrained(model)
 d = pipe.defaults
 m = pipe.size_multiple
-
-
-def _status(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _reset_peak() -> int:
-    """Reset the peak-RSS counter (ru_maxrss / VmHWM) to the current RSS where Linux allows it, so
-    that an earlier peak (imports, loading) does not hide this run's; returns the baseline."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return _status("VmRSS")
-    except (OSError, KeyError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _peak() -> int:
-    try:
-        return _status("VmHWM")
-    except (OSError, KeyError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run(T, H, W):
@@ -61,11 +36,11 @@ def run(T, H, W):
 args = (pipe, T, H, W, d.num_inference_steps, d.guidance_scale, d.window_latent_frames, d.overlap_latent_frames)
 est = estimate_generation(*args, stream=stream, rates={"unet": 1.0, "vae": 1.0})  # memory only: traces on meta
 run(1, m, m)  # warm-up: kernels, PyAV and x264 loaded, the allocator's first arenas
-base = _reset_peak()
+base = reset_peak()
 t0 = time.perf_counter()
 run(T, H, W)
 wall = time.perf_counter() - t0
-grown = _peak() - base
+grown = peak() - base
 est = estimate_generation(*args, stream=stream, rates=machine_rates(pipe))  # measuring the rates allocates too: after
 print(json.dumps({"predicted_bytes": est.peak_bytes - OVERHEAD_BYTES, "measured_bytes": grown,
                   "predicted_s": est.seconds, "measured_s": wall}))

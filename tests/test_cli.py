@@ -215,3 +215,49 @@ def test_generate_prints_a_long_estimate_and_a_progress_bar(tiny_model_dir, tmp_
     assert main(["generate", "a red circle", "-o", str(tmp_path / "q.mp4"), "--model", str(tiny_model_dir), *SMALL,
                  "--quiet"]) == 0
     assert capsys.readouterr().err == ""  # --quiet: nothing
+
+
+def test_long_commands_print_their_estimate_and_refuse_what_does_not_fit(tiny_model_dir, tmp_path, capsys,
+                                                                          monkeypatch):
+    """eval, train vae, train t2v, distill, compress decoder: the estimate is printed when the work
+    is longer than 30 s (here: on a machine made slow), and a run whose estimated peak exceeds the
+    available memory is refused in one line before anything is written."""
+    import edgevid.estimate
+
+    monkeypatch.setenv("EDGEVID_CACHE", str(tmp_path / "cache"))
+    small = ["--steps", "1", "--batch-size", "1", "--buckets", "1x32x32", "--no-progress", "--threads", "1"]
+    commands = {  # the command's name in its estimate line -> argv without the run folder / output
+        "train vae": ["train", "vae", "--preset", "tiny", *small],
+        "train t2v": ["train", "t2v", "--vae", str(tiny_model_dir / "vae"), "--preset", "tiny", "--text-encoder",
+                      "tiny", *small],
+        "distill": ["distill", "--teacher", str(tiny_model_dir), "--student-steps", "2", "--head-channels", "8",
+                    *small],
+        "compress decoder": ["compress", "decoder", "--model", str(tiny_model_dir), "--preset", "tiny-fast",
+                             "--crop-size", "0", *small],
+        "eval of 1 video": ["eval", "--model", str(tiny_model_dir), "--limit", "1", "--num-frames", "5", "--height",
+                             "32", "--width", "32", "--steps", "1", "--no-progress", "--threads", "1"],
+    }
+
+    def where(argv, mode):
+        name = f"{mode}-{argv[0]}-{argv[1]}"
+        return ["--output", str(tmp_path / f"{name}.json")] if argv[0] == "eval" else ["--run-dir", str(tmp_path / name)]
+
+    def machine(flops_per_s: float, memory: int | None = None):
+        monkeypatch.setattr(edgevid.estimate, "call_rate", lambda *a: flops_per_s)
+        monkeypatch.setattr(edgevid.estimate, "machine_rates", lambda pipe: {"unet": flops_per_s, "vae": flops_per_s})
+        monkeypatch.setattr(edgevid.estimate, "available_memory", lambda: memory)
+
+    machine(1e15)  # a fast machine: nothing printed
+    assert main([*commands["train vae"], *where(commands["train vae"], "fast")]) == 0
+    assert "will take" not in capsys.readouterr().err
+    machine(1e3)
+    for what, argv in commands.items():
+        assert main([*argv, *where(argv, "slow")]) == 0, what
+        err = capsys.readouterr().err
+        assert f"edgevid: {what} will take ~" in err and ("steps x ~" in err or "1 videos x ~" in err), err
+    machine(1e3, memory=10 * 2**20)  # 10 MB: the clips' own check passes, the estimate does not
+    for what, argv in commands.items():
+        assert main([*argv, *where(argv, "tight")]) == 1, what
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"edgevid: error: {what} needs ~" in err and "of memory (estimated)" in err, err
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("tight")]

@@ -143,6 +143,9 @@ def _corrupt_model(folder, tmp_path, how):
         cfg = json.loads((bad / "vae" / "config.json").read_text())
         cfg["latent_channels"] = 1.5
         (bad / "vae" / "config.json").write_text(json.dumps(cfg))
+    elif how == "text-encoder-wrong-type":  # the packaged MiniLM's folder, its max_length a string
+        (bad / "text_encoder" / "model.safetensors").unlink()
+        (bad / "text_encoder" / "config.json").write_text(json.dumps({"kind": "minilm-l6-v2", "max_length": "64"}))
     elif how == "index-is-folder":
         (bad / "model_index.json").unlink()
         (bad / "model_index.json").mkdir()
@@ -168,6 +171,8 @@ BAD_GENERATE = [  # (label, prompt, extra argv, expected words of the one-line e
     ("model is a file", "a red circle", ["--model", "{tmp}/file.mp4"], "does not exist"),
     ("truncated safetensors", "a red circle", ["--model", "{truncated-weights}"], "corrupt weights file"),
     ("config with a wrong type", "a red circle", ["--model", "{wrong-type}"], "latent_channels must be int"),
+    ("text encoder config with a wrong type", "a red circle", ["--model", "{text-encoder-wrong-type}"],
+     "max_length must be int, got '64'"),
     ("model_index.json a folder", "a red circle", ["--model", "{index-is-folder}"], "Is a directory"),
     ("output is a folder", "a red circle", ["-o", "{tmp}/adir.mp4"], "is a directory"),
     ("output folder missing", "a red circle", ["-o", "{tmp}/nope/o.mp4"], "does not exist"),
@@ -180,7 +185,7 @@ def test_generate_bad_input_is_one_line(tiny, tmp_path, capsys, label, prompt, e
     (tmp_path / "adir.mp4").mkdir()
     (tmp_path / "file.mp4").write_text("not a video")
     subs = {"tmp": str(tmp_path)}
-    for how in ("truncated-weights", "wrong-type", "index-is-folder"):
+    for how in ("truncated-weights", "wrong-type", "text-encoder-wrong-type", "index-is-folder"):
         if any("{" + how + "}" in x for x in extra):
             subs[how] = str(_corrupt_model(folder, tmp_path, how))
     extra = [x.format(**subs) for x in extra]

@@ -51,6 +51,7 @@ def load_text_encoder(kind: str, path: str | os.PathLike | None = None) -> TextE
         if (path / WEIGHTS_NAME).is_file():  # a folder that carries BERT weights itself
             return MiniLMTextEncoder.from_dir(path)
         config = _read_config(path, kind)
+        _check_ints(config, path, ("max_length",))
         return MiniLMTextEncoder.from_package(max_length=config.get("max_length", DEFAULT_MAX_LENGTH))
     if kind == "tiny":
         from edgevid.text.tiny import TinyTextEncoder
@@ -60,6 +61,7 @@ def load_text_encoder(kind: str, path: str | os.PathLike | None = None) -> TextE
         path = _check_dir(path)
         config = _read_config(path, kind)
         config.pop("kind")
+        _check_ints(config, path, tuple(config))  # every field of TinyTextEncoder is an int
         try:
             encoder = TinyTextEncoder(**config)
         except TypeError as e:
@@ -73,6 +75,14 @@ def load_text_encoder_from_dir(path: str | os.PathLike) -> TextEncoder:
     """Load whatever `save_text_encoder` wrote to `path`, reading the kind from config.json."""
     path = _check_dir(path)
     return load_text_encoder(_read_config(path, None).get("kind"), path)
+
+
+def _check_ints(config: dict, path: Path, names: tuple[str, ...]) -> None:
+    """A wrong type in config.json is a one-line ValueError, not a TypeError deep in torch."""
+    for name in names:
+        v = config.get(name, 0)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"{path / CONFIG_NAME}: {name} must be int, got {v!r:.80}")
 
 
 def _check_dir(path: str | os.PathLike) -> Path:

@@ -64,7 +64,7 @@ TEXTURE_MIX = 0.3  # how far texture/gradient shades move from the background co
 # Bounds of a spec's numbers (the sampler stays far inside them): past these a scene is a typo or
 # junk JSON, and some overflow the pixel maths (a size or zoom of exp(speed * duration) = inf).
 MAX_POSITION = 10.0  # |x|, |y| in frame fractions: ten frames off screen
-MAX_SPEED = 100.0  # |speed|, |camera_speed| per second: 100 frames per second, or 16 turns
+MAX_SPEED = 100.0  # |speed|, |camera_speed| per second: 100 frame widths, 100 bounces or 16 turns a second
 MAX_ANGLE = 1000.0  # |angle| in radians
 MAX_DURATION = 3600.0  # seconds: an hour
 MAX_GROWTH = 20.0  # |rate| * duration of grow/shrink/zoom: a size change of e^20 = 5e8 times

@@ -305,7 +305,7 @@ def vae_rate(vae, latent_h: int, latent_w: int) -> float:
 
 def _cached_rate(key: tuple, measure) -> float:
     """A rate keyed by this machine, torch, the SIMD kernels and the thread count, then `key`."""
-    text = "|".join(map(str, (_cpu_name(), torch.__version__, os.environ.get("ATEN_CPU_CAPABILITY", ""),
+    text = "|".join(map(str, (cpu_name(), torch.__version__, os.environ.get("ATEN_CPU_CAPABILITY", ""),
                               f"threads={torch.get_num_threads()}", *key)))
     cached = _read_json(rates_path())
     rate = cached.get(text)
@@ -326,7 +326,8 @@ def _best_time(fn, repeats: int = 2) -> float:
     return max(best, 1e-6)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (keys the cached rates; `edgevid bench` reports it)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -220,6 +220,7 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
     pipeline with the AOT-compiled denoiser (`edgevid.compiled`; built first if not cached, and
     the build time reported), with its own time to first frame, cold CLI and output parity."""
     from edgevid.io.video import DEFAULT_X264_PRESET
+    from edgevid.estimate import cpu_name
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
     threads = threads or os.cpu_count() or 1
@@ -232,7 +233,7 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
     video_s = T / d.fps
     result = {"settings": {"model": model, "num_frames": T, "height": H, "width": W, "fps": d.fps,
                            "video_seconds": video_s, "threads": threads, "repeats": repeats,
-                           "torch": torch.__version__, "cpu": _cpu_name(), "x264_preset": DEFAULT_X264_PRESET},
+                           "torch": torch.__version__, "cpu": cpu_name(), "x264_preset": DEFAULT_X264_PRESET},
               "peaks": {"matmul_fp32_gflops": matmul_peak_gflops(torch.float32),
                         "matmul_bf16_gflops": matmul_peak_gflops(torch.bfloat16)}}
     log(f"matmul peak: fp32 {result['peaks']['matmul_fp32_gflops']:.0f} GFLOP/s, "
@@ -331,16 +332,6 @@ def _median_times(runs: list[PathTimes]) -> dict:
     return {"text_s": statistics.median(r.text_s for r in runs), "denoise_s": statistics.median(r.denoise_s for r in runs),
             "decode_s": statistics.median(r.decode_s for r in runs), "write_s": statistics.median(r.write_s for r in runs),
             "total_s": statistics.median(r.total_s for r in runs), "total_s_all": [round(r.total_s, 3) for r in runs]}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def format_table(result: dict) -> str:

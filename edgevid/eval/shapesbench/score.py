@@ -61,10 +61,12 @@ def score_video(video: np.ndarray, spec: SceneSpec | dict, fps: float) -> dict:
     # 3. Spec objects matched by colour (a scene's objects have distinct colours); an object is
     # found only if its colour's track is one coherent object of the spec's size.
     expected = expected_areas(spec, t_len, *video.shape[1:3], fps)  # (objects, T)
+    spec_area = {obj.colour: area for obj, area in zip(spec.objects, expected)}
+    coherent = {c for c, tr in tracks.items() if is_coherent_object(tr, fps, spec_area.get(c))}
     objects = []
-    for obj, area in zip(spec.objects, expected):
+    for obj in spec.objects:
         track = tracks.get(obj.colour)
-        found = track is not None and is_coherent_object(track, fps, area)
+        found = obj.colour in coherent
         shape = track_shape(video, track) if track else None
         motion = classify_motion(video, track, times, cam_x, zoom) if track else None
         objects.append({
@@ -74,8 +76,6 @@ def score_video(video: np.ndarray, spec: SceneSpec | dict, fps: float) -> dict:
             "motion_pred": motion, "motion_correct": int(found and motion == obj.motion),
             "legacy_shape_correct": int(shape == obj.shape), "legacy_motion_correct": int(motion == obj.motion),
         })
-    spec_area = {obj.colour: area for obj, area in zip(spec.objects, expected)}
-    coherent = [c for c, tr in tracks.items() if is_coherent_object(tr, fps, spec_area.get(c))]
     any_found = any(o["colour_present"] for o in objects)
     result = {
         "objects": objects,

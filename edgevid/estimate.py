@@ -19,7 +19,7 @@ edgevid/eval/flops.py counts it) over FLOP rates measured once per machine, mode
 The long commands get the same from the same traces (`WorkEstimate`): eval is N generations plus
 scoring; a training step is its network calls at the step's bucket and batch, a back-propagated
 call costing ~3x its forward FLOPs (the backward computes gradients of inputs and weights, ~2x)
-and keeping what its forward allocated until the backward; plus weights, gradients, AdamW's two
+and keeping what autograd saves until the backward (traced with the graph held); plus weights, gradients, AdamW's two
 moments and the EMA of what trains.
 """
 from __future__ import annotations
@@ -135,7 +135,7 @@ class _LiveBytes(TorchDispatchMode):
 
     def allocate(self, n: int) -> None:
         self.live += n
-        self.total += n  # with autograd on, about what the forward keeps for the backward
+        self.total += n
         self.peak = max(self.peak, self.live)
 
     def free(self, n: int) -> None:
@@ -162,16 +162,25 @@ class _FusedAttention(TorchFunctionMode):
 class Trace(NamedTuple):
     peak: int  # bytes of activations alive at the worst moment (no autograd)
     flops: int
-    allocated: int  # bytes allocated in all: what a back-propagated forward keeps for its backward
+    allocated: int  # bytes allocated in all
+    kept: int  # with autograd on: the most alive at once while the graph holds what the backward needs
 
 
-def trace(fn, *args) -> Trace:
-    """Trace of fn(*args) on meta tensors."""
-    live = _LiveBytes()
-    attention = _FusedAttention(live)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter, live, attention:
-        fn(*args)
-    return Trace(live.peak, counter.get_total_flops() + attention.flops, live.total)
+def trace(fn, *args, grad: bool = False) -> Trace:
+    """Trace of fn(*args) on meta tensors. With grad, fn runs a second time with autograd on and
+    its output (so its graph, so every tensor saved for the backward) held to the end: `kept` is
+    the peak of a back-propagated forward; without, `kept` equals `peak`."""
+    def run(enabled: bool):
+        live = _LiveBytes()
+        attention = _FusedAttention(live)
+        with torch.set_grad_enabled(enabled), FlopCounterMode(display=False) as counter, live, attention:
+            out = fn(*args)
+            peak = live.peak
+        del out
+        return peak, counter.get_total_flops() + attention.flops, live.total
+
+    peak, flops, total = run(False)
+    return Trace(peak, flops, total, run(True)[0] if grad else peak)
 
 
 def _meta_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -351,9 +360,9 @@ def estimate_generation(pipe, num_frames: int, height: int, width: int, num_infe
     cfg = guidance_scale != 1.0
     plan = chunk_plan(K, window_latent_frames, overlap_latent_frames, first_window_latent_frames)
     longest = max(end - start for start, end in plan)
-    unet_peak, unet_flops, _ = trace_unet(pipe.unet, 2 * batch if cfg else batch, longest, h, w)
+    unet = trace_unet(pipe.unet, 2 * batch if cfg else batch, longest, h, w)
     n_dec = max(1, min(pipe.vae.config.decode_chunk_frames or K, K))
-    dec_peak, dec_flops, _ = trace_decoder_chunk(pipe.vae, batch, n_dec, h, w)
+    dec = trace_decoder_chunk(pipe.vae, batch, n_dec, h, w)
 
     f32 = 4
     pixels = batch * height * width  # of one video frame
@@ -369,15 +378,15 @@ def estimate_generation(pipe, num_frames: int, height: int, width: int, num_infe
         per_frame = (2 * 3 * f32 + 3) * pixels
         chunk_frames = 0
     writer = 16 * 3 * height * width  # x264's reference and lookahead frames / Pillow's palette image
-    peak = latents + max(unet_peak + sampler, dec_peak + chunk_frames + per_frame * num_frames + writer)
-    parts = {"latents": latents, "unet_window": unet_peak, "sampler_state": sampler, "decoder_chunk": dec_peak,
+    peak = latents + max(unet.peak + sampler, dec.peak + chunk_frames + per_frame * num_frames + writer)
+    parts = {"latents": latents, "unet_window": unet.peak, "sampler_state": sampler, "decoder_chunk": dec.peak,
              "frames": chunk_frames + per_frame * num_frames, "writer": writer}
 
     rates = rates or machine_rates(pipe)
     steps = num_inference_steps
     calls = sum(end - start for start, end in plan) / longest * steps  # shorter chunks cost proportionally less
-    denoise_s = calls * unet_flops / rates["unet"]
-    decode_s = K / n_dec * dec_flops / rates["vae"]
+    denoise_s = calls * unet.flops / rates["unet"]
+    decode_s = K / n_dec * dec.flops / rates["vae"]
     per_pixel = WRITE_S_PER_PIXEL.get(preset, WRITE_S_PER_PIXEL_SLOW)
     write_s = batch * num_frames * height * width * per_pixel
     total = peak + OVERHEAD_BYTES
@@ -438,9 +447,9 @@ def estimate_training(steps: int, buckets, batch: int, passes, trained_parameter
     bytes: a refused run measures nothing, its seconds are nan."""
     per_bucket_flops, peaks = [], []
     for bucket in buckets:
-        traces = [(trace_call(module, call, batch, bucket), back) for module, call, back in passes]
+        traces = [(trace_call(module, call, batch, bucket, grad=back), back) for module, call, back in passes]
         per_bucket_flops.append([tr.flops * (1 + BACKWARD * back) for tr, back in traces])
-        kept = sum(tr.allocated for tr, back in traces if back)  # alive from each forward until its backward
+        kept = sum(tr.kept for tr, back in traces if back)  # alive from each forward until its backward
         pixels = batch * math.prod(bucket)
         peaks.append(kept + max(tr.peak for tr, _ in traces) + 3 * 3 * 4 * pixels)  # + the clips: 3 float copies
     peak = int(max(peaks) + TRAINED_COPIES * 4 * trained_parameters + extra_bytes + OVERHEAD_BYTES)
@@ -459,14 +468,15 @@ def _short(seconds: float) -> str:
     return f"{seconds:.2g} s" if seconds < 10 else format_seconds(seconds)
 
 
-def trace_call(module, call, batch: int, bucket: tuple) -> Trace:
-    """A training pass `call(module, batch, bucket, device)` traced on meta; cached by the module's
-    architecture (its repr: layer types and widths), the call, batch and bucket."""
+def trace_call(module, call, batch: int, bucket: tuple, grad: bool = False) -> Trace:
+    """A training pass `call(module, batch, bucket, device)` traced on meta (with autograd on when
+    it is back-propagated); cached by the module's architecture (its repr: layer types and
+    widths), the call, batch, bucket and grad."""
     def run():
         meta = _meta_copy(module)
-        return trace(lambda: call(meta, batch, bucket, "meta"))
+        return trace(lambda: call(meta, batch, bucket, "meta"), grad=grad)
 
-    return _cached_trace(("call", call.__name__, _module_key(module), batch, *bucket), run)
+    return _cached_trace(("call", call.__name__, _module_key(module), batch, *bucket, grad), run)
 
 
 def call_rate(module, call, batch: int, bucket: tuple) -> float:
@@ -498,29 +508,29 @@ def _latents(vae_config, bucket) -> tuple[int, int, int]:
 def _denoiser_pass(vae_config):
     def unet(m, batch, bucket, device):
         c = m.config
-        m(torch.randn(batch, c.in_channels, *_latents(vae_config, bucket), device=device),
+        return m(torch.randn(batch, c.in_channels, *_latents(vae_config, bucket), device=device),
           torch.rand(batch, device=device), torch.randn(batch, TEXT_TOKENS, c.text_dim, device=device), None)
     return unet
 
 
 def _discriminator_pass(vae_config, text_dim: int):
     def disc(m, batch, bucket, device):
-        m(torch.randn(batch, vae_config.latent_channels, *_latents(vae_config, bucket), device=device),
+        return m(torch.randn(batch, vae_config.latent_channels, *_latents(vae_config, bucket), device=device),
           torch.rand(batch, device=device), torch.randn(batch, TEXT_TOKENS, text_dim, device=device), None,
           torch.randn(batch, text_dim, device=device))
     return disc
 
 
 def vae_encode(m, batch, bucket, device):
-    m.encode(torch.rand(batch, 3, *bucket, device=device) * 2 - 1)
+    return m.encode(torch.rand(batch, 3, *bucket, device=device) * 2 - 1)
 
 
 def vae_decode(m, batch, bucket, device):  # all latent frames at once, as training decodes
-    m.decode(torch.randn(batch, *m.latent_shape(*bucket), device=device), chunk_frames=0)
+    return m.decode(torch.randn(batch, *m.latent_shape(*bucket), device=device), chunk_frames=0)
 
 
 def vae_forward(m, batch, bucket, device):  # encode + decode: a VAE training step's forward
-    m(torch.rand(batch, 3, *bucket, device=device) * 2 - 1)
+    return m(torch.rand(batch, 3, *bucket, device=device) * 2 - 1)
 
 
 def _rendered(cfg) -> float:

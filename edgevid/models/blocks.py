@@ -120,16 +120,28 @@ def rope_angles(grid: tuple[int, ...], head_dim: int, theta: float = 10000.0,
     return torch.cat(parts, dim=-1).reshape(-1, pairs)  # (*grid, pairs) -> (L, pairs)
 
 
+_ROPE_TABLES: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+
 def rope_cos_sin(grid: tuple[int, ...], head_dim: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """cos and sin of rope_angles, each (L, head_dim // 2): computed once per layer call."""
+    """cos and sin of rope_angles, each (L, head_dim // 2); a table depends on the shape only, so
+    it is kept (a few per model). Kept tables are also what a traced export sees: constants, not
+    the arange / pow / cos ops that made them (edgevid.export runs each graph once before)."""
+    key = (tuple(grid), head_dim, str(device))
+    if key in _ROPE_TABLES:
+        return _ROPE_TABLES[key]
     angles = rope_angles(grid, head_dim, device=device)
-    return angles.cos(), angles.sin()
+    table = angles.cos(), angles.sin()
+    if type(table[0]) is torch.Tensor and len(_ROPE_TABLES) < 64:  # never a traced (fake) tensor
+        _ROPE_TABLES[key] = table
+    return table
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate x (..., L, d) by angles with cos, sin (L, d/2), pairing channel j with j + d/2."""
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    x1, x2 = x.chunk(2, dim=-1)  # 2 x (..., L, d/2)
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]  # 2 x (..., L, d/2)
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
@@ -154,13 +166,21 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, self.weight.shape, self.weight.to(x.dtype), self.eps)
 
 
+def key_bias(keep: Tensor) -> Tensor:
+    """A float key mask (N, S), 1 = real token and 0 = padding, as the additive attention bias
+    0 / -1e4: exp(-1e4) is exactly 0 in float32 and bfloat16, so padded keys get no weight, as
+    with a bool mask. Unlike the bool form, a row needs at least one real token."""
+    return (keep - 1.0) * 1e4
+
+
 class Attention(nn.Module):
     """Multi-head attention on tokens (N, L, C) through F.scaled_dot_product_attention.
 
     Self-attention when context_dim is None (optional RoPE (cos, sin), each (L, head_dim/2)), else
     cross-attention to context (N, S, context_dim) with an optional key padding mask (N, S) bool,
     True = real token. A sample whose mask has no real token gets zero attention output instead of
-    NaN (its values are zeroed and it attends uniformly), i.e. "no text".
+    NaN (its values are zeroed and it attends uniformly), i.e. "no text". A float mask (1 = real,
+    0 = padding; `key_bias`) gives the same for rows with a real token, with arithmetic alone.
     """
 
     def __init__(self, dim: int, spec: AttnSpec, context_dim: int | None = None):
@@ -195,10 +215,12 @@ class Attention(nn.Module):
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         attn_mask = None
-        if context_mask is not None:
+        if context_mask is not None and context_mask.dtype == torch.bool:
             keep = context_mask[:, None, None, :]  # (N, S) -> (N, 1, 1, S)
             v = v * keep.transpose(-1, -2).to(v.dtype)  # zero padded values: (N, 1, S, 1)
             attn_mask = keep | ~keep.any(dim=-1, keepdim=True)  # all-padding rows: uniform over zeros
+        elif context_mask is not None:  # float 1/0 (the exported graphs' form: arithmetic only)
+            attn_mask = key_bias(context_mask)[:, None, None, :].to(q.dtype)  # (N, 1, 1, S)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (N, heads, L, d)
         return self.out(o.transpose(1, 2).reshape(N, L, C))  # (N, heads, L, d) -> (N, L, C)
 

@@ -52,7 +52,8 @@ class SpatioTemporalBlock(nn.Module):
 
 class SpatioTemporalUNet(nn.Module):
     """x (B, in_channels, T, H, W), t (B,) in [0, 1] (t=1 is pure noise), context (B, L, text_dim),
-    context_mask (B, L) bool (True = real token) or None -> velocity (B, out_channels, T, H, W).
+    context_mask (B, L) bool (True = real token), float (1 = real token, 0 = padding; each row with
+    one real token at least) or None -> velocity (B, out_channels, T, H, W).
 
     Stage i works at resolution / 2**i: num_res_blocks[i] SpatioTemporalBlocks, then a stride-2
     Downsample (except after the last stage). Mid: block (ResBlock, [transformer], mid temporal
@@ -126,7 +127,8 @@ class SpatioTemporalUNet(nn.Module):
             temb = self.time_embedding(t.expand(B) if t.ndim == 0 else t)
         if self.text_embed is not None:
             temb = temb + self.text_embed(pooled_tokens(context, context_mask))  # (B, D)
-        emb = temb.repeat_interleave(T, dim=0)  # (B, D) -> (B*T, D), frame-major like h
+        # (B, D) -> (B*T, D), frame-major like h; one sample's (1, D) broadcasts over its frames
+        emb = temb if B == 1 else temb.repeat_interleave(T, dim=0)
         h = x.transpose(1, 2).reshape(B * T, -1, H, W)  # (B, C, T, H, W) -> (B*T, C, H, W)
         h = self.conv_in(h)
 
@@ -174,10 +176,10 @@ class SpatioTemporalUNet(nn.Module):
         if context.ndim != 3 or context.shape[0] != B or context.shape[2] != cfg.text_dim:
             raise ValueError(f"context must have shape ({B}, L, {cfg.text_dim}) (text_dim from UNetConfig), "
                              f"got {tuple(context.shape)}; is the text encoder's width the one the UNet was built for?")
-        if context_mask is not None and (context_mask.dtype != torch.bool
+        if context_mask is not None and ((context_mask.dtype != torch.bool and not context_mask.is_floating_point())
                                          or tuple(context_mask.shape) != tuple(context.shape[:2])):
-            raise ValueError(f"context_mask must be a bool tensor of shape {tuple(context.shape[:2])} "
-                             f"(True = real token), got {context_mask.dtype} {tuple(context_mask.shape)}")
+            raise ValueError(f"context_mask must be a bool (True = real token) or float (1 = real token) tensor of "
+                             f"shape {tuple(context.shape[:2])}, got {context_mask.dtype} {tuple(context_mask.shape)}")
 
 
 def pooled_tokens(context: Tensor, mask: Tensor | None) -> Tensor:

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgevid.models.blocks import key_bias
+
 
 @dataclass(frozen=True)
 class BertConfig:
@@ -55,7 +57,7 @@ class BertLayer(nn.Module):
 
 
 class BertModel(nn.Module):
-    """input_ids (B, L) int64 + mask (B, L) bool -> last hidden states (B, L, D)."""
+    """input_ids (B, L) int64 + mask (B, L) bool (or float 1/0) -> last hidden states (B, L, D)."""
 
     def __init__(self, cfg: BertConfig):
         super().__init__()
@@ -75,7 +77,8 @@ class BertModel(nn.Module):
             raise ValueError(f"sequence of {L} tokens exceeds max_positions={self.cfg.max_positions}")
         x = F.embedding(input_ids, self.word_embed) + self.pos_embed[:L] + self.type_embed[0]  # (B, L, D)
         x = self.embed_norm(x)
-        attn_mask = mask[:, None, None, :]  # (B, 1, 1, L): padded keys are ignored
+        # (B, 1, 1, L): padded keys are ignored; a float 1/0 mask as an additive bias (exported graphs)
+        attn_mask = mask[:, None, None, :] if mask.dtype == torch.bool else key_bias(mask)[:, None, None, :]
         for layer in self.layers:
             x = layer(x, attn_mask)
         return x * mask.unsqueeze(-1).to(x.dtype)  # zero padded rows: batch-size independent output

@@ -1,0 +1,116 @@
+"""A pipeline -> a folder of on-device artifacts + manifest.json (what `edgevid run-exported` reads).
+
+    >>> from edgevid.export.exporter import export_pipeline
+    >>> export_pipeline(pipe, "out/default-et", "executorch")   # text.pte, denoiser.pte, decoder_*.pte
+
+    out/default-et/
+      manifest.json          shapes, dtypes, time grid, fps, sha256 of every file, toolchain versions
+      tokenizer.json         (MiniLM WordPiece) or the hashing tokenizer's parameters in the manifest
+      time_embeddings.npy    (steps, E) float32: the denoiser's time input at each step (App. F)
+      text.pte  denoiser.pte  decoder_first.pte  decoder_next.pte
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgevid.export.formats import EXPORTERS, FORMATS, SUFFIX, toolchain_versions
+from edgevid.export.manifest import MANIFEST, MANIFEST_VERSION, file_digest
+from edgevid.export.stages import build_stages, video_spec
+
+PRECISIONS = ("fp32", "int8")
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _tokenizer(text_encoder, out: Path) -> dict:
+    config = getattr(text_encoder, "config", {})
+    if config.get("kind") == "tiny":
+        return {"kind": "hash", "vocab_size": text_encoder.model.cfg.vocab_size, "pad_id": 0, "bos_id": 1,
+                "num_special": 2}
+    tok = getattr(text_encoder, "tokenizer", None)
+    if tok is None or not hasattr(tok, "to_str"):
+        raise ValueError(f"{type(text_encoder).__name__}: no Hugging Face tokenizer to export")
+    (out / "tokenizer.json").write_text(tok.to_str())
+    return {"kind": "wordpiece", "file": "tokenizer.json"}
+
+
+def _io(names, tensors) -> list[dict]:
+    return [{"name": n, "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")} for n, t in zip(names, tensors)]
+
+
+def export_pipeline(pipe, out_dir: str | Path, fmt: str, precision: str = "fp32", mobile: bool = True,
+                    num_frames: int | None = None, height: int | None = None, width: int | None = None,
+                    progress: bool = True) -> dict:
+    """Export every stage of `pipe` (a guidance-free student) for `fmt` into out_dir; returns
+    the manifest. mobile: the delegation-friendly layer forms (edgevid.export.mobile)."""
+    import torch
+
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8" and fmt != "executorch":
+        raise ValueError("int8 artifacts are made for --format executorch (XNNPACK's quantized kernels)")
+    versions = toolchain_versions(fmt)
+    spec = video_spec(pipe, num_frames, height, width)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ValueError(f"{out} exists and is not an export folder; choose an empty or new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    stages, constants = build_stages(pipe, spec, mobile=mobile)
+    np.save(out / "time_embeddings.npy", constants["time_embeddings"].astype(np.float32))
+    C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
+    entries = {}
+    for stage in stages:
+        path = out / (stage.name + SUFFIX[fmt])
+        if path.is_dir():
+            shutil.rmtree(path)
+        t0 = time.perf_counter()
+        if progress:
+            print(f"exporting {stage.name} ({fmt}, {precision}) ...", flush=True)
+        facts = EXPORTERS[fmt](stage.module, stage.inputs, stage.input_names, stage.output_names, path, precision)
+        with torch.no_grad():
+            outputs = stage.module(*stage.inputs)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        entries[stage.name] = {"file": path.name, "sha256": file_digest(path), "bytes": _size(path),
+                               "inputs": _io(stage.input_names, stage.inputs),
+                               "outputs": _io(stage.output_names, outputs),
+                               "export_seconds": round(time.perf_counter() - t0, 1), **facts}
+        if progress:
+            extra = ""
+            if "delegation" in facts:
+                d = facts["delegation"]
+                extra = f", {d['partitions']} XNNPACK partition(s), {100 * d['delegated_share']:.1f}% of ops delegated"
+            print(f"  {path.name}: {entries[stage.name]['bytes'] / 2**20:.1f} MB in "
+                  f"{entries[stage.name]['export_seconds']} s{extra}", flush=True)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION, "format": fmt, "precision": precision, "mobile_ops": mobile,
+        "toolchain": versions, "edgevid_version": _version(),
+        "video": {"num_frames": spec.num_frames, "height": spec.height, "width": spec.width, "fps": spec.fps},
+        "latent": {"channels": C, "frames": K, "height": h, "width": w,
+                   "temporal_compression": pipe.vae.config.temporal_compression,
+                   "normalisation": "the decoder graphs take normalised latents (denormalised inside)",
+                   "scaling_factor": pipe.vae.config.scaling_factor, "shift_factor": pipe.vae.config.shift_factor},
+        "sampler": {"kind": "euler", "steps": spec.num_inference_steps, "shift": spec.shift,
+                    "timesteps": [float(t) for t in constants["timesteps"]],
+                    "time_embeddings": "time_embeddings.npy", "noise": "standard normal, float32, (1, C, K, h, w)"},
+        "text": {"max_length": spec.text_tokens, "dim": pipe.text_encoder.dim, "tokenizer": _tokenizer(pipe.text_encoder, out)},
+        "decoder": {"chunk_latents": min(spec.decode_chunk_latents, K), "states": len(stages[2].output_names) - 1},
+        "shapes": "static: one video size per export (re-export for another size)",
+        "stages": entries,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _version() -> str:
+    from edgevid import __version__
+
+    return __version__

@@ -1,0 +1,57 @@
+"""manifest.json of an export folder: read and check it against the files (json, hashlib, numpy)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+STAGES = ("text", "denoiser", "decoder_first", "decoder_next")
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's files in name order (a Core ML .mlpackage)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path)).encode() if path.is_dir() else b"")
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def read_manifest(folder: str | Path, verify: bool = True) -> dict:
+    """The manifest of an export folder; a ValueError (one line) for a missing or malformed
+    manifest, a missing stage file, or a file that is not the one exported (size or sha256)."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ValueError(f"{folder}: no {MANIFEST}; is this a folder written by `edgevid export`?")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("manifest_version") != MANIFEST_VERSION:
+        raise ValueError(f"{path}: manifest_version {manifest.get('manifest_version') if isinstance(manifest, dict) else None!r}"
+                         f" is not {MANIFEST_VERSION}; re-export with this edgevid")
+    for key in ("format", "video", "latent", "sampler", "text", "decoder", "stages"):
+        if key not in manifest:
+            raise ValueError(f"{path}: missing {key!r}")
+    missing = [s for s in STAGES if s not in manifest["stages"]]
+    if missing:
+        raise ValueError(f"{path}: no entry for stage(s) {', '.join(missing)}")
+    for name in STAGES:
+        entry = manifest["stages"][name]
+        file = folder / entry["file"]
+        if not file.exists():
+            raise ValueError(f"{folder}: {entry['file']} (stage {name}) is missing")
+        if verify and file_digest(file) != entry["sha256"]:
+            raise ValueError(f"{folder}: {entry['file']} does not match the manifest (sha256 differs): "
+                             f"the artifact and manifest.json come from different exports")
+    extra = [manifest["sampler"]["time_embeddings"]]
+    if manifest["text"]["tokenizer"].get("kind") == "wordpiece":
+        extra.append(manifest["text"]["tokenizer"]["file"])
+    for name in extra:
+        if not (folder / name).is_file():
+            raise ValueError(f"{folder}: {name} is missing")
+    return manifest

@@ -1,0 +1,180 @@
+"""Generate a video from an export folder alone: its runtime, the tokenizer and numpy.
+
+No edgevid model code is imported (tests/export/test_runner.py blocks it): the sampler and the
+chunked decoding are re-stated here in numpy from manifest.json, so what runs is only what was
+exported. torch is imported only by the ExecuTorch runtime, whose Python API takes torch tensors.
+
+    >>> pipe = ExportedPipeline("out/default-et")
+    >>> video = pipe("a red circle moving right on a white background", seed=0)  # (T, H, W, 3) float in [0, 1]
+
+The noise is numpy's (seed -> np.random.default_rng); pass `noise=` to reproduce a video of the
+PyTorch pipeline (its `latents=`).
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from edgevid.export.manifest import read_manifest
+
+_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")  # the test encoder's hashing tokenizer (text/tiny.py)
+
+
+# ----------------------------------------------------------------------------- runtimes
+class _ExecuTorch:
+    def __init__(self, path: Path, threads: int):
+        from executorch.runtime import Runtime
+
+        import torch
+
+        self.torch = torch
+        torch.set_num_threads(threads)
+        self.method = Runtime.get().load_program(path).load_method("forward")
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        outs = self.method.execute([self.torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+        return [o.numpy() for o in outs]
+
+
+class _Onnx:
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, dict(zip(self.names, inputs)))
+
+
+class _LiteRT:
+    def __init__(self, path: Path, threads: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.runner = self.interpreter.get_signature_runner()
+        details = self.runner.get_input_details()
+        self.names = sorted(details, key=lambda n: _arg_index(n))
+        self.out_names = sorted(self.runner.get_output_details(), key=lambda n: _arg_index(n))
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        out = self.runner(**{n: np.ascontiguousarray(x) for n, x in zip(self.names, inputs)})
+        return [out[n] for n in self.out_names]
+
+
+def _arg_index(name: str) -> int:
+    digits = re.findall(r"\d+", name)
+    return int(digits[-1]) if digits else 0
+
+
+RUNTIMES = {"executorch": _ExecuTorch, "onnx": _Onnx, "litert": _LiteRT}
+
+
+# ----------------------------------------------------------------------------- tokenizers
+class _Tokenizer:
+    """Prompt -> ids (1, L) int64 and mask (1, L) float32 (1 = real token), padded to L."""
+
+    def __init__(self, folder: Path, spec: dict, max_length: int):
+        self.spec, self.L = spec, max_length
+        if spec["kind"] == "wordpiece":
+            from tokenizers import Tokenizer
+
+            self.tok = Tokenizer.from_file(str(folder / spec["file"]))
+            self.tok.enable_truncation(max_length=max_length)
+            self.tok.no_padding()
+        elif spec["kind"] != "hash":
+            raise ValueError(f"unknown tokenizer kind {spec['kind']!r} in the manifest")
+
+    def __call__(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        if self.spec["kind"] == "wordpiece":
+            ids = self.tok.encode(prompt).ids
+        else:
+            s = self.spec
+            ids = [s["bos_id"]] + [s["num_special"] + zlib.crc32(w.encode()) % (s["vocab_size"] - s["num_special"])
+                                   for w in _WORD.findall(prompt.lower())]
+            ids = ids[:self.L]
+        out, mask = np.zeros((1, self.L), np.int64), np.zeros((1, self.L), np.float32)
+        out[0, :len(ids)], mask[0, :len(ids)] = ids, 1.0
+        return out, mask
+
+
+# ----------------------------------------------------------------------------- the pipeline
+class ExportedPipeline:
+    def __init__(self, folder: str | Path, threads: int | None = None, verify: bool = True):
+        self.folder = Path(folder)
+        self.manifest = m = read_manifest(self.folder, verify=verify)
+        fmt = m["format"]
+        if fmt == "coreml":
+            raise ValueError("Core ML packages run on macOS only (coremltools' MLModel.predict); see docs/EXPORT.md")
+        if fmt not in RUNTIMES:
+            raise ValueError(f"unknown format {fmt!r} in the manifest")
+        threads = threads or min(2, os.cpu_count() or 1)
+        load_t0 = time.perf_counter()
+        self.stages = {name: RUNTIMES[fmt](self.folder / entry["file"], threads) for name, entry in m["stages"].items()}
+        self.load_seconds = time.perf_counter() - load_t0
+        self.tokenize = _Tokenizer(self.folder, m["text"]["tokenizer"], m["text"]["max_length"])
+        self.temb = np.load(self.folder / m["sampler"]["time_embeddings"]).astype(np.float32)
+        self.timesteps = np.asarray(m["sampler"]["timesteps"], np.float32)
+        lat = m["latent"]
+        self.latent_shape = (1, lat["channels"], lat["frames"], lat["height"], lat["width"])
+        self.timings: dict[str, float] = {}
+
+    @property
+    def fps(self) -> int:
+        return self.manifest["video"]["fps"]
+
+    def __call__(self, prompt: str, seed: int = 0, noise: np.ndarray | None = None) -> np.ndarray:
+        """-> float32 (T, H, W, 3) in [0, 1]."""
+        return np.concatenate(list(self.stream(prompt, seed, noise)), axis=0)
+
+    def stream(self, prompt: str, seed: int = 0, noise: np.ndarray | None = None):
+        """Yield the video's frames chunk by chunk, (t, H, W, 3) float32 in [0, 1]."""
+        if not isinstance(prompt, str) or not any(ch.isalnum() for ch in prompt):
+            raise ValueError(f"prompt must be text with at least one letter or digit, got {prompt!r}")
+        if noise is None:
+            noise = np.random.default_rng(seed).standard_normal(self.latent_shape, dtype=np.float32)
+        elif tuple(noise.shape) != self.latent_shape:
+            raise ValueError(f"noise must have shape {self.latent_shape} (this export's static video), "
+                             f"got {tuple(noise.shape)}")
+        timings = self.timings = {}
+        t0 = time.perf_counter()
+        ids, mask = self.tokenize(prompt)
+        (tokens,) = self.stages["text"](ids, mask)
+        timings["text"] = time.perf_counter() - t0
+        x = noise.astype(np.float32)
+        t0 = time.perf_counter()
+        for i in range(len(self.timesteps) - 1):  # Euler from t = 1 (noise) to t = 0, as flow.sample_euler
+            (v,) = self.stages["denoiser"](x, tokens, mask, self.temb[i:i + 1])
+            x = x + (self.timesteps[i + 1] - self.timesteps[i]) * v
+        timings["denoise"] = time.perf_counter() - t0
+        if not np.isfinite(x).all():
+            raise FloatingPointError("sampling diverged (the latents became NaN or inf)")
+        yield from self._decode(x)
+
+    def _decode(self, x: np.ndarray):
+        """The streaming decoder, chunk by chunk; a short last chunk is padded with copies of its
+        last latent (the decoder is causal, so the padding changes no earlier frame) and cut."""
+        n, K, tc = self.manifest["decoder"]["chunk_latents"], x.shape[2], self.manifest["latent"]["temporal_compression"]
+        t0 = time.perf_counter()
+        states = None
+        for start in range(0, K, n):
+            chunk = x[:, :, start:start + n]
+            real = chunk.shape[2]
+            if real < n:
+                chunk = np.concatenate([chunk] + [chunk[:, :, -1:]] * (n - real), axis=2)
+            if states is None:
+                frames, *states = self.stages["decoder_first"](chunk)
+                keep = 1 + tc * (real - 1)
+            else:
+                frames, *states = self.stages["decoder_next"](chunk, *states)
+                keep = tc * real
+            yield frames[:keep].transpose(0, 2, 3, 1)  # (t, 3, H, W) -> (t, H, W, 3)
+        self.timings["decode"] = time.perf_counter() - t0

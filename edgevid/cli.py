@@ -20,6 +20,8 @@ EXAMPLES = """examples:
   edgevid train vae --steps 3000 --crop-size 64 --buckets 1x256x256,9x256x256 --run-dir runs/vae --output models/vae
   edgevid train t2v --vae models/vae --steps 4000 --fps 24 --num-clips 600 --cache-latents --run-dir runs/t2v --output models/t2v
   edgevid train t2v --vae models/vae --run-dir runs/t2v --output models/t2v --resume
+  edgevid export --format executorch -o out/default-et       # on-device artifacts + manifest.json
+  edgevid run-exported out/default-et "a red circle moving right" -o out.mp4
 """
 
 
@@ -238,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--fps", type=int, default=12, help="frames per second (default 12)")
     dp.add_argument("--seed", type=int, default=0)
     dp.set_defaults(func=cmd_dataset_preview)
+
+    from edgevid.export.cli import add_export_parser, add_run_exported_parser
+
+    add_export_parser(sub)
+    add_run_exported_parser(sub)
     return p
 
 

@@ -10,6 +10,7 @@ the same function (to float rounding; tests/export/test_mobile.py) with only del
     norm over a group      x.reshape(N, G, C/G, S) - mean(dims 2, 3) ... rsqrt ... affine
     nearest 2x upsample    depthwise 2x2 stride-2 transposed conv of ones
     causal 3D conv         kt time taps stacked on channels, one 2D conv over frames-in-batch
+                           (depthwise: one depthwise 2D conv per tap, summed)
     repeat / resample of channels      a 1x1 conv with a fixed 0/1 (or 1/n) matrix
     attention              q k^T bmm + additive key bias, softmax, bmm; heads split by slicing
 
@@ -112,9 +113,9 @@ def _frames_conv(conv: nn.Module, x: Tensor) -> Tensor:
 
 
 class MobileCausalConv3d(nn.Module):
-    """vae.CausalConv3d (same cache protocol) as one 2D conv over frames: the kt time taps
-    x[t-kt+1] .. x[t] stacked on channels. Full conv: channels ordered (tap, c); depthwise
-    (separable): (c, tap), so the conv's groups keep one channel's taps together."""
+    """vae.CausalConv3d (same cache protocol) as 2D convs over frames: a full conv takes the kt
+    time taps x[t-kt+1] .. x[t] stacked on channels in one conv; a depthwise (separable) one is a
+    depthwise 2D conv per tap, summed."""
 
     def __init__(self, layer: vae_lib.CausalConv3d):
         super().__init__()
@@ -123,16 +124,20 @@ class MobileCausalConv3d(nn.Module):
         self.out_channels = (layer.pointwise or layer.conv).out_channels
         w, conv = layer.conv.weight.detach(), layer.conv  # (Cout, Cin/groups, kt, kh, kw)
         self.depthwise = conv.groups > 1
-        if self.depthwise:
+        if self.depthwise:  # one depthwise 2D conv per tap, summed (the bias on the first)
             if conv.groups != conv.in_channels or w.shape[1] != 1:
                 raise ValueError("only full or depthwise causal 3D convs are supported")
-            w2 = w[:, 0]  # (C, kt, kh, kw): group c takes channels (c, tap 0..kt-1)
+            C = conv.in_channels
+            self.taps = nn.ModuleList(nn.Conv2d(C, C, tuple(w.shape[3:]), padding=conv.padding[1:], groups=C,
+                                                bias=k == 0) for k in range(self.kt))
+            for k, tap in enumerate(self.taps):
+                tap.weight.data.copy_(w[:, :, k])
+            self.taps[0].bias.data.copy_(conv.bias.detach())
         else:
             w2 = w.permute(0, 2, 1, 3, 4).reshape(w.shape[0], -1, *w.shape[3:])  # (Cout, kt*Cin, kh, kw)
-        self.conv = nn.Conv2d(w2.shape[1] * conv.groups, w2.shape[0], tuple(w2.shape[2:]), padding=conv.padding[1:],
-                              groups=conv.groups)
-        self.conv.weight.data.copy_(w2)
-        self.conv.bias.data.copy_(conv.bias.detach())
+            self.conv = nn.Conv2d(w2.shape[1], w2.shape[0], tuple(w2.shape[2:]), padding=conv.padding[1:])
+            self.conv.weight.data.copy_(w2)
+            self.conv.bias.data.copy_(conv.bias.detach())
         self.pointwise = None
         if layer.pointwise is not None:
             pw = layer.pointwise
@@ -153,11 +158,11 @@ class MobileCausalConv3d(nn.Module):
                 cache[self] = x[:, :, -(self.kt - 1):]
         taps = [x[:, :, k:k + T] for k in range(self.kt)]  # kt x (B, C, T, H, W)
         if self.depthwise:
-            B, C, _, H, W = taps[0].shape
-            stacked = torch.cat([t.unsqueeze(2) for t in taps], dim=2).reshape(B, C * self.kt, T, H, W)
+            y = _frames_conv(self.taps[0], taps[0])
+            for conv, tap in zip(self.taps[1:], taps[1:]):
+                y = y + _frames_conv(conv, tap)
         else:
-            stacked = torch.cat(taps, dim=1) if self.kt > 1 else taps[0]
-        y = _frames_conv(self.conv, stacked)
+            y = _frames_conv(self.conv, torch.cat(taps, dim=1) if self.kt > 1 else taps[0])
         return y if self.pointwise is None else _frames_conv(self.pointwise, y)
 
 

@@ -63,10 +63,11 @@ class _LiteRT:
         self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         self.names = sorted(details, key=lambda n: _arg_index(n))
+        self.dtypes = [details[n]["dtype"] for n in self.names]  # int64 ids arrive as int32 (LiteRT's default)
         self.out_names = sorted(self.runner.get_output_details(), key=lambda n: _arg_index(n))
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
-        out = self.runner(**{n: np.ascontiguousarray(x) for n, x in zip(self.names, inputs)})
+        out = self.runner(**{n: np.ascontiguousarray(x, dtype=d) for n, x, d in zip(self.names, inputs, self.dtypes)})
         return [out[n] for n in self.out_names]
 
 

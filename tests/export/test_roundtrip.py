@@ -1,0 +1,160 @@
+"""Export -> run round trips per format on a micro pipeline (the default model's layer kinds at a
+tiny width), the runner's refusals, and the runner's independence from edgevid's model code."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import randomize_
+
+PROMPT = "a red circle moving right"
+
+
+def make_micro_pipeline():
+    from edgevid.config import UNET_PRESETS, VAE_PRESETS
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.models.vae import VideoVAE
+    from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults
+    from edgevid.text import TinyTextEncoder
+
+    torch.manual_seed(0)
+    text = TinyTextEncoder(dim=16, max_length=12)
+    unet_cfg = dataclasses.replace(UNET_PRESETS["tiny"], channels=(8, 16), text_dim=16, head_dim=8, norm_groups=4,
+                                   temporal_layers=(("conv1d",), ("self_attn1d",)), mid_temporal_layers=("self_attn1d",),
+                                   time_embed_dim=16)
+    unet = randomize_(SpatioTemporalUNet(unet_cfg))
+    vae = randomize_(VideoVAE(dataclasses.replace(VAE_PRESETS["tiny"], decode_chunk_frames=2)), scale=0.02)
+    defaults = GenerationDefaults(num_frames=13, height=32, width=32, fps=8, num_inference_steps=2, guidance_scale=1.0)
+    return EdgeVidPipeline(vae, unet, text, defaults)
+
+
+@pytest.fixture(scope="module")
+def micro():
+    return make_micro_pipeline()
+
+
+@pytest.fixture(scope="module")
+def exported(micro, tmp_path_factory):
+    """format -> its export folder, made once per module."""
+    from edgevid.export.exporter import export_pipeline
+
+    cache = {}
+
+    def get(fmt):
+        if fmt not in cache:
+            pytest.importorskip({"executorch": "executorch", "onnx": "onnxruntime", "litert": "ai_edge_litert",
+                                 "coreml": "coremltools"}[fmt])
+            folder = tmp_path_factory.mktemp(fmt)
+            export_pipeline(micro, folder, fmt, progress=False)
+            cache[fmt] = folder
+        return cache[fmt]
+
+    return get
+
+
+def _eager(micro, noise):
+    return micro(PROMPT, latents=torch.from_numpy(noise)).frames[0]
+
+
+@pytest.mark.parametrize("fmt", ["executorch", "onnx", "litert"])
+def test_round_trip_matches_eager(micro, exported, fmt):
+    from edgevid.export.runner import ExportedPipeline
+
+    pipe = ExportedPipeline(exported(fmt), threads=1)
+    noise = np.random.default_rng(0).standard_normal(pipe.latent_shape, dtype=np.float32)
+    video = pipe(PROMPT, noise=noise)
+    ref = _eager(micro, noise)
+    assert video.shape == ref.shape == (13, 32, 32, 3)  # 7 latents: a first chunk, a full one, a padded tail
+    assert np.abs(video - ref).max() < 1e-4
+    other = pipe("two blue squares", noise=noise)
+    assert np.abs(other - video).max() > 1e-3  # the prompt reaches the denoiser
+
+
+def test_executorch_delegates_every_compute_op(exported):
+    stages = json.loads((exported("executorch") / "manifest.json").read_text())["stages"]
+    for name in ("denoiser", "decoder_first", "decoder_next"):
+        d = stages[name]["delegation"]
+        assert d["partitions"] == 1 and d["portable_ops"] == {} and d["delegated_share"] == 1.0, (name, d)
+    assert stages["text"]["delegation"]["portable_ops"] == {"embedding": 1}  # a table lookup, not compute
+
+
+def test_manifest_records_what_the_runner_needs(exported):
+    m = json.loads((exported("onnx") / "manifest.json").read_text())
+    assert m["sampler"]["timesteps"] == [1.0, 0.5, 0.0] and m["video"]["fps"] == 8
+    assert m["stages"]["denoiser"]["inputs"][0] == {"name": "x", "shape": [1, 4, 4, 4, 4], "dtype": "float32"}
+    assert {"torch", "onnx", "onnxruntime"} <= set(m["toolchain"])
+    assert np.load(exported("onnx") / "time_embeddings.npy").shape == (2, 16)
+
+
+def test_runner_refuses_a_mismatch_or_a_missing_file(exported, tmp_path):
+    import shutil
+
+    from edgevid.export.runner import ExportedPipeline
+
+    folder = tmp_path / "copy"
+    shutil.copytree(exported("onnx"), folder)
+    with open(folder / "decoder_next.onnx", "r+b") as f:  # another export's bytes in place of the artifact
+        f.seek(-8, 2)
+        f.write(b"\x00" * 8)
+    with pytest.raises(ValueError, match="does not match the manifest"):
+        ExportedPipeline(folder)
+    (folder / "decoder_next.onnx").unlink()
+    with pytest.raises(ValueError, match="decoder_next.onnx .* is missing"):
+        ExportedPipeline(folder)
+    (folder / "manifest.json").write_text("{}")
+    with pytest.raises(ValueError, match="manifest_version"):
+        ExportedPipeline(folder)
+    with pytest.raises(ValueError, match="no manifest.json"):
+        ExportedPipeline(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "edgevid.cli", "run-exported", str(folder), PROMPT, "-o",
+                          str(tmp_path / "v.mp4")], capture_output=True, text=True)
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "manifest_version" in out.stderr
+
+
+BLOCKER = """
+import sys
+BLOCKED = {blocked!r}
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ImportError("blocked in this test: " + name)
+sys.meta_path.insert(0, Block())
+from edgevid.cli import main
+code = main(["run-exported", {folder!r}, {prompt!r}, "-o", {out!r}])
+print("LOADED", sorted(m for m in sys.modules if m.startswith("edgevid")))
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "executorch"])
+def test_runner_imports_no_model_code(exported, tmp_path, fmt):
+    """run-exported with edgevid's model code (and, for ONNX, torch itself) made unimportable."""
+    blocked = ["edgevid.models", "edgevid.pipeline", "edgevid.text", "edgevid.flow", "edgevid.export.stages",
+               "edgevid.export.mobile", "edgevid.export.exporter", "edgevid.export.formats"]
+    if fmt == "onnx":
+        blocked.append("torch")
+    out = tmp_path / "v.mp4"
+    script = BLOCKER.format(blocked=blocked, folder=str(exported(fmt)), prompt=PROMPT, out=str(out))
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert out.stat().st_size > 0 and "13 frames 32x32" in r.stderr
+
+
+def test_coreml_package_spec(exported):
+    """Core ML predicts on macOS only; here the .mlpackage's spec is checked."""
+    m = json.loads((exported("coreml") / "manifest.json").read_text())
+    den = m["stages"]["denoiser"]["coreml"]
+    assert [i["name"] for i in den["inputs"]] == ["x", "tokens", "mask", "temb"]
+    assert den["inputs"][0]["shape"] == [1, 4, 4, 4, 4] and den["compute_precision"] == "fp32" and den["ops"] > 50
+    assert [o["name"] for o in m["stages"]["decoder_next"]["coreml"]["outputs"]][0] == "frames"
+    from edgevid.export.runner import ExportedPipeline
+
+    with pytest.raises(ValueError, match="macOS"):
+        ExportedPipeline(exported("coreml"))

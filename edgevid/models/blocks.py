@@ -128,11 +128,13 @@ def rope_cos_sin(grid: tuple[int, ...], head_dim: int, device: torch.device) -> 
     it is kept (a few per model). Kept tables are also what a traced export sees: constants, not
     the arange / pow / cos ops that made them (edgevid.export runs each graph once before)."""
     key = (tuple(grid), head_dim, str(device))
-    if key in _ROPE_TABLES:
+    static = all(type(g) is int for g in grid)  # a symbolic size (dynamic-shape compile) is not kept
+    if static and key in _ROPE_TABLES:
         return _ROPE_TABLES[key]
-    angles = rope_angles(grid, head_dim, device=device)
-    table = angles.cos(), angles.sin()
-    if type(table[0]) is torch.Tensor and len(_ROPE_TABLES) < 64:  # never a traced (fake) tensor
+    with torch.inference_mode(False), torch.no_grad():  # a plain tensor: usable later with autograd on
+        angles = rope_angles(grid, head_dim, device=device)
+        table = angles.cos(), angles.sin()
+    if static and type(table[0]) is torch.Tensor and len(_ROPE_TABLES) < 64:  # never a traced (fake) tensor
         _ROPE_TABLES[key] = table
     return table
 

@@ -113,7 +113,7 @@ def test_bad_inputs_raise_value_error_with_a_fix():
     with pytest.raises(ValueError, match="text_dim"):
         unet(x, t, torch.randn(2, 7, TINY.text_dim + 1), mask)
     with pytest.raises(ValueError, match="context_mask"):
-        unet(x, t, ctx, mask.float())
+        unet(x, t, ctx, mask.long())  # bool or float 1/0 only
     with pytest.raises(ValueError, match="B, C, T, H, W"):
         unet(x[:, :, 0], t, ctx, mask)
 

@@ -30,18 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgevid.compiled import DenoiserStep
 from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
-
-
-class UNetStep(nn.Module):
-    """The denoiser as the sampler calls it with a precomputed time embedding (App. F)."""
-
-    def __init__(self, unet: nn.Module):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, x, context, context_mask, temb):
-        return self.unet(x, None, context, context_mask, temb=temb)
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -136,7 +126,7 @@ def main(argv=None) -> dict:
     Kd, Ld = torch.export.Dim("K", min=1, max=64), torch.export.Dim("L", min=1, max=128)
     hd, wd, Nd = torch.export.Dim("h", min=1, max=32), torch.export.Dim("w", min=1, max=32), torch.export.Dim("N", min=1)
     jobs = {
-        "unet": (UNetStep(unet).eval(), (z, text.tokens, text.mask, temb),
+        "unet": (DenoiserStep(unet).eval(), (z, text.tokens, text.mask, temb),
                  ({2: Kd, 3: 4 * hd, 4: 4 * wd}, {1: Ld}, {1: Ld}, None)),
         "decoder": (vae.spatial_decoder.eval(), (frames,), ({0: Nd, 2: 4 * hd, 3: 4 * wd},)),
     }

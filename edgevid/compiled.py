@@ -37,8 +37,9 @@ def cache_dir() -> Path:
     return Path(root) / "compiled"
 
 
-class _Step(nn.Module):
-    """The denoiser call of the sampler with a precomputed time embedding (App. F)."""
+class DenoiserStep(nn.Module):
+    """The denoiser call of the sampler with a precomputed time embedding (App. F): what is
+    compiled here and what edgevid.export exports."""
 
     def __init__(self, unet: nn.Module):
         super().__init__()
@@ -100,7 +101,7 @@ def compile_unet(pipe, threads: int | None = None, force: bool = False) -> Path:
     with torch.no_grad():
         temb = unet.time_embedding(torch.tensor([0.5]))
         frames = torch.export.Dim("latent_frames", min=MIN_LATENT_FRAMES, max=MAX_LATENT_FRAMES)
-        program = torch.export.export(_Step(unet).eval(), (x, context, mask, temb),
+        program = torch.export.export(DenoiserStep(unet).eval(), (x, context, mask, temb),
                                       dynamic_shapes=({2: frames}, None, None, None))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.pt2")

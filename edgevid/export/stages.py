@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from edgevid.compiled import DenoiserStep
 from edgevid.export.mobile import MobileCausalConv3d, mobile_friendly
 from edgevid.flow.schedule import time_grid
 from edgevid.models.vae import CausalConv3d
@@ -32,15 +33,6 @@ class TextStage(nn.Module):
 
     def forward(self, input_ids: Tensor, mask: Tensor) -> Tensor:
         return self.bert(input_ids, mask)
-
-
-class DenoiserStage(nn.Module):
-    def __init__(self, unet: nn.Module):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, x: Tensor, tokens: Tensor, mask: Tensor, temb: Tensor) -> Tensor:
-        return self.unet(x, None, tokens, mask, temb=temb)
 
 
 def causal_convs(vae: nn.Module) -> list[nn.Module]:
@@ -130,7 +122,7 @@ def build_stages(pipe, spec: VideoSpec, mobile: bool = True) -> tuple[list[Stage
     state_names = [f"state_{i}" for i in range(len(states))]
     stages = [
         Stage("text", TextStage(prep(text_model)).eval(), (ids, mask), ["input_ids", "mask"], ["tokens"]),
-        Stage("denoiser", DenoiserStage(unet).eval(), (torch.randn(1, C, K, h, w, generator=gen), tokens, mask,
+        Stage("denoiser", DenoiserStep(unet).eval(), (torch.randn(1, C, K, h, w, generator=gen), tokens, mask,
                                                         temb[:1].clone()),
               ["x", "tokens", "mask", "temb"], ["velocity"]),
         Stage("decoder_first", first.eval(), (z,), ["z"], ["frames", *(f"next_{s}" for s in state_names)]),

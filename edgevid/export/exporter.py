@@ -50,8 +50,6 @@ def export_pipeline(pipe, out_dir: str | Path, fmt: str, precision: str = "fp32"
                     progress: bool = True) -> dict:
     """Export every stage of `pipe` (a guidance-free student) for `fmt` into out_dir; returns
     the manifest. mobile: the delegation-friendly layer forms (edgevid.export.mobile)."""
-    import torch
-
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if precision not in PRECISIONS:
@@ -60,18 +58,35 @@ def export_pipeline(pipe, out_dir: str | Path, fmt: str, precision: str = "fp32"
         raise ValueError("int8 artifacts are made for --format executorch (XNNPACK's quantized kernels)")
     versions = toolchain_versions(fmt)
     spec = video_spec(pipe, num_frames, height, width)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ValueError(f"{out} exists and is not an export folder; choose an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / MANIFEST).is_file())):
+        raise ValueError(f"{final} exists and is not an export folder; choose an empty or new folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Built next to the destination and moved into place when complete: a failed export leaves
+    # no half folder, and an earlier export there stays until the new one is whole.
+    out = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    try:
+        manifest = _export_into(pipe, out, fmt, precision, mobile, spec, versions, progress)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    out.rename(final)
+    return manifest
+
+
+def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, versions: dict, progress: bool) -> dict:
+    import torch
+
     stages, constants = build_stages(pipe, spec, mobile=mobile)
     np.save(out / "time_embeddings.npy", constants["time_embeddings"].astype(np.float32))
     C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
     entries = {}
     for stage in stages:
         path = out / (stage.name + SUFFIX[fmt])
-        if path.is_dir():
-            shutil.rmtree(path)
         t0 = time.perf_counter()
         if progress:
             print(f"exporting {stage.name} ({fmt}, {precision}) ...", flush=True)

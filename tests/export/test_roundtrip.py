@@ -181,3 +181,19 @@ def test_litert_text_and_decoder_stages_match_eager(micro, exported):
         assert len(out) == len(ref)
         for o, r in zip(out, ref):
             assert np.abs(o - r.numpy()).max() < 1e-4, st.name
+
+
+def test_a_failed_export_leaves_no_folder(micro, tmp_path, monkeypatch):
+    from edgevid.export import exporter
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("toolchain failed")
+
+    monkeypatch.setitem(exporter.EXPORTERS, "onnx", broken)
+    with pytest.raises(RuntimeError, match="toolchain failed"):
+        exporter.export_pipeline(micro, tmp_path / "out", "onnx", progress=False)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    with pytest.raises(ValueError, match="not an export folder"):
+        exporter.export_pipeline(micro, tmp_path / "notes", "onnx", progress=False)

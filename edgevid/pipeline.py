@@ -28,6 +28,7 @@ from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import StreamingDecoder, VideoVAE
 from edgevid.io.atomic import atomic_write_text
 from edgevid.models.weights import load_component, read_json, save_component
+from edgevid.precision import resolve_precision
 from edgevid.text import TextEncoder, load_text_encoder_from_dir, save_text_encoder
 from edgevid.text.base import check_unicode
 from edgevid.text.cache import PromptCache
@@ -70,6 +71,21 @@ class GenerationDefaults:
                              f"{self.window_latent_frames} / {self.overlap_latent_frames}")
 
 
+@dataclass(frozen=True)
+class SamplingRequest:
+    """One generation call, its arguments resolved against the model's defaults and checked
+    (`EdgeVidPipeline.sampling_request`): what steps 1-3 read."""
+    prompts: tuple[str, ...]
+    num_frames: int
+    height: int
+    width: int
+    num_inference_steps: int
+    guidance_scale: float
+    negative_prompt: str
+    shift: float
+    plan: tuple[tuple[int, int], ...]  # latent-frame ranges [start, end) denoised one after the other
+
+
 @dataclass
 class EdgeVidPipelineOutput:
     # "np": float32 (B, T, H, W, 3) in [0, 1]; "pt": float32 (B, T, 3, H, W) in [0, 1];
@@ -103,7 +119,7 @@ def resolve_model_dir(model: str | Path | None) -> Path:
 
 class EdgeVidPipeline:
     def __init__(self, vae: VideoVAE, unet: SpatioTemporalUNet, text_encoder: TextEncoder,
-                 defaults: GenerationDefaults = GenerationDefaults()):
+                 defaults: GenerationDefaults = GenerationDefaults(), precision: str | None = None):
         if unet.config.in_channels != vae.config.latent_channels:
             raise ValueError(f"UNet takes {unet.config.in_channels} channels, VAE latents have {vae.config.latent_channels}")
         if unet.config.text_dim != text_encoder.dim:
@@ -111,12 +127,16 @@ class EdgeVidPipeline:
         self.vae, self.unet, self.text_encoder = vae.eval(), unet.eval(), text_encoder.eval()
         self.prompt_cache = PromptCache(text_encoder, max_entries=256)
         self.defaults = defaults
+        self.set_precision(precision)
         self.check_inputs("x", defaults.num_frames, defaults.height, defaults.width, defaults.num_inference_steps,
                           defaults.guidance_scale)
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "EdgeVidPipeline":
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
+                        precision: str | None = None) -> "EdgeVidPipeline":
+        """Load a saved pipeline. `precision` "auto" (the default, or $EDGEVID_PRECISION) runs the
+        denoiser and decoder in bf16 on a CPU with native bf16 and in fp32 elsewhere (edgevid.precision)."""
         path = Path(path)
         if not path.is_dir():
             raise ValueError(f"model folder {path} does not exist")
@@ -128,7 +148,7 @@ class EdgeVidPipeline:
         vae = load_component(VideoVAE, VAEConfig, path / "vae")
         unet = load_component(SpatioTemporalUNet, UNetConfig, path / "unet")
         text_encoder = load_text_encoder_from_dir(path / "text_encoder")
-        return cls(vae, unet, text_encoder, defaults).to(device)
+        return cls(vae, unet, text_encoder, defaults).to(device).set_precision(precision)
 
     def save_pretrained(self, path: str | Path) -> Path:
         path = Path(path)
@@ -147,6 +167,17 @@ class EdgeVidPipeline:
         for module in (self.vae, self.unet, self.text_encoder):
             module.to(device)
         return self
+
+    def set_precision(self, precision: str | None = None) -> "EdgeVidPipeline":
+        """"auto" | "fp32" | "bf16" (None: $EDGEVID_PRECISION or "auto") for the denoiser and the
+        decoder; `self.precision` is then "fp32" or "bf16". The weights stay fp32 either way."""
+        self.requested_precision = precision
+        self.precision = resolve_precision(precision, self.device.type)
+        return self
+
+    def autocast(self):
+        """The context the denoiser and decoder run in: bf16 autocast when `self.precision` is bf16."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     @property
     def device(self) -> torch.device:
@@ -207,10 +238,11 @@ class EdgeVidPipeline:
         `first_window_latent_frames` > 0 makes the first chunk that short (what `stream` does)."""
         if output_type not in ("np", "pt", "pil", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
-        pieces = self._latent_pieces(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
-                                     negative_prompt, shift, generator, latents, callback_on_step_end,
-                                     window_latent_frames, overlap_latent_frames, first_window_latent_frames)
-        latents = torch.cat(list(pieces), dim=2)  # (B, C, T', H', W')
+        request = self.sampling_request(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
+                                        negative_prompt, shift, window_latent_frames, overlap_latent_frames,
+                                        first_window_latent_frames)
+        latents = torch.cat(list(self._latent_pieces(request, generator, latents, callback_on_step_end)),
+                            dim=2)  # (B, C, T', H', W')
         if output_type == "latent":
             return EdgeVidPipelineOutput(frames=latents)
 
@@ -247,11 +279,10 @@ class EdgeVidPipeline:
             raise ValueError(f"chunk_frames must be >= 1, got {n}")
         first = self.defaults.stream_first_latent_frames if first_window_latent_frames is None \
             else first_window_latent_frames
+        request = self.sampling_request(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
+                                        negative_prompt, shift, window_latent_frames, overlap_latent_frames, first)
         with torch.inference_mode():
-            pieces = self._latent_pieces(prompt, num_frames, height, width, num_inference_steps, guidance_scale,
-                                         negative_prompt, shift, generator, latents, callback_on_step_end,
-                                         window_latent_frames,
-                                         overlap_latent_frames, first)
+            pieces = self._latent_pieces(request, generator, latents, callback_on_step_end)
             decoder = StreamingDecoder(self.vae)
         while True:
             with torch.inference_mode():  # not held across yields: the caller may run its own autograd code
@@ -259,27 +290,27 @@ class EdgeVidPipeline:
             if piece is None:
                 return
             for start in range(0, piece.shape[2], n):
-                with torch.inference_mode():
+                with torch.inference_mode(), self.autocast():
                     frames = decoder.push(self.vae.denormalize(piece[:, :, start:start + n]))  # (1, 3, t, H, W)
                 yield _to_unit_frames(frames)[0].permute(0, 2, 3, 1).numpy()  # (t, H, W, 3)
 
-    def _latent_pieces(self, prompt, num_frames, height, width, num_inference_steps, guidance_scale, negative_prompt,
-                       shift, generator, latents, callback_on_step_end, window, overlap, first=0
-                       ) -> Iterator[torch.Tensor]:
-        """Steps 1-3 with the defaults filled in and every input checked (before the first item): yields
-        the final latents chunk by chunk, each piece the latent frames that follow the previous ones."""
+    def sampling_request(self, prompt, num_frames: int | None = None, height: int | None = None,
+                         width: int | None = None, num_inference_steps: int | None = None,
+                         guidance_scale: float | None = None, negative_prompt: str = "", shift: float | None = None,
+                         window_latent_frames: int | None = None, overlap_latent_frames: int | None = None,
+                         first_window_latent_frames: int = 0) -> "SamplingRequest":
+        """The call's arguments with the model's defaults filled in, every one checked."""
         d = self.defaults
-        num_frames = d.num_frames if num_frames is None else num_frames
-        height, width = d.height if height is None else height, d.width if width is None else width
-        steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
-        guidance = d.guidance_scale if guidance_scale is None else guidance_scale
-        shift = d.shift if shift is None else shift
-        window = d.window_latent_frames if window is None else window
-        overlap = d.overlap_latent_frames if overlap is None else overlap
+        pick = lambda v, default: default if v is None else v  # noqa: E731
+        num_frames, height, width = pick(num_frames, d.num_frames), pick(height, d.height), pick(width, d.width)
+        steps, guidance = pick(num_inference_steps, d.num_inference_steps), pick(guidance_scale, d.guidance_scale)
+        shift = pick(shift, d.shift)
+        window, overlap = pick(window_latent_frames, d.window_latent_frames), pick(overlap_latent_frames,
+                                                                                   d.overlap_latent_frames)
+        first = first_window_latent_frames
         prompts = self.check_inputs(prompt, num_frames, height, width, steps, guidance)
         if not isinstance(shift, (int, float)) or not np.isfinite(shift) or shift <= 0:
             raise ValueError(f"shift must be a finite number > 0, got {shift!r}")
-        K = self.vae.latent_shape(num_frames, height, width)[1]
         if not isinstance(first, int) or isinstance(first, bool) or first < 0:
             raise ValueError(f"first_window_latent_frames must be an integer >= 0, got {first!r}")
         for name, v, lo in (("window_latent_frames", window, 0), ("overlap_latent_frames", overlap, 1)):
@@ -287,19 +318,27 @@ class EdgeVidPipeline:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if window and overlap >= window:
             raise ValueError(f"overlap_latent_frames must be in [1, window - 1] = [1, {window - 1}], got {overlap}")
-        plan = chunk_plan(K, window, overlap, first)  # validates window and overlap
-        velocity = self.encode_prompt(prompts, negative_prompt, guidance)  # 1.
-        noise = self.prepare_latents(len(prompts), num_frames, height, width, generator, latents)  # 2.
-        return self._denoise_chunks(velocity, noise, plan, steps, shift, callback_on_step_end)
+        latent_frames = self.vae.latent_shape(num_frames, height, width)[1]
+        plan = tuple(chunk_plan(latent_frames, window, overlap, first))  # validates window and overlap
+        return SamplingRequest(tuple(prompts), num_frames, height, width, steps, float(guidance),
+                               negative_prompt, float(shift), plan)
 
-    def _denoise_chunks(self, velocity, noise, plan, steps, shift, callback) -> Iterator[torch.Tensor]:
+    def _latent_pieces(self, request: "SamplingRequest", generator, latents, callback) -> Iterator[torch.Tensor]:
+        """Steps 1-3: the request's final latents chunk by chunk, each piece the latent frames that
+        follow the previous ones."""
+        velocity = self.encode_prompt(list(request.prompts), request.negative_prompt, request.guidance_scale)  # 1.
+        noise = self.prepare_latents(len(request.prompts), request.num_frames, request.height, request.width,
+                                     generator, latents)  # 2.
+        return self._denoise_chunks(velocity, noise, request, callback)
+
+    def _denoise_chunks(self, velocity, noise, request: "SamplingRequest", callback) -> Iterator[torch.Tensor]:
         prev, prev_end = None, 0
-        for start, end in plan:  # 3.
-            if prev is None:
-                x = self.denoise(velocity, noise[:, :, start:end], steps, shift, callback)
-            else:  # continue the previous chunk: its last prev_end - start latents are this one's prefix
-                x = self.denoise(velocity, noise[:, :, start:end], steps, shift, callback,
-                                 prefix=prev[:, :, prev.shape[2] - (prev_end - start):])
+        for start, end in request.plan:  # 3.
+            prefix = None  # a continuing chunk: the previous one's last prev_end - start latents are its prefix
+            if prev is not None:
+                prefix = prev[:, :, prev.shape[2] - (prev_end - start):]
+            x = self.denoise(velocity, noise[:, :, start:end], request.num_inference_steps, request.shift, callback,
+                             prefix=prefix)
             if not bool(torch.isfinite(x).all()):
                 raise FloatingPointError("sampling diverged (the latents became NaN or inf); "
                                          "use a smaller guidance scale or shift")
@@ -340,20 +379,23 @@ class EdgeVidPipeline:
                 x.copy_(result["latents"])
 
         callback = on_step if callback_on_step_end else None
-        if prefix is None:
-            return sample_euler(velocity, latents, timesteps, callback=callback)
-        return sample_euler_with_prefix(velocity, latents, timesteps, prefix, callback=callback,
-                                        start=self.defaults.continuation_start)
+        with self.autocast():  # bf16 for the UNet's matmuls and convolutions; the Euler updates stay fp32
+            if prefix is None:
+                return sample_euler(velocity, latents, timesteps, callback=callback)
+            return sample_euler_with_prefix(velocity, latents, timesteps, prefix, callback=callback,
+                                            start=self.defaults.continuation_start)
 
     def decode_latents(self, latents: torch.Tensor, on_chunk: Callable[[int], None] | None = None) -> torch.Tensor:
         """4. Latents -> float32 frames (B, T, 3, H, W) in [0, 1] on the CPU. `on_chunk(n)` is called
         after each chunk of n latent frames is decoded (progress bars)."""
         if on_chunk is None:
-            return _to_unit_frames(self.vae.decode_latents(latents))
+            with self.autocast():
+                return _to_unit_frames(self.vae.decode_latents(latents))
         chunks = []
-        for chunk in self.vae.decode_chunks(self.vae.denormalize(latents)):  # (B, 3, t, H, W)
-            chunks.append(chunk.permute(0, 2, 3, 4, 1))  # (B, t, H, W, 3), as VideoVAE.decode lays them out
-            on_chunk(-(-chunk.shape[2] // self.vae.config.temporal_compression))
+        with self.autocast():
+            for chunk in self.vae.decode_chunks(self.vae.denormalize(latents)):  # (B, 3, t, H, W)
+                chunks.append(chunk.permute(0, 2, 3, 4, 1))  # (B, t, H, W, 3), as VideoVAE.decode lays them out
+                on_chunk(-(-chunk.shape[2] // self.vae.config.temporal_compression))
         return _to_unit_frames(torch.cat(chunks, dim=1).permute(0, 4, 1, 2, 3))  # (B, 3, T, H, W) -> (B, T, 3, H, W)
 
 
@@ -389,4 +431,5 @@ def _version() -> str:
 
 def replace_defaults(pipe: EdgeVidPipeline, **changes) -> EdgeVidPipeline:
     """Return the same pipeline with other generation defaults (validated)."""
-    return EdgeVidPipeline(pipe.vae, pipe.unet, pipe.text_encoder, dataclasses.replace(pipe.defaults, **changes))
+    return EdgeVidPipeline(pipe.vae, pipe.unet, pipe.text_encoder, dataclasses.replace(pipe.defaults, **changes),
+                           precision=pipe.requested_precision)

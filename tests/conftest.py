@@ -5,6 +5,9 @@ import os
 # two (other thread counts split reductions differently: the tolerances must hold for both).
 THREADS = int(os.environ.get("EDGEVID_TEST_THREADS", "1"))
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+# Pipelines pick bf16 on CPUs with native bf16 ("auto", edgevid.precision): pin fp32 so that the
+# suite's numbers do not depend on the CPU; the precision tests ask for bf16 explicitly.
+os.environ["EDGEVID_PRECISION"] = "fp32"
 
 import math  # noqa: E402
 

@@ -274,7 +274,8 @@ def main(argv=None) -> int:
         train_s = time.perf_counter() - t0
     decoder = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.decoder)).vae
     pipe = EdgeVidPipeline(decoder, ema.cpu().eval(), text, GenerationDefaults(
-        num_frames=rung.frames, height=rung.size, width=rung.size, fps=24))
+        num_frames=rung.frames, height=rung.size, width=rung.size, fps=24),
+        precision="fp32")  # scores comparable across CPUs and with the earlier rungs
     t1 = time.perf_counter()
     scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress)
     result = {"rung": args.rung, "rung_config": dataclasses.asdict(rung), "recipe": args.recipe,

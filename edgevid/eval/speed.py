@@ -213,26 +213,30 @@ def time_diffusers_peer(cfg: PeerConfig, text_encoder, num_frames: int, height: 
 def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str | None = "full",
               num_frames: int | None = None, height: int | None = None, width: int | None = None,
               repeats: int = 3, threads: int | None = None, cold: bool = True, compiled: bool = False,
-              log=print) -> dict:
+              precision: str | None = None, compare_precision: bool = True, log=print) -> dict:
     """All measurements of `edgevid bench` in one process (plus one subprocess for the cold CLI).
 
-    The "default" row is the eager path. With `compiled`, a "default_compiled" row times the same
+    The "default" row is the eager path in `precision` ("auto": bf16 on a CPU with native bf16,
+    else fp32; edgevid.precision). With `compare_precision`, a "default_fp32" or "default_bf16" row
+    times the same pipeline in the other precision, with the frames' max difference between them. With `compiled`, a "default_compiled" row times the same
     pipeline with the AOT-compiled denoiser (`edgevid.compiled`; built first if not cached, and
     the build time reported), with its own time to first frame, cold CLI and output parity."""
     from edgevid.io.video import DEFAULT_X264_PRESET
     from edgevid.estimate import cpu_name
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+    from edgevid.precision import native_bf16
 
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     t_load0 = time.perf_counter()
-    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(model))
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(model), precision=precision)
     load_s = time.perf_counter() - t_load0
     d = pipe.defaults
     T, H, W = num_frames or d.num_frames, height or d.height, width or d.width
     video_s = T / d.fps
     result = {"settings": {"model": model, "num_frames": T, "height": H, "width": W, "fps": d.fps,
                            "video_seconds": video_s, "threads": threads, "repeats": repeats,
+                           "precision": pipe.precision, "native_bf16": native_bf16(),
                            "torch": torch.__version__, "cpu": cpu_name(), "x264_preset": DEFAULT_X264_PRESET},
               "peaks": {"matmul_fp32_gflops": matmul_peak_gflops(torch.float32),
                         "matmul_bf16_gflops": matmul_peak_gflops(torch.bfloat16)}}
@@ -271,6 +275,8 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
             row["cold_cli_s_all"] = [round(c, 3) for c in colds]
             row["cold_start"] = cold_start_breakdown(model, threads)
             log(f"cold CLI (fresh process, import to written file): {row['cold_cli_s']:.2f} s")
+        if compare_precision:
+            _measure_other_precision(pipe, paths, measure, T, H, W, log)
         if compiled:
             _measure_compiled(pipe, paths, measure, result, T, H, W, repeats, threads, model, extra, tmp, cold, log)
         if teacher:
@@ -294,6 +300,29 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
             prow["speedup_of_default_compiled"] = prow["total_s"] / paths["default_compiled"]["total_s"]
     result["paths"] = paths
     return result
+
+
+def _measure_other_precision(pipe, paths, measure, T, H, W, log) -> None:
+    """The "default_fp32" / "default_bf16" row: the same pipeline in the precision it does not run in,
+    and how far its frames are from the default row's (same seed)."""
+    d, mine = pipe.defaults, pipe.precision
+    other = "fp32" if mine == "bf16" else "bf16"
+    with torch.inference_mode():
+        kw = dict(num_frames=T, height=H, width=W, generator=torch.Generator().manual_seed(0))
+        ref = pipe(PROMPT, **kw).frames
+        pipe.set_precision(other)
+        out = pipe(PROMPT, **dict(kw, generator=torch.Generator().manual_seed(0))).frames
+    try:
+        row = measure(f"default_{other}", pipe, d.num_inference_steps, d.guidance_scale,
+                      gflop=paths["default"]["denoiser_gflop_per_step"])
+    finally:
+        pipe.set_precision(mine)
+    diff = abs(out - ref)
+    row.update(precision=other, frames_max_abs_diff_vs_default=float(diff.max()),
+               frames_mean_abs_diff_vs_default=float(diff.mean()))
+    paths["default"]["precision"] = mine
+    log(f"default in {other}: {row['total_s']:.2f} s; frames differ from {mine} by at most "
+        f"{row['frames_max_abs_diff_vs_default']:.3f} (mean {row['frames_mean_abs_diff_vs_default']:.4f})")
 
 
 def _measure_compiled(pipe, paths, measure, result, T, H, W, repeats, threads, model, extra, tmp, cold, log) -> None:
@@ -338,6 +367,8 @@ def format_table(result: dict) -> str:
     s = result["settings"]
     lines = [f"{s['num_frames']} frames {s['width']}x{s['height']} at {s['fps']} fps ({s['video_seconds']:.1f} s of video), "
              f"{s['threads']} threads, torch {s['torch']}, {s['cpu']}",
+             f"default precision: {s.get('precision', 'fp32')} (native bf16 on this CPU: "
+             f"{'yes' if s.get('native_bf16') else 'no'})",
              "", "| path | steps | CFG | text s | denoise s | decode s | write s | total s | default is x faster |"
              + (" compiled default is x faster |" if "default_compiled" in result["paths"] else ""),
              "|---|---|---|---|---|---|---|---|---|" + ("---|" if "default_compiled" in result["paths"] else "")]
@@ -346,6 +377,13 @@ def format_table(result: dict) -> str:
                      f"{r['decode_s']:.2f} | {r['write_s']:.2f} | {r['total_s']:.2f} | {r['speedup_of_default']:.1f} |"
                      + (f" {r['speedup_of_default_compiled']:.1f} |" if "speedup_of_default_compiled" in r else ""))
     d = result["paths"]["default"]
+    for other in ("fp32", "bf16"):
+        if f"default_{other}" in result["paths"]:
+            o = result["paths"][f"default_{other}"]
+            lines += ["", f"precision: {s.get('precision')} is {o['total_s'] / d['total_s']:.2f}x the speed of {other} "
+                          f"(denoise {o['denoise_s'] / d['denoise_s']:.2f}x, decode {o['decode_s'] / d['decode_s']:.2f}x); "
+                          f"frames differ by at most {o['frames_max_abs_diff_vs_default']:.3f} "
+                          f"(mean {o['frames_mean_abs_diff_vs_default']:.4f})"]
     if "default_compiled" in result["paths"]:
         c = result["paths"]["default_compiled"]
         lines += ["", f"compiled denoiser (edgevid compile, built in {c['compile_s']:.0f} s"

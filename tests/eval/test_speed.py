@@ -33,6 +33,11 @@ def test_bench_quick_measures_every_path(tiny_model_dir, tmp_path, capsys):
     assert d["denoiser_gflop_per_step"] > 0 and d["denoiser_gflops_achieved"] == pytest.approx(
         d["denoiser_gflop_per_step"] * d["steps"] / d["denoise_s"])
     assert r["peaks"]["matmul_fp32_gflops"] > 0 and r["peaks"]["matmul_bf16_gflops"] > 0
+    # The suite pins fp32 (conftest): the bf16 row is timed beside it, with its distance in frames.
+    b = r["paths"]["default_bf16"]
+    assert s["precision"] == "fp32" and b["precision"] == "bf16" and b["total_s"] > 0
+    assert 0 < b["frames_max_abs_diff_vs_default"] < 0.5
+    assert "precision: fp32 is" in table
 
 
 def test_bench_bad_input(tmp_path, capsys):

@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, help="CPU threads it is compiled for (default: all cores; generate must use "
                                                "the same number to use it)")
     c.add_argument("--force", action="store_true", help="compile again even if the cache has it")
+    add_precision_flag(c, " generate uses the package of its own precision.")
     c.set_defaults(func=cmd_compile)
 
     b = sub.add_parser("bench", help="speed of the default 5-s video against the teacher path and a diffusers-built "
@@ -298,8 +299,8 @@ def cmd_generate(args) -> None:
 
         compiled = load_compiled_unet(pipe)  # never compiles here
         if not compiled:
-            raise CLIError("--compiled: no compiled denoiser for this model, machine and thread count; "
-                           "run `edgevid compile` (with the same --model and --threads) first")
+            raise CLIError(f"--compiled: no compiled {pipe.precision} denoiser for this model, machine and thread "
+                           "count; run `edgevid compile` (with the same --model, --threads and --precision) first")
     fps = args.fps or pipe.defaults.fps
     kw = resolve_generate_args(pipe, args)
     est = check_generate_resources(pipe, kw, args.stream, out.suffix.lower(), preset)
@@ -906,12 +907,13 @@ def cmd_compile(args) -> None:
     from edgevid.compiled import compile_unet, package_path
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
-    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision=args.precision)
     path = package_path(pipe)
     if path.is_file() and not args.force:
         print(f"already compiled: {path}")
         return
-    print(f"compiling the denoiser for {torch.get_num_threads()} threads (a few minutes on 2 cores) ...", flush=True)
+    print(f"compiling the {pipe.precision} denoiser for {torch.get_num_threads()} threads (a few minutes on 2 cores) ...",
+          flush=True)
     t0 = time.perf_counter()
     compile_unet(pipe, force=args.force)
     print(f"wrote {path} in {time.perf_counter() - t0:.0f} s; use it with `edgevid generate --compiled` "

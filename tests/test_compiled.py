@@ -100,3 +100,26 @@ def test_cli_generate_uses_the_compiled_denoiser(use_cache, tmp_path, capsys):
     assert "compiled denoiser" not in capsys.readouterr().out
     assert main([*argv, "-o", str(tmp_path / "c.mp4"), "--compiled", "--threads", "2"]) == 1  # not built for 2
     assert "edgevid compile" in capsys.readouterr().err and not (tmp_path / "c.mp4").exists()
+
+
+def test_bf16_package_serves_bf16_calls_only(use_cache, monkeypatch):
+    model_dir = use_cache
+    torch.set_num_threads(1)
+    pipe = EdgeVidPipeline.from_pretrained(model_dir, precision="bf16")
+    fp32_path = package_path(EdgeVidPipeline.from_pretrained(model_dir, precision="fp32"))
+    assert package_path(pipe) != fp32_path and package_path(pipe).name.endswith("-bf16.pt2")
+    assert not load_compiled_unet(pipe)  # only the fp32 package is built
+    if not REAL_COMPILE:
+        monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", _fake_compile)
+    compile_unet(pipe)
+    kw = dict(num_frames=9, guidance_scale=1.0, output_type="latent")
+    ref = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0), **kw).frames
+    assert load_compiled_unet(pipe) and pipe.unet.precision == "bf16"
+    out = pipe("a red circle moving left", generator=torch.Generator().manual_seed(0), **kw).frames
+    assert pipe.unet.calls == {"compiled": 2, "eager": 0} and out.dtype == torch.float32
+    # bf16 weights against bf16 autocast of fp32 weights: the same bf16 matmuls, rounded elsewhere
+    torch.testing.assert_close(out, ref, atol=0.05 * float(ref.abs().max()), rtol=0.05)
+    pipe.set_precision("fp32")  # an fp32 call never runs the bf16 package ...
+    pipe("a red circle", num_frames=9, guidance_scale=1.0, output_type="latent")
+    assert pipe.unet.calls == {"compiled": 2, "eager": 2}
+    assert load_compiled_unet(pipe) and pipe.unet.precision == "fp32"  # ... and loading swaps in the fp32 one

@@ -23,7 +23,7 @@ def add_export_parser(sub) -> None:
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("-o", "--output", required=True, help="folder for the artifacts and manifest.json")
     p.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
-                   help="int8: per-channel int8 weights, dynamic 8-bit activations (executorch only)")
+                   help="int8: per-channel int8 weights of linears (dynamic 8-bit activations) and convolutions (static, calibrated 8-bit activations); executorch only")
     p.add_argument("--no-mobile-ops", action="store_true",
                    help="export the layers as written (GroupNorm, nearest upsampling, ... stay off XNNPACK)")
     p.add_argument("--num-frames", type=int, help="frames of the exported video (default: the model's)")

@@ -82,6 +82,14 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
     import torch
 
     stages, constants = build_stages(pipe, spec, mobile=mobile)
+    calibration = {}
+    if precision == "int8":
+        from edgevid.export.quantize import calibration_inputs, calibration_prompts
+
+        if progress:
+            print("calibrating the int8 activations on the training-style prompts ...", flush=True)
+        prompts = calibration_prompts()
+        calibration = calibration_inputs(pipe, {s.name: s for s in stages}, constants, spec, prompts)
     np.save(out / "time_embeddings.npy", constants["time_embeddings"].astype(np.float32))
     C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
     entries = {}
@@ -90,7 +98,12 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
         t0 = time.perf_counter()
         if progress:
             print(f"exporting {stage.name} ({fmt}, {precision}) ...", flush=True)
-        facts = EXPORTERS[fmt](stage.module, stage.inputs, stage.input_names, stage.output_names, path, precision)
+        module = stage.module
+        if precision == "int8":
+            from edgevid.export.quantize import quantize_pt2e
+
+            module = quantize_pt2e(stage.module, stage.inputs, calibration[stage.name])
+        facts = EXPORTERS[fmt](module, stage.inputs, stage.input_names, stage.output_names, path, precision)
         with torch.no_grad():
             outputs = stage.module(*stage.inputs)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
@@ -108,6 +121,9 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
     manifest = {
         "manifest_version": MANIFEST_VERSION, "format": fmt, "precision": precision, "mobile_ops": mobile,
         "toolchain": versions, "edgevid_version": _version(),
+        **({"quantization": {"linear": "int8 weights per channel, dynamic int8 activations",
+                             "conv2d": "int8 weights per channel, static int8 activations",
+                             "calibration_prompts": prompts, "other_ops": "fp32"}} if precision == "int8" else {}),
         "video": {"num_frames": spec.num_frames, "height": spec.height, "width": spec.width, "fps": spec.fps},
         "latent": {"channels": C, "frames": K, "height": h, "width": w,
                    "temporal_compression": pipe.vae.config.temporal_compression,

@@ -67,11 +67,10 @@ def delegation_report(edge_program) -> dict:
 
 
 def export_executorch(module, inputs, input_names, output_names, path: Path, precision: str = "fp32") -> dict:
+    """fp32, or int8: `module` is then already quantized (export.quantize, which needs calibration data)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    if precision == "int8":
-        module = quantize_pt2e(module, inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         edge = to_edge_transform_and_lower(_export(module, inputs), partitioner=[XnnpackPartitioner()])
@@ -79,20 +78,6 @@ def export_executorch(module, inputs, input_names, output_names, path: Path, pre
         report = delegation_report(program)
         path.write_bytes(edge.to_executorch().buffer)
     return {"delegation": report}
-
-
-def quantize_pt2e(module, inputs):
-    """int8 weights per channel and 8-bit dynamic activations (XNNPACK's dynamic quantization)."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
-    graph = _export(module, inputs).module()
-    prepared = prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        prepared(*inputs)
-    return convert_pt2e(prepared)
 
 
 def export_onnx(module, inputs, input_names, output_names, path: Path, precision: str = "fp32") -> dict:

@@ -197,3 +197,21 @@ def test_a_failed_export_leaves_no_folder(micro, tmp_path, monkeypatch):
     (tmp_path / "notes" / "a.txt").write_text("x")
     with pytest.raises(ValueError, match="not an export folder"):
         exporter.export_pipeline(micro, tmp_path / "notes", "onnx", progress=False)
+
+
+def test_int8_executorch_round_trip_is_smaller_close_and_fully_delegated(micro, exported, tmp_path):
+    """int8 (export.quantize): linears with dynamic, convolutions with calibrated static int8
+    activations; every compute op still on XNNPACK, and the video close to the fp32 artifacts'."""
+    from edgevid.export.exporter import export_pipeline
+    from edgevid.export.runner import ExportedPipeline
+
+    pytest.importorskip("executorch")
+    m = export_pipeline(micro, tmp_path / "int8", "executorch", precision="int8", progress=False)
+    fp32 = json.loads((exported("executorch") / "manifest.json").read_text())
+    assert m["precision"] == "int8" and len(m["quantization"]["calibration_prompts"]) == 4
+    for name in ("denoiser", "decoder_first", "decoder_next"):
+        assert m["stages"][name]["delegation"]["delegated_share"] == 1.0
+        assert m["stages"][name]["bytes"] < 0.8 * fp32["stages"][name]["bytes"]
+    a = ExportedPipeline(exported("executorch"), threads=1)(PROMPT, seed=0)
+    b = ExportedPipeline(tmp_path / "int8", threads=1)(PROMPT, seed=0)
+    assert a.shape == b.shape and 0 < np.abs(a - b).max() < 0.2 and np.abs(a - b).mean() < 0.02

@@ -7,6 +7,7 @@
       manifest.json          shapes, dtypes, time grid, fps, sha256 of every file, toolchain versions
       tokenizer.json         (MiniLM WordPiece) or the hashing tokenizer's parameters in the manifest
       time_embeddings.npy    (steps, E) float32: the denoiser's time input at each step (App. F)
+      token_table.npy        (V, D) the text encoder's word table (int8 + token_table_scales.npy in int8 exports)
       text.pte  denoiser.pte  decoder_first.pte  decoder_next.pte
 """
 from __future__ import annotations
@@ -39,6 +40,19 @@ def _tokenizer(text_encoder, out: Path) -> dict:
         raise ValueError(f"{type(text_encoder).__name__}: no Hugging Face tokenizer to export")
     (out / "tokenizer.json").write_text(tok.to_str())
     return {"kind": "wordpiece", "file": "tokenizer.json"}
+
+
+def _write_token_table(table: np.ndarray, out: Path, precision: str) -> dict:
+    """The text encoder's word table (V, D), looked up by the runner: float32, or int8 per row
+    with a float32 scale per row (symmetric: row = int8 * scale; 1/4 of the bytes)."""
+    if precision != "int8":
+        np.save(out / "token_table.npy", table.astype(np.float32))
+        return {"file": "token_table.npy", "dtype": "float32"}
+    scales = np.maximum(np.abs(table).max(axis=1, keepdims=True), 1e-12) / 127.0  # (V, 1)
+    np.save(out / "token_table.npy", np.clip(np.round(table / scales), -127, 127).astype(np.int8))
+    np.save(out / "token_table_scales.npy", scales.astype(np.float32))
+    return {"file": "token_table.npy", "dtype": "int8", "scales": "token_table_scales.npy",
+            "quantization": "symmetric per row: row = int8 * scale"}
 
 
 def _io(names, tensors) -> list[dict]:
@@ -91,6 +105,7 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
         prompts = calibration_prompts()
         calibration = calibration_inputs(pipe, {s.name: s for s in stages}, constants, spec, prompts)
     np.save(out / "time_embeddings.npy", constants["time_embeddings"].astype(np.float32))
+    table = _write_token_table(constants["token_table"], out, precision)
     C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
     entries = {}
     for stage in stages:
@@ -132,11 +147,15 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
         "sampler": {"kind": "euler", "steps": spec.num_inference_steps, "shift": spec.shift,
                     "timesteps": [float(t) for t in constants["timesteps"]],
                     "time_embeddings": "time_embeddings.npy", "noise": "standard normal, float32, (1, C, K, h, w)"},
-        "text": {"max_length": spec.text_tokens, "dim": pipe.text_encoder.dim, "tokenizer": _tokenizer(pipe.text_encoder, out)},
+        "text": {"max_length": spec.text_tokens, "dim": pipe.text_encoder.dim, "tokenizer": _tokenizer(pipe.text_encoder, out),
+                 "token_table": table},
         "decoder": {"chunk_latents": min(spec.decode_chunk_latents, K), "states": len(stages[2].output_names) - 1},
         "shapes": "static: one video size per export (re-export for another size)",
         "stages": entries,
     }
+    extra = [manifest["sampler"]["time_embeddings"], table["file"], *([table["scales"]] if "scales" in table else []),
+             *([manifest["text"]["tokenizer"]["file"]] if "file" in manifest["text"]["tokenizer"] else [])]
+    manifest["files"] = {name: file_digest(out / name) for name in extra}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: the word-table lookup moved out of the text graph (token_table.npy)
 STAGES = ("text", "denoiser", "decoder_first", "decoder_next")
 
 
@@ -34,7 +34,7 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
     if not isinstance(manifest, dict) or manifest.get("manifest_version") != MANIFEST_VERSION:
         raise ValueError(f"{path}: manifest_version {manifest.get('manifest_version') if isinstance(manifest, dict) else None!r}"
                          f" is not {MANIFEST_VERSION}; re-export with this edgevid")
-    for key in ("format", "video", "latent", "sampler", "text", "decoder", "stages"):
+    for key in ("format", "video", "latent", "sampler", "text", "decoder", "stages", "files"):
         if key not in manifest:
             raise ValueError(f"{path}: missing {key!r}")
     missing = [s for s in STAGES if s not in manifest["stages"]]
@@ -48,10 +48,10 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
         if verify and file_digest(file) != entry["sha256"]:
             raise ValueError(f"{folder}: {entry['file']} does not match the manifest (sha256 differs): "
                              f"the artifact and manifest.json come from different exports")
-    extra = [manifest["sampler"]["time_embeddings"]]
-    if manifest["text"]["tokenizer"].get("kind") == "wordpiece":
-        extra.append(manifest["text"]["tokenizer"]["file"])
-    for name in extra:
+    for name, digest in manifest.get("files", {}).items():  # the arrays and the tokenizer beside the graphs
         if not (folder / name).is_file():
             raise ValueError(f"{folder}: {name} is missing")
+        if verify and file_digest(folder / name) != digest:
+            raise ValueError(f"{folder}: {name} does not match the manifest (sha256 differs): "
+                             f"it and manifest.json come from different exports")
     return manifest

@@ -370,9 +370,11 @@ class MobileBert(nn.Module):
         self.embed_norm, self.layers = bert.embed_norm, bert.layers
 
     def forward(self, input_ids: Tensor, mask: Tensor) -> Tensor:
-        B, L = input_ids.shape
-        x = F.embedding(input_ids, self.word_embed) + self.pos_embed[:L] + self.type_embed[:1]  # (B, L, D)
-        x = self.embed_norm(x)
+        return self.forward_embeds(F.embedding(input_ids, self.word_embed), mask)
+
+    def forward_embeds(self, word_embeds: Tensor, mask: Tensor) -> Tensor:
+        B, L, _ = word_embeds.shape
+        x = self.embed_norm(word_embeds + self.pos_embed[:L] + self.type_embed[:1])  # (B, L, D)
         for layer in self.layers:
             x = self._layer(layer, x, mask)
         return x * mask.reshape(B, L, 1)

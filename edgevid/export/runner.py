@@ -63,7 +63,7 @@ class _LiteRT:
         self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         self.names = sorted(details, key=lambda n: _arg_index(n))
-        self.dtypes = [details[n]["dtype"] for n in self.names]  # int64 ids arrive as int32 (LiteRT's default)
+        self.dtypes = [details[n]["dtype"] for n in self.names]
         self.out_names = sorted(self.runner.get_output_details(), key=lambda n: _arg_index(n))
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
@@ -123,6 +123,9 @@ class ExportedPipeline:
         self.load_seconds = time.perf_counter() - load_t0
         self.tokenize = _Tokenizer(self.folder, m["text"]["tokenizer"], m["text"]["max_length"])
         self.temb = np.load(self.folder / m["sampler"]["time_embeddings"]).astype(np.float32)
+        table = m["text"]["token_table"]
+        self.token_table = np.load(self.folder / table["file"])  # (V, D) float32, or int8 with per-row scales
+        self.token_scales = np.load(self.folder / table["scales"]) if "scales" in table else None
         self.timesteps = np.asarray(m["sampler"]["timesteps"], np.float32)
         lat = m["latent"]
         self.latent_shape = (1, lat["channels"], lat["frames"], lat["height"], lat["width"])
@@ -148,7 +151,7 @@ class ExportedPipeline:
         timings = self.timings = {}
         t0 = time.perf_counter()
         ids, mask = self.tokenize(prompt)
-        (tokens,) = self.stages["text"](ids, mask)
+        (tokens,) = self.stages["text"](self.word_embeds(ids), mask)
         timings["text"] = time.perf_counter() - t0
         x = noise.astype(np.float32)
         t0 = time.perf_counter()
@@ -159,6 +162,13 @@ class ExportedPipeline:
         if not np.isfinite(x).all():
             raise FloatingPointError("sampling diverged (the latents became NaN or inf)")
         yield from self._decode(x)
+
+    def word_embeds(self, ids: np.ndarray) -> np.ndarray:
+        """ids (1, L) -> the word table's rows (1, L, D) float32: the text graph's input."""
+        rows = self.token_table[ids]
+        if self.token_scales is not None:
+            rows = rows.astype(np.float32) * self.token_scales[ids]
+        return rows.astype(np.float32)
 
     def _decode(self, x: np.ndarray):
         """The streaming decoder, chunk by chunk; a short last chunk is padded with copies of its

@@ -1,12 +1,13 @@
 """The pipeline cut into the graphs an on-device runtime runs, with static shapes.
 
-    text      ids (1, L) int64, mask (1, L) float 1/0          -> tokens (1, L, D)
+    text      word_embeds (1, L, D), mask (1, L) float 1/0     -> tokens (1, L, D)
     denoiser  x (1, C, K, h, w), tokens, mask, temb (1, E)      -> velocity (1, C, K, h, w)
     decoder_first  z (1, C, n, h, w)                            -> frames (1 + tc(n-1), 3, H, W), states...
     decoder_next   z (1, C, n, h, w), states...                 -> frames (tc n, 3, H, W), states...
 
 The prompt is padded to the encoder's max_length L with a float mask (padded keys get no
-weight, so the tokens equal the unpadded ones). The sampler's time grid is fixed, so the time
+weight, so the tokens equal the unpadded ones); its word-table rows are looked up outside the
+graph (a gather: no compute to delegate), from a table shipped beside the graphs. The sampler's time grid is fixed, so the time
 embeddings of its steps are constants (SnapGen-V App. F): they are computed here once and
 shipped beside the graphs, and the denoiser takes one as an input. The decoder is the
 streaming VAE decoder: latents go in in chunks of n (normalised, as the sampler makes them),
@@ -27,12 +28,15 @@ from edgevid.models.vae import CausalConv3d
 
 
 class TextStage(nn.Module):
+    """The text encoder after its word-table lookup: the lookup is a gather, which the runner does
+    in numpy from the shipped table (`token_table.npy`, int8 with per-row scales in int8 exports)."""
+
     def __init__(self, bert: nn.Module):
         super().__init__()
         self.bert = bert
 
-    def forward(self, input_ids: Tensor, mask: Tensor) -> Tensor:
-        return self.bert(input_ids, mask)
+    def forward(self, word_embeds: Tensor, mask: Tensor) -> Tensor:
+        return self.bert.forward_embeds(word_embeds, mask)
 
 
 def causal_convs(vae: nn.Module) -> list[nn.Module]:
@@ -99,7 +103,7 @@ class Stage:
 
 def build_stages(pipe, spec: VideoSpec, mobile: bool = True) -> tuple[list[Stage], dict]:
     """The four stages of `pipe` at `spec`'s shapes, with example inputs, and the constants the
-    runner needs: {"timesteps": (S+1,), "time_embeddings": (S, E), ...}. mobile: the
+    runner needs: {"timesteps": (S+1,), "time_embeddings": (S, E), "token_table": (V, D)}. mobile: the
     delegation-friendly layer forms (export.mobile), the same function."""
     prep = mobile_friendly if mobile else (lambda m: m)
     text_model = getattr(pipe.text_encoder, "model", None)
@@ -121,7 +125,8 @@ def build_stages(pipe, spec: VideoSpec, mobile: bool = True) -> tuple[list[Stage
         states = first(z)[1:]
     state_names = [f"state_{i}" for i in range(len(states))]
     stages = [
-        Stage("text", TextStage(prep(text_model)).eval(), (ids, mask), ["input_ids", "mask"], ["tokens"]),
+        Stage("text", TextStage(prep(text_model)).eval(), (text_model.word_embed.detach()[ids], mask),
+              ["word_embeds", "mask"], ["tokens"]),
         Stage("denoiser", DenoiserStep(unet).eval(), (torch.randn(1, C, K, h, w, generator=gen), tokens, mask,
                                                         temb[:1].clone()),
               ["x", "tokens", "mask", "temb"], ["velocity"]),
@@ -132,5 +137,6 @@ def build_stages(pipe, spec: VideoSpec, mobile: bool = True) -> tuple[list[Stage
     with torch.no_grad():  # once eagerly: shape-only tables (RoPE) are kept, so the traced graphs hold them as constants
         for stage in stages:
             stage.module(*stage.inputs)
-    constants = {"timesteps": timesteps.numpy(), "time_embeddings": temb.numpy()}
+    constants = {"timesteps": timesteps.numpy(), "time_embeddings": temb.numpy(),
+                 "token_table": text_model.word_embed.detach().numpy()}
     return stages, constants

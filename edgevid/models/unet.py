@@ -129,7 +129,9 @@ class SpatioTemporalUNet(nn.Module):
             temb = temb + self.text_embed(pooled_tokens(context, context_mask))  # (B, D)
         # (B, D) -> (B*T, D), frame-major like h; one sample's (1, D) broadcasts over its frames
         emb = temb if B == 1 else temb.repeat_interleave(T, dim=0)
-        h = x.transpose(1, 2).reshape(B * T, -1, H, W)  # (B, C, T, H, W) -> (B*T, C, H, W)
+        # (B, C, T, H, W) -> (B*T, C, H, W), as a 4-D transpose: litert-torch 0.10 miscompiles a 5-D
+        # transpose of a graph input that feeds a conv (docs/EXPORT.md)
+        h = x.reshape(B, -1, T, H * W).transpose(1, 2).reshape(B * T, -1, H, W)
         h = self.conv_in(h)
 
         skips = [h]

@@ -72,11 +72,15 @@ class BertModel(nn.Module):
         self.layers = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_layers))
 
     def forward(self, input_ids: Tensor, mask: Tensor) -> Tensor:
-        B, L = input_ids.shape
+        return self.forward_embeds(F.embedding(input_ids, self.word_embed), mask)
+
+    def forward_embeds(self, word_embeds: Tensor, mask: Tensor) -> Tensor:
+        """The same, from the word-table rows (B, L, D) already looked up (exported graphs: the
+        lookup is a gather the runner does in numpy, from a table it may keep in int8)."""
+        B, L, _ = word_embeds.shape
         if L > self.cfg.max_positions:
             raise ValueError(f"sequence of {L} tokens exceeds max_positions={self.cfg.max_positions}")
-        x = F.embedding(input_ids, self.word_embed) + self.pos_embed[:L] + self.type_embed[0]  # (B, L, D)
-        x = self.embed_norm(x)
+        x = self.embed_norm(word_embeds + self.pos_embed[:L] + self.type_embed[0])  # (B, L, D)
         # (B, 1, 1, L): padded keys are ignored; a float 1/0 mask as an additive bias (exported graphs)
         attn_mask = mask[:, None, None, :] if mask.dtype == torch.bool else key_bias(mask)[:, None, None, :]
         for layer in self.layers:

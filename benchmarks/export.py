@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8, resolve_model_dir
 
     torch.set_num_threads(args.threads)
-    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+    # eager is the fp32 reference (on a CPU with native bf16, `auto` would pick bf16)
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision="fp32")
     results = {"threads": args.threads, "repeats": args.repeats, "cpu": _cpu(), "formats": {}}
     eager_stages = None
     for folder in map(Path, args.folders):
@@ -54,7 +55,9 @@ def main(argv=None) -> int:
                 with torch.no_grad():
                     eager[st.name] = median_seconds(lambda st=st: st.module(*st.inputs), args.repeats)
             results["eager_stage_seconds"] = eager
-        row = {"precision": m["precision"], "bytes": sum(s["bytes"] for s in m["stages"].values()),
+        files = sum((folder.expanduser() / name).stat().st_size for name in m["files"])  # word table, time embeddings
+        row = {"precision": m["precision"], "bytes": sum(s["bytes"] for s in m["stages"].values()) + files,
+               "stage_bytes": {name: s["bytes"] for name, s in m["stages"].items()}, "file_bytes": files,
                "load_seconds": exp.load_seconds, "stages": {}}
         for st in eager_stages:
             inputs = [t.numpy() for t in st.inputs]

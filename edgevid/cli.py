@@ -57,6 +57,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"edgevid {_version()}")
     sub = p.add_subparsers(metavar="COMMAND")
 
+    add_generate_parser(sub)
+    add_train_parser(sub)
+    add_distill_parser(sub)
+    add_compress_parser(sub)
+    add_compile_parser(sub)
+    add_bench_parser(sub)
+    add_eval_parser(sub)
+    add_dataset_parser(sub)
+
+    from edgevid.export.cli import add_export_parser, add_run_exported_parser
+
+    add_export_parser(sub)
+    add_run_exported_parser(sub)
+    return p
+
+
+def add_precision_flag(p: argparse.ArgumentParser, extra: str = "") -> None:
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="denoiser and decoder precision: auto (the default, or $EDGEVID_PRECISION) is bf16 on a CPU "
+                        "with native bf16 (AVX512-BF16/AMX), where it is ~1.6x faster, and fp32 elsewhere." + extra)
+
+
+def _add_common_train_flags(p: argparse.ArgumentParser, lr_and_bf16: bool = True) -> None:
+    p.add_argument("--run-dir", required=True, help="run folder: resolved config, log.jsonl, checkpoints")
+    p.add_argument("--output", help="write the trained model here when done")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--steps", type=int, help="total optimisation steps")
+    p.add_argument("--batch-size", type=int)
+    if lr_and_bf16:
+        p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--buckets", help="comma-separated FRAMESxHEIGHTxWIDTH, e.g. 1x64x64,9x64x64,17x64x96")
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--data", default="procedural", help="'procedural' or a folder of mp4 + captions.jsonl")
+    p.add_argument("--seed", type=int)
+    if lr_and_bf16:
+        p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--fps", type=int, help="frame rate of the training clips (default 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# ----------------------------------------------------------------------------- generate
+def add_generate_parser(sub) -> None:
     g = sub.add_parser("generate", help="generate a video from a text prompt", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("prompt", help="what the video should show")
@@ -95,194 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with --stream, 0 without). The same value with and without --stream gives the same video")
     g.set_defaults(func=cmd_generate)
 
-    t = sub.add_parser("train", help="train a model (vae | t2v)")
-    tsub = t.add_subparsers(metavar="MODEL")
-    tv = tsub.add_parser("vae", help="train the video VAE on the procedural world or a video folder")
-    tv.add_argument("--preset", default="snapgen8", help="VAE architecture preset (tiny, snapgen, snapgen8, hc32; default snapgen8, the shipped one)")
-    tv.add_argument("--kl-weight", type=float, help="weight of the KL term per pixel value (default 1e-6)")
-    tv.add_argument("--crop-size", type=int, help="train on random CROPxCROP windows of clips rendered at the bucket size")
-    _add_common_train_flags(tv)
-    tv.set_defaults(func=cmd_train_vae)
-    tt = tsub.add_parser("t2v", help="train the text-to-video denoiser (rectified flow)")
-    tt.add_argument("--vae", required=True, help="trained VAE folder (from `edgevid train vae --output`)")
-    tt.add_argument("--preset", default="small", help="UNet architecture preset (tiny, small)")
-    tt.add_argument("--text-encoder", default="minilm-l6-v2", choices=["minilm-l6-v2", "tiny"],
-                    help="frozen text encoder (default: all-MiniLM-L6-v2)")
-    tt.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
-    tt.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips in memory")
-    tt.add_argument("--ema-decay", type=float, help="EMA decay of the shipped weights (default 0.999)")
-    tt.add_argument("--init-from", metavar="MODEL_DIR",
-                    help="start from this pipeline's UNet (its architecture replaces --preset): continue "
-                         "training a finished model with a new schedule, or fine-tune one")
-    tt.add_argument("--export-checkpoint", action="store_true",
-                    help="no training: write the EMA weights of --run-dir's latest checkpoint to --output "
-                         "(stop a run early and use it)")
-    tt.add_argument("--t-mean", type=float, help="logit-normal time sampling m (SnapGen-V Eq. 3; default 0; > 0 trains noisier t)")
-    tt.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1; larger reaches both ends of [0, 1])")
-    tt.add_argument("--foreground-weight", type=float,
-                    help="extra loss weight on the latent cells objects cover (procedural data; default 0 = off)")
-    tt.add_argument("--guidance", type=float, default=5.0, help="default guidance stored with the model")
-    tt.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
-    tt.add_argument("--sample-frames", type=int, default=121, help="default frame count stored with the model")
-    tt.add_argument("--sample-size", default="256x256", help="default HEIGHTxWIDTH stored with the model")
-    tt.add_argument("--sample-fps", type=int, default=24, help="default playback fps stored with the model")
-    tt.add_argument("--sample-shift", type=float, default=1.0,
-                    help="default timestep shift of the sampling grid stored with the model (1 = uniform)")
-    _add_common_train_flags(tt)
-    tt.set_defaults(func=cmd_train_t2v)
 
-    ds = sub.add_parser("distill", help="adversarial step distillation: teacher -> few-step student without guidance")
-    ds.add_argument("--teacher", default="teacher",
-                    help="teacher pipeline folder, or a shipped model name (default: 'teacher', the 25-step CFG "
-                         "model the shipped 4-step default was distilled from)")
-    ds.add_argument("--student-steps", type=int, default=4, help="k, the student's sampling steps (default 4)")
-    ds.add_argument("--head", choices=["unified", "separate"], default="unified",
-                    help="discriminator heads: SnapGen-V's spatial-temporal (unified) or SF-V's separate ones")
-    ds.add_argument("--disc-t-mean", type=float, help="m of the discriminator's logit-normal t' (default -1)")
-    ds.add_argument("--disc-t-std", type=float, help="s of the discriminator's logit-normal t' (default 1)")
-    ds.add_argument("--adv-weight", type=float, help="adversarial loss weight; 0 = reconstruction only (default 1)")
-    ds.add_argument("--recon-weight", type=float, help="pseudo-Huber reconstruction weight (default 1)")
-    ds.add_argument("--huber-c", type=float, help="c of the pseudo-Huber loss (default 0.00054*sqrt(d))")
-    ds.add_argument("--generator-lr", type=float, help="generator learning rate (default 1e-5)")
-    ds.add_argument("--discriminator-lr", type=float, help="discriminator-head learning rate (default 1e-4)")
-    ds.add_argument("--head-channels", type=int, help="width of each discriminator head (default 64)")
-    ds.add_argument("--ema-decay", type=float, help="EMA decay of the student (default 0.95)")
-    ds.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
-    ds.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips (memory + run dir)")
-    ds.add_argument("--export-checkpoint", action="store_true",
-                    help="no training: write the student EMA of --run-dir's latest checkpoint to --output")
-    _add_common_train_flags(ds, lr_and_bf16=False)
-    ds.set_defaults(func=cmd_distill)
-
-    cp = sub.add_parser("compress", help="make a model faster: distil a compressed VAE decoder (SnapGen-V App. B)")
-    csub = cp.add_subparsers(dest="what", required=True)
-    cd = csub.add_parser("decoder", help="freeze the VAE encoder, distil a smaller decoder from the full one, "
-                                         "write the pipeline with it")
-    cd.add_argument("--model", default="default",
-                    help="pipeline whose VAE decoder is compressed: a shipped name or a folder (default: default)")
-    cd.add_argument("--preset", default="fast", help="decoder preset from config.DECODER_PRESETS (default: fast; "
-                                                     "full = fine-tune the model's own decoder)")
-    cd.add_argument("--distill-weight", type=float, help="weight of L1+MSE to the full decoder's output (default 1)")
-    cd.add_argument("--pixel-weight", type=float, help="weight of L1+MSE to the source clip (default 0.5)")
-    cd.add_argument("--temporal-weight", type=float, help="weight of the frame-difference term (default 0.5)")
-    cd.add_argument("--latent-noise", type=float, help="std of noise on the normalised latents (default 0.05)")
-    cd.add_argument("--latent-noise-mode", choices=("fixed", "uniform"),
-                    help="fixed: every clip gets --latent-noise; uniform: each clip draws its std from U(0, --latent-noise)")
-    cd.add_argument("--crop-size", type=int, help="train on random windows of this size (default 64; 0 = whole)")
-    cd.add_argument("--object-weight", type=float,
-                    help="pixels under objects count 1 + W times in the pixel term (procedural data; default 0)")
-    cd.add_argument("--ema-decay", type=float, help="EMA decay of the decoder (default 0.999)")
-    _add_common_train_flags(cd)
-    cd.set_defaults(func=cmd_compress_decoder)
-
-    c = sub.add_parser("compile", help="AOT-compile a model's denoiser for this machine (once, minutes) for "
-                                       "`generate --compiled` and `load_compiled_unet` (1.6x faster denoiser calls)")
-    c.add_argument("--model", default="default", help="a shipped model's name or a model folder (default: default)")
-    c.add_argument("--threads", type=int, help="CPU threads it is compiled for (default: all cores; generate must use "
-                                               "the same number to use it)")
-    c.add_argument("--force", action="store_true", help="compile again even if the cache has it")
-    add_precision_flag(c, " generate uses the package of its own precision.")
-    c.set_defaults(func=cmd_compile)
-
-    b = sub.add_parser("bench", help="speed of the default 5-s video against the teacher path and a diffusers-built "
-                                     "peer: stage times, real-time factor, time to first frame, memory, FLOP rate, cold start")
-    b.add_argument("--model", default="default", help="the model to time (default: the shipped default)")
-    b.add_argument("--teacher", default="teacher", help="teacher path timed alongside, 25 steps + CFG ('none' to skip)")
-    b.add_argument("--peer", default="full", choices=["full", "tiny", "none"],
-                   help="diffusers UNet3DConditionModel + AutoencoderKL peer (random weights) to time alongside")
-    b.add_argument("--num-frames", type=int, help="default: the model's (121)")
-    b.add_argument("--height", type=int, help="default: the model's (256)")
-    b.add_argument("--width", type=int, help="default: the model's (256)")
-    b.add_argument("--repeats", type=int, default=3, help="timed runs per path, the median is reported (default 3)")
-    b.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    b.add_argument("--no-cold", action="store_true", help="skip the cold CLI runs (fresh processes)")
-    add_precision_flag(b, " The other precision is timed alongside unless --no-precision-compare.")
-    b.add_argument("--no-precision-compare", action="store_true",
-                   help="do not time the default path in the other precision (fp32 / bf16)")
-    b.add_argument("--compiled", action="store_true",
-                   help="also time the default path with the AOT-compiled denoiser (built first if `edgevid compile` "
-                        "has not; the build time is reported)")
-    b.add_argument("--quick", action="store_true",
-                   help="a smoke run in seconds: 5 frames at the smallest size, 1 repeat, the tiny peer")
-    b.add_argument("--output", help="write all figures as JSON here")
-    b.set_defaults(func=cmd_bench)
-
-    e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
-    e.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder (default: default)")
-    e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
-    e.add_argument("--split", default="holdout", choices=("holdout", "train", "paraphrase"),
-                   help="holdout: the benchmark (default); train: the training stream's own scenes, a diagnostic "
-                        "that tells underfitting (low on both) from failing to generalise (low on holdout only); "
-                        "paraphrase: the hold-out scenes worded outside the training captions' vocabulary")
-    e.add_argument("--output", required=True, help="results JSON (overall prompt_adherence, per-attribute accuracies)")
-    e.add_argument("--report", help="PNG report: per-attribute bars and sample frames (default: OUTPUT with .png)")
-    e.add_argument("--num-frames", type=int, help="frames per video (default: the model's)")
-    e.add_argument("--height", type=int)
-    e.add_argument("--width", type=int)
-    e.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    e.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's)")
-    e.add_argument("--shift", type=float, help="timestep shift of the sampling grid (default: the model's)")
-    e.add_argument("--seed", type=int, default=0, help="video i uses seed SEED + i")
-    e.add_argument("--first-window", type=int, default=0,
-                   help="latent frames denoised alone first, as `generate --stream` does (default 0 = off)")
-    e.add_argument("--window", type=int, help="chunk-wise generation: latent frames per chunk (default: the model's)")
-    e.add_argument("--overlap", type=int, help="latent frames shared by consecutive chunks (default: the model's)")
-    e.add_argument("--continuation", choices=("noise", "hold"),
-                   help="how a continuing chunk's new frames start (default: the model's)")
-    e.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    e.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
-                   help="denoiser and decoder precision (default fp32, so that scores compare across CPUs; "
-                        "auto = what `generate` uses: bf16 on a CPU with native bf16)")
-    e.add_argument("--no-progress", action="store_true")
-    e.set_defaults(func=cmd_eval)
-
-    d = sub.add_parser("dataset", help="inspect the training data")
-    dsub = d.add_subparsers(metavar="ACTION")
-    dp = dsub.add_parser("preview", help="render procedural clips (or a video folder) into one grid video")
-    dp.add_argument("-o", "--output", required=True, help="output file (.mp4 or .gif)")
-    dp.add_argument("--num", type=int, default=4, help="clips in the grid (default 4)")
-    dp.add_argument("--split", default="train", choices=["train", "holdout"], help="procedural split")
-    dp.add_argument("--data", default="procedural", help="'procedural' or a folder of mp4 + captions.jsonl")
-    dp.add_argument("--frames", type=int, default=49, help="frames per clip (default 49)")
-    dp.add_argument("--size", type=int, default=128, help="height = width of each clip (default 128)")
-    dp.add_argument("--fps", type=int, default=12, help="frames per second (default 12)")
-    dp.add_argument("--seed", type=int, default=0)
-    dp.set_defaults(func=cmd_dataset_preview)
-
-    from edgevid.export.cli import add_export_parser, add_run_exported_parser
-
-    add_export_parser(sub)
-    add_run_exported_parser(sub)
-    return p
-
-
-def add_precision_flag(p: argparse.ArgumentParser, extra: str = "") -> None:
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
-                   help="denoiser and decoder precision: auto (the default, or $EDGEVID_PRECISION) is bf16 on a CPU "
-                        "with native bf16 (AVX512-BF16/AMX), where it is ~1.6x faster, and fp32 elsewhere." + extra)
-
-
-def _add_common_train_flags(p: argparse.ArgumentParser, lr_and_bf16: bool = True) -> None:
-    p.add_argument("--run-dir", required=True, help="run folder: resolved config, log.jsonl, checkpoints")
-    p.add_argument("--output", help="write the trained model here when done")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    p.add_argument("--steps", type=int, help="total optimisation steps")
-    p.add_argument("--batch-size", type=int)
-    if lr_and_bf16:
-        p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--buckets", help="comma-separated FRAMESxHEIGHTxWIDTH, e.g. 1x64x64,9x64x64,17x64x96")
-    p.add_argument("--checkpoint-every", type=int)
-    p.add_argument("--data", default="procedural", help="'procedural' or a folder of mp4 + captions.jsonl")
-    p.add_argument("--seed", type=int)
-    if lr_and_bf16:
-        p.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--threads", type=int, help="CPU threads")
-    p.add_argument("--fps", type=int, help="frame rate of the training clips (default 8)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-# ----------------------------------------------------------------------------- generate
 def cmd_generate(args) -> None:
     t0 = time.perf_counter()
     out, preset = check_generate_args(args)
@@ -683,6 +540,44 @@ def _source(args, fps: int, seed: int):
     return VideoFolderClips(args.data, fps=fps, seed=seed), {"kind": "video_folder", "root": str(args.data)}
 
 
+def add_train_parser(sub) -> None:
+    t = sub.add_parser("train", help="train a model (vae | t2v)")
+    tsub = t.add_subparsers(metavar="MODEL")
+    tv = tsub.add_parser("vae", help="train the video VAE on the procedural world or a video folder")
+    tv.add_argument("--preset", default="snapgen8", help="VAE architecture preset (tiny, snapgen, snapgen8, hc32; default snapgen8, the shipped one)")
+    tv.add_argument("--kl-weight", type=float, help="weight of the KL term per pixel value (default 1e-6)")
+    tv.add_argument("--crop-size", type=int, help="train on random CROPxCROP windows of clips rendered at the bucket size")
+    _add_common_train_flags(tv)
+    tv.set_defaults(func=cmd_train_vae)
+    tt = tsub.add_parser("t2v", help="train the text-to-video denoiser (rectified flow)")
+    tt.add_argument("--vae", required=True, help="trained VAE folder (from `edgevid train vae --output`)")
+    tt.add_argument("--preset", default="small", help="UNet architecture preset (tiny, small)")
+    tt.add_argument("--text-encoder", default="minilm-l6-v2", choices=["minilm-l6-v2", "tiny"],
+                    help="frozen text encoder (default: all-MiniLM-L6-v2)")
+    tt.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
+    tt.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips in memory")
+    tt.add_argument("--ema-decay", type=float, help="EMA decay of the shipped weights (default 0.999)")
+    tt.add_argument("--init-from", metavar="MODEL_DIR",
+                    help="start from this pipeline's UNet (its architecture replaces --preset): continue "
+                         "training a finished model with a new schedule, or fine-tune one")
+    tt.add_argument("--export-checkpoint", action="store_true",
+                    help="no training: write the EMA weights of --run-dir's latest checkpoint to --output "
+                         "(stop a run early and use it)")
+    tt.add_argument("--t-mean", type=float, help="logit-normal time sampling m (SnapGen-V Eq. 3; default 0; > 0 trains noisier t)")
+    tt.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1; larger reaches both ends of [0, 1])")
+    tt.add_argument("--foreground-weight", type=float,
+                    help="extra loss weight on the latent cells objects cover (procedural data; default 0 = off)")
+    tt.add_argument("--guidance", type=float, default=5.0, help="default guidance stored with the model")
+    tt.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
+    tt.add_argument("--sample-frames", type=int, default=121, help="default frame count stored with the model")
+    tt.add_argument("--sample-size", default="256x256", help="default HEIGHTxWIDTH stored with the model")
+    tt.add_argument("--sample-fps", type=int, default=24, help="default playback fps stored with the model")
+    tt.add_argument("--sample-shift", type=float, default=1.0,
+                    help="default timestep shift of the sampling grid stored with the model (1 = uniform)")
+    _add_common_train_flags(tt)
+    tt.set_defaults(func=cmd_train_t2v)
+
+
 def cmd_train_vae(args) -> None:
     from edgevid.config import VAE_PRESETS, VAETrainConfig
     from edgevid.estimate import estimate_train_vae
@@ -798,6 +693,31 @@ def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
 
 
 # ----------------------------------------------------------------------------- distill
+def add_distill_parser(sub) -> None:
+    ds = sub.add_parser("distill", help="adversarial step distillation: teacher -> few-step student without guidance")
+    ds.add_argument("--teacher", default="teacher",
+                    help="teacher pipeline folder, or a shipped model name (default: 'teacher', the 25-step CFG "
+                         "model the shipped 4-step default was distilled from)")
+    ds.add_argument("--student-steps", type=int, default=4, help="k, the student's sampling steps (default 4)")
+    ds.add_argument("--head", choices=["unified", "separate"], default="unified",
+                    help="discriminator heads: SnapGen-V's spatial-temporal (unified) or SF-V's separate ones")
+    ds.add_argument("--disc-t-mean", type=float, help="m of the discriminator's logit-normal t' (default -1)")
+    ds.add_argument("--disc-t-std", type=float, help="s of the discriminator's logit-normal t' (default 1)")
+    ds.add_argument("--adv-weight", type=float, help="adversarial loss weight; 0 = reconstruction only (default 1)")
+    ds.add_argument("--recon-weight", type=float, help="pseudo-Huber reconstruction weight (default 1)")
+    ds.add_argument("--huber-c", type=float, help="c of the pseudo-Huber loss (default 0.00054*sqrt(d))")
+    ds.add_argument("--generator-lr", type=float, help="generator learning rate (default 1e-5)")
+    ds.add_argument("--discriminator-lr", type=float, help="discriminator-head learning rate (default 1e-4)")
+    ds.add_argument("--head-channels", type=int, help="width of each discriminator head (default 64)")
+    ds.add_argument("--ema-decay", type=float, help="EMA decay of the student (default 0.95)")
+    ds.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
+    ds.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips (memory + run dir)")
+    ds.add_argument("--export-checkpoint", action="store_true",
+                    help="no training: write the student EMA of --run-dir's latest checkpoint to --output")
+    _add_common_train_flags(ds, lr_and_bf16=False)
+    ds.set_defaults(func=cmd_distill)
+
+
 def cmd_distill(args) -> None:
     from edgevid.config import DistillConfig
     from edgevid.distill import distill
@@ -834,6 +754,29 @@ def cmd_distill(args) -> None:
 
 
 # ----------------------------------------------------------------------------- compress
+def add_compress_parser(sub) -> None:
+    cp = sub.add_parser("compress", help="make a model faster: distil a compressed VAE decoder (SnapGen-V App. B)")
+    csub = cp.add_subparsers(dest="what", required=True)
+    cd = csub.add_parser("decoder", help="freeze the VAE encoder, distil a smaller decoder from the full one, "
+                                         "write the pipeline with it")
+    cd.add_argument("--model", default="default",
+                    help="pipeline whose VAE decoder is compressed: a shipped name or a folder (default: default)")
+    cd.add_argument("--preset", default="fast", help="decoder preset from config.DECODER_PRESETS (default: fast; "
+                                                     "full = fine-tune the model's own decoder)")
+    cd.add_argument("--distill-weight", type=float, help="weight of L1+MSE to the full decoder's output (default 1)")
+    cd.add_argument("--pixel-weight", type=float, help="weight of L1+MSE to the source clip (default 0.5)")
+    cd.add_argument("--temporal-weight", type=float, help="weight of the frame-difference term (default 0.5)")
+    cd.add_argument("--latent-noise", type=float, help="std of noise on the normalised latents (default 0.05)")
+    cd.add_argument("--latent-noise-mode", choices=("fixed", "uniform"),
+                    help="fixed: every clip gets --latent-noise; uniform: each clip draws its std from U(0, --latent-noise)")
+    cd.add_argument("--crop-size", type=int, help="train on random windows of this size (default 64; 0 = whole)")
+    cd.add_argument("--object-weight", type=float,
+                    help="pixels under objects count 1 + W times in the pixel term (procedural data; default 0)")
+    cd.add_argument("--ema-decay", type=float, help="EMA decay of the decoder (default 0.999)")
+    _add_common_train_flags(cd)
+    cd.set_defaults(func=cmd_compress_decoder)
+
+
 def cmd_compress_decoder(args) -> None:
     from edgevid.compress.decoder import compress_decoder, compressed_vae, decoder_fields, decoder_parameters
     from edgevid.estimate import estimate_compress_decoder
@@ -863,6 +806,31 @@ def cmd_compress_decoder(args) -> None:
 
 
 # ----------------------------------------------------------------------------- bench
+def add_bench_parser(sub) -> None:
+    b = sub.add_parser("bench", help="speed of the default 5-s video against the teacher path and a diffusers-built "
+                                     "peer: stage times, real-time factor, time to first frame, memory, FLOP rate, cold start")
+    b.add_argument("--model", default="default", help="the model to time (default: the shipped default)")
+    b.add_argument("--teacher", default="teacher", help="teacher path timed alongside, 25 steps + CFG ('none' to skip)")
+    b.add_argument("--peer", default="full", choices=["full", "tiny", "none"],
+                   help="diffusers UNet3DConditionModel + AutoencoderKL peer (random weights) to time alongside")
+    b.add_argument("--num-frames", type=int, help="default: the model's (121)")
+    b.add_argument("--height", type=int, help="default: the model's (256)")
+    b.add_argument("--width", type=int, help="default: the model's (256)")
+    b.add_argument("--repeats", type=int, default=3, help="timed runs per path, the median is reported (default 3)")
+    b.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    b.add_argument("--no-cold", action="store_true", help="skip the cold CLI runs (fresh processes)")
+    add_precision_flag(b, " The other precision is timed alongside unless --no-precision-compare.")
+    b.add_argument("--no-precision-compare", action="store_true",
+                   help="do not time the default path in the other precision (fp32 / bf16)")
+    b.add_argument("--compiled", action="store_true",
+                   help="also time the default path with the AOT-compiled denoiser (built first if `edgevid compile` "
+                        "has not; the build time is reported)")
+    b.add_argument("--quick", action="store_true",
+                   help="a smoke run in seconds: 5 frames at the smallest size, 1 repeat, the tiny peer")
+    b.add_argument("--output", help="write all figures as JSON here")
+    b.set_defaults(func=cmd_bench)
+
+
 def cmd_bench(args) -> None:
     import json
 
@@ -898,6 +866,17 @@ def cmd_bench(args) -> None:
         print(f"wrote {args.output}")
 
 
+def add_compile_parser(sub) -> None:
+    c = sub.add_parser("compile", help="AOT-compile a model's denoiser for this machine (once, minutes) for "
+                                       "`generate --compiled` and `load_compiled_unet` (1.6x faster denoiser calls)")
+    c.add_argument("--model", default="default", help="a shipped model's name or a model folder (default: default)")
+    c.add_argument("--threads", type=int, help="CPU threads it is compiled for (default: all cores; generate must use "
+                                               "the same number to use it)")
+    c.add_argument("--force", action="store_true", help="compile again even if the cache has it")
+    add_precision_flag(c, " generate uses the package of its own precision.")
+    c.set_defaults(func=cmd_compile)
+
+
 def cmd_compile(args) -> None:
     if args.threads is not None and args.threads < 1:
         raise CLIError(f"--threads must be >= 1, got {args.threads}")
@@ -921,6 +900,37 @@ def cmd_compile(args) -> None:
 
 
 # ----------------------------------------------------------------------------- eval
+def add_eval_parser(sub) -> None:
+    e = sub.add_parser("eval", help="ShapesBench: generate the hold-out benchmark set and score it against ground truth")
+    e.add_argument("--model", help="a shipped model's name ('default', 'teacher') or a model folder (default: default)")
+    e.add_argument("--limit", type=int, help="score only the first N of the 200 benchmark specs")
+    e.add_argument("--split", default="holdout", choices=("holdout", "train", "paraphrase"),
+                   help="holdout: the benchmark (default); train: the training stream's own scenes, a diagnostic "
+                        "that tells underfitting (low on both) from failing to generalise (low on holdout only); "
+                        "paraphrase: the hold-out scenes worded outside the training captions' vocabulary")
+    e.add_argument("--output", required=True, help="results JSON (overall prompt_adherence, per-attribute accuracies)")
+    e.add_argument("--report", help="PNG report: per-attribute bars and sample frames (default: OUTPUT with .png)")
+    e.add_argument("--num-frames", type=int, help="frames per video (default: the model's)")
+    e.add_argument("--height", type=int)
+    e.add_argument("--width", type=int)
+    e.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    e.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's)")
+    e.add_argument("--shift", type=float, help="timestep shift of the sampling grid (default: the model's)")
+    e.add_argument("--seed", type=int, default=0, help="video i uses seed SEED + i")
+    e.add_argument("--first-window", type=int, default=0,
+                   help="latent frames denoised alone first, as `generate --stream` does (default 0 = off)")
+    e.add_argument("--window", type=int, help="chunk-wise generation: latent frames per chunk (default: the model's)")
+    e.add_argument("--overlap", type=int, help="latent frames shared by consecutive chunks (default: the model's)")
+    e.add_argument("--continuation", choices=("noise", "hold"),
+                   help="how a continuing chunk's new frames start (default: the model's)")
+    e.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    e.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
+                   help="denoiser and decoder precision (default fp32, so that scores compare across CPUs; "
+                        "auto = what `generate` uses: bf16 on a CPU with native bf16)")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+
 def cmd_eval(args) -> None:
     out = Path(args.output)
     if out.suffix.lower() != ".json":
@@ -994,6 +1004,21 @@ def check_eval_resources(pipe, args, rates: dict | None = None):
 
 
 # ----------------------------------------------------------------------------- dataset
+def add_dataset_parser(sub) -> None:
+    d = sub.add_parser("dataset", help="inspect the training data")
+    dsub = d.add_subparsers(metavar="ACTION")
+    dp = dsub.add_parser("preview", help="render procedural clips (or a video folder) into one grid video")
+    dp.add_argument("-o", "--output", required=True, help="output file (.mp4 or .gif)")
+    dp.add_argument("--num", type=int, default=4, help="clips in the grid (default 4)")
+    dp.add_argument("--split", default="train", choices=["train", "holdout"], help="procedural split")
+    dp.add_argument("--data", default="procedural", help="'procedural' or a folder of mp4 + captions.jsonl")
+    dp.add_argument("--frames", type=int, default=49, help="frames per clip (default 49)")
+    dp.add_argument("--size", type=int, default=128, help="height = width of each clip (default 128)")
+    dp.add_argument("--fps", type=int, default=12, help="frames per second (default 12)")
+    dp.add_argument("--seed", type=int, default=0)
+    dp.set_defaults(func=cmd_dataset_preview)
+
+
 def cmd_dataset_preview(args) -> None:
     out = _check_output_path(args.output)
     if args.num < 1 or args.frames < 1 or args.size < 8 or args.fps < 1:

@@ -26,9 +26,52 @@ _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")  # the test encoder's hashing token
 
 
 # ----------------------------------------------------------------------------- runtimes
+def _executorch_runtime():
+    """executorch.runtime.Runtime, without importing ExecuTorch's compiler.
+
+    ExecuTorch 1.5's runtime bindings (`portable_lib`) import `executorch.exir._warnings` for one
+    warning class, and that import runs `executorch.exir/__init__`: the whole compiler, torch
+    dynamo and sympy, 3 s of a 2-core cold start (8 s beside a busy core). The one file is loaded
+    on its own under a placeholder parent package, which is removed afterwards, so a later
+    `import executorch.exir` still loads the real package. Any surprise falls back to the plain
+    import."""
+    import importlib.util
+    import sys
+    import types
+
+    if "executorch.exir" in sys.modules or "executorch.runtime" in sys.modules:
+        from executorch.runtime import Runtime
+
+        return Runtime
+    placeholder = None
+    try:
+        (root,) = importlib.util.find_spec("executorch").submodule_search_locations[:1]
+        exir = Path(root) / "exir"
+        spec = importlib.util.spec_from_file_location("executorch.exir._warnings", exir / "_warnings.py")
+        warnings_module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(warnings_module)
+        placeholder = types.ModuleType("executorch.exir")
+        placeholder.__path__, placeholder._warnings = [str(exir)], warnings_module
+        sys.modules["executorch.exir"], sys.modules["executorch.exir._warnings"] = placeholder, warnings_module
+        from executorch.runtime import Runtime
+    except Exception:  # a layout this workaround does not know: the plain (slow) import
+        Runtime = None
+    finally:
+        if placeholder is not None and sys.modules.get("executorch.exir") is placeholder:
+            del sys.modules["executorch.exir"]
+            import executorch
+
+            if getattr(executorch, "exir", None) is placeholder:
+                delattr(executorch, "exir")
+    if Runtime is None:
+        sys.modules.pop("executorch.exir._warnings", None)
+        from executorch.runtime import Runtime
+    return Runtime
+
+
 class _ExecuTorch:
     def __init__(self, path: Path, threads: int):
-        from executorch.runtime import Runtime
+        Runtime = _executorch_runtime()
 
         import torch
 

@@ -140,11 +140,14 @@ sys.exit(code)
 
 @pytest.mark.parametrize("fmt", ["onnx", "executorch"])
 def test_runner_imports_no_model_code(exported, tmp_path, fmt):
-    """run-exported with edgevid's model code (and, for ONNX, torch itself) made unimportable."""
+    """run-exported with edgevid's model code (and, for ONNX, torch itself; for ExecuTorch, its
+    compiler) made unimportable."""
     blocked = ["edgevid.models", "edgevid.pipeline", "edgevid.text", "edgevid.flow", "edgevid.export.stages",
                "edgevid.export.mobile", "edgevid.export.exporter", "edgevid.export.formats"]
     if fmt == "onnx":
         blocked.append("torch")
+    else:  # nor ExecuTorch's compiler: 3 s of cold start (runner._executorch_runtime)
+        blocked += ["executorch.exir", "torch._dynamo", "sympy"]
     out = tmp_path / "v.mp4"
     script = BLOCKER.format(blocked=blocked, folder=str(exported(fmt)), prompt=PROMPT, out=str(out))
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -209,6 +209,9 @@ def main(argv=None) -> int:
                    help="model whose VAE decodes the eval samples (same latent space; default teacher)")
     p.add_argument("--eval-specs", type=int, default=EVAL_SPECS)
     p.add_argument("--eval-only", action="store_true", help="score the run's last checkpoint again")
+    p.add_argument("--export-ema", metavar="DIR",
+                   help="with --eval-only: also write the checkpoint's EMA as a pipeline folder (the teacher's VAE "
+                        "and text encoder), e.g. campaign/<run> so that a new machine can continue with --init-from")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--samples", action="store_true", help="also write RUN_DIR/samples.png (truth above, samples below)")
     p.add_argument("--threads", type=int, default=1)
@@ -261,6 +264,9 @@ def main(argv=None) -> int:
         model, ema = SpatioTemporalUNet(unet_cfg), SpatioTemporalUNet(unet_cfg)
         load_checkpoint(ckpt, model, torch.optim.AdamW(model.parameters()), ema)
         train_s = None
+        if args.export_ema:
+            EdgeVidPipeline(teacher.vae, ema.eval(), text, teacher.defaults).save_pretrained(args.export_ema)
+            print(f"wrote the EMA of {ckpt} to {args.export_ema}", flush=True)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         link = run_dir / "latent_cache"

@@ -418,6 +418,218 @@ class DecoderCompressConfig:
 
 
 # --------------------------------------------------------------------------------------
+# Image-to-video denoiser: the SVD spatio-temporal UNet (Blattmann et al. 2023) and the
+# MobileVD optimisations of it (Ben Yahia et al., arXiv 2412.07583)
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SVDUNetConfig:
+    """Architecture of `edgevid.models.svd_unet.SVDUNet`.
+
+    The defaults are exactly the SVD / SVD-XT UNet (diffusers `UNetSpatioTemporalConditionModel`
+    with its default config). The MobileVD fields at the end default to "off"; a MobileVD model
+    is this config with them set, and a pruned or funnelled network is just another config.
+
+    Fixed orders that the per-block fields index (`temporal_block_names(all_blocks=True)` and
+    `attention_layer_names(all_layers=True)` list them as module paths): the UNet is walked in forward order,
+    down blocks, mid block, up blocks; inside a block, layer j's SpatioTemporalResBlock comes
+    before layer j's TransformerSpatioTemporalModel; the mid block is resnet 0, transformer 0,
+    resnet 1. A temporal block is the temporal resnet of every SpatioTemporalResBlock and each
+    temporal transformer layer of every TransformerSpatioTemporalModel. The attention layers of
+    one transformer layer are: spatial self-attention, spatial cross-attention, temporal
+    self-attention, temporal cross-attention.
+    """
+    in_channels: int = 8  # 4 noisy latent channels + 4 of the clean first-frame latent, concatenated (SVD I2V)
+    out_channels: int = 4  # the denoiser's output in latent space
+    block_out_channels: tuple[int, ...] = (320, 640, 1280, 1280)  # SD 2.1's widths, which SVD inflates
+    layers_per_block: int = 2  # SpatioTemporalResBlocks per down stage; the up stages use one more (SD UNet layout)
+    # Per stage: spatio-temporal transformers after each ResBlock (CrossAttn*BlockSpatioTemporal) or
+    # none (*BlockSpatioTemporal). SVD has none at the deepest, 1/8-resolution stage.
+    cross_attention: tuple[bool, ...] = (True, True, True, False)
+    num_attention_heads: tuple[int, ...] = (5, 10, 20, 20)  # per stage: head width 64 everywhere
+    cross_attention_dim: int = 1024  # CLIP ViT-H image embedding of the conditioning frame, one token
+    transformer_layers_per_block: int = 1  # spatial + temporal transformer layers per transformer
+    # Micro-conditioning (SVD §4): fps, motion_bucket_id and noise_aug_strength, each a sinusoid of
+    # addition_time_embed_dim channels; the MLP that adds them to the time embedding takes 3 * 256.
+    addition_time_embed_dim: int = 256
+    num_added_time_ids: int = 3
+    norm_groups: int = 32  # GroupNorm groups everywhere (diffusers hard-codes 32); widths must divide by it
+    # Clip length the weights were trained for (SVD-XT: 25). Informational, as in diffusers: frame
+    # positions are sinusoids of the frame index, so any T >= 1 runs.
+    num_frames: int = 25
+    # The network embeds timestep * timestep_scale. SVD's EDM preconditioning passes
+    # c_noise = 0.25 * log(sigma) (scale 1); edgevid's rectified flow passes t in [0, 1] (scale 1000).
+    timestep_scale: float = 1.0
+
+    # ---- MobileVD optimisations (all off = SVD) ----
+    # MobileVD Fig. 2 / Tab. 8 "optimized cross-attention": with a single context token the softmax
+    # is identically 1, so cross-attention = to_out(to_v(context)) broadcast over the queries. Its
+    # q/k projections and the norm before it are not built; a context of > 1 token is an error.
+    optimized_cross_attention: bool = False
+    # MobileVD "temporal multiscaling" (Tab. 3, Tab. 8), one flag per stage (empty = none): True at
+    # stage i halves the frame count after stage i's spatial downsampler, and the up path doubles
+    # it again in the upsampler that returns to stage i's resolution. Frames are averaged in pairs
+    # (0, 1), (2, 3), ...; an odd last frame is a group of its own, so T -> ceil(T / 2) and any T
+    # works. The last stage has no downsampler, so its flag must be False.
+    temporal_downsample: tuple[bool, ...] = ()
+    # MobileVD Fig. 4 "temporal block pruning": which temporal blocks are kept, in the order of
+    # temporal_block_names(all_blocks=True) (empty = all; SVD has 38). A removed block is not
+    # built: its AlphaBlender output is the spatial path x_s (x_s + z (1 - alpha) r_t, gate z = 0).
+    temporal_blocks: tuple[bool, ...] = ()
+    # MobileVD Fig. 3 "channel funnels", merged: the inner width of each attention layer's q/k
+    # projections (funnel_qk_dims) and v/out projections (funnel_vo_dims), in the order of
+    # attention_layer_names(all_layers=True) (SVD has 64); 0 = full width (empty = all full).
+    # The head count stays and the softmax keeps the full width's 1/sqrt(head_dim), so a merged
+    # funnel computes the same function as the funnelled layer. A width must divide by the
+    # layer's heads; entries of layers that are not built (removed blocks, q/k of optimized
+    # cross-attention) must be 0.
+    funnel_qk_dims: tuple[int, ...] = ()
+    funnel_vo_dims: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        n = len(self.block_out_channels)
+        if n < 1:
+            raise ValueError("SVDUNetConfig.block_out_channels needs at least one stage")
+        for name in ("cross_attention", "num_attention_heads"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"SVDUNetConfig.{name} needs one entry per stage ({n}, as block_out_channels), "
+                                 f"got {getattr(self, name)}")
+        if min(self.layers_per_block, self.transformer_layers_per_block, self.in_channels, self.out_channels,
+               self.addition_time_embed_dim, self.num_added_time_ids, self.cross_attention_dim) < 1:
+            raise ValueError("SVDUNetConfig channel counts, layers_per_block and transformer_layers_per_block "
+                             "must be >= 1")
+        for c, heads in zip(self.block_out_channels, self.num_attention_heads):
+            if c % self.norm_groups:
+                raise ValueError(f"SVDUNetConfig: stage width {c} must be a multiple of norm_groups={self.norm_groups}; "
+                                 f"change the width or norm_groups")
+            if heads < 1 or c % heads:
+                raise ValueError(f"SVDUNetConfig: stage width {c} must divide by its num_attention_heads ({heads})")
+        if self.block_out_channels[0] % 2 or self.addition_time_embed_dim % 2:
+            raise ValueError("SVDUNetConfig.block_out_channels[0] and addition_time_embed_dim must be even "
+                             "(the sinusoids have cos/sin halves)")
+        if not self.timestep_scale > 0:
+            raise ValueError(f"SVDUNetConfig.timestep_scale must be > 0, got {self.timestep_scale}")
+        if self.temporal_downsample:
+            if len(self.temporal_downsample) != n:
+                raise ValueError(f"SVDUNetConfig.temporal_downsample needs one flag per stage ({n}) or none, "
+                                 f"got {self.temporal_downsample}")
+            if self.temporal_downsample[-1]:
+                raise ValueError("SVDUNetConfig.temporal_downsample[-1] must be False: the last stage has no "
+                                 "downsampler; put the temporal downsampling on an earlier stage")
+        blocks = self.temporal_block_names(all_blocks=True)
+        if self.temporal_blocks and len(self.temporal_blocks) != len(blocks):
+            raise ValueError(f"SVDUNetConfig.temporal_blocks needs one flag per temporal block ({len(blocks)}, in the "
+                             f"order of temporal_block_names(all_blocks=True)) or none, got {len(self.temporal_blocks)}")
+        layers = self.attention_layer_names(all_layers=True)
+        built = set(self.attention_layer_names())
+        for name in ("funnel_qk_dims", "funnel_vo_dims"):
+            dims = getattr(self, name)
+            if not dims:
+                continue
+            if len(dims) != len(layers):
+                raise ValueError(f"SVDUNetConfig.{name} needs one width per attention layer ({len(layers)}, in the "
+                                 f"order of attention_layer_names(all_layers=True)) or none, got {len(dims)}")
+            for layer, d in zip(layers, dims):
+                width, heads = self._attention_width(layer)
+                if d and (d < 0 or d > width or d % heads):
+                    raise ValueError(f"SVDUNetConfig.{name}: {layer} has width {width} and {heads} heads; its "
+                                     f"funnel width must be 0 (full) or a multiple of {heads} up to {width}, got {d}")
+                is_cross_qk = name == "funnel_qk_dims" and layer.endswith("attn2") and self.optimized_cross_attention
+                if d and (layer not in built or is_cross_qk):
+                    raise ValueError(f"SVDUNetConfig.{name}: {layer} is not built (a removed temporal block, or the "
+                                     f"q/k of optimized cross-attention), so its funnel width must be 0, got {d}")
+
+    @property
+    def time_embed_dim(self) -> int:
+        """Width of the time embedding that every ResBlock receives (SD: 4 x the first stage)."""
+        return 4 * self.block_out_channels[0]
+
+    @property
+    def downsample_factor(self) -> int:
+        """Latent H', W' must be divisible by this."""
+        return 2 ** (len(self.block_out_channels) - 1)
+
+    def temporal_block_names(self, all_blocks: bool = False) -> list[str]:
+        """Module paths of the kept temporal blocks (all of them with all_blocks=True), in the fixed
+        order that temporal_blocks indexes (class docstring)."""
+        names = [name for name, _ in self._walk() if name.endswith("temporal_res_block")
+                 or ".temporal_transformer_blocks." in name]
+        if all_blocks or not self.temporal_blocks:
+            return names
+        return [name for name, keep in zip(names, self.temporal_blocks) if keep]
+
+    def attention_layer_names(self, all_layers: bool = False) -> list[str]:
+        """Module paths of the attention layers that are built (all with all_layers=True: also those
+        of removed temporal blocks), in the fixed order that funnel_qk_dims / funnel_vo_dims index."""
+        kept = set(self.temporal_block_names())
+        names = []
+        for name, _ in self._walk():
+            is_spatial = ".transformer_blocks." in name  # not ".temporal_transformer_blocks."
+            if is_spatial or (".temporal_transformer_blocks." in name and (all_layers or name in kept)):
+                names += [f"{name}.attn1", f"{name}.attn2"]
+        return names
+
+    def _walk(self) -> list[tuple[str, int]]:
+        """(module path, stage) of every temporal resnet and transformer layer, in forward order."""
+        n, K = len(self.block_out_channels), self.transformer_layers_per_block
+        out: list[tuple[str, int]] = []
+
+        def layer(prefix: str, j: int, stage: int, attention: bool) -> None:
+            out.append((f"{prefix}.resnets.{j}.temporal_res_block", stage))
+            if attention:
+                for k in range(K):
+                    out.append((f"{prefix}.attentions.{j}.transformer_blocks.{k}", stage))
+                    out.append((f"{prefix}.attentions.{j}.temporal_transformer_blocks.{k}", stage))
+
+        for i in range(n):
+            for j in range(self.layers_per_block):
+                layer(f"down_blocks.{i}", j, i, self.cross_attention[i])
+        out.append(("mid_block.resnets.0.temporal_res_block", n - 1))
+        for k in range(K):
+            out.append((f"mid_block.attentions.0.transformer_blocks.{k}", n - 1))
+            out.append((f"mid_block.attentions.0.temporal_transformer_blocks.{k}", n - 1))
+        out.append(("mid_block.resnets.1.temporal_res_block", n - 1))
+        for u, i in enumerate(reversed(range(n))):
+            for j in range(self.layers_per_block + 1):
+                layer(f"up_blocks.{u}", j, i, self.cross_attention[i])
+        return out
+
+    def _attention_width(self, layer: str) -> tuple[int, int]:
+        """(width, heads) of an attention layer named by attention_layer_names()."""
+        stage = dict(self._walk())[layer.rsplit(".", 1)[0]]
+        return self.block_out_channels[stage], self.num_attention_heads[stage]
+
+
+SVD_UNET_PRESETS: dict[str, SVDUNetConfig] = {
+    # The real SVD-XT UNet (stabilityai/stable-video-diffusion-img2vid-xt, 1.52 B parameters):
+    # diffusers' defaults.
+    "svd": SVDUNetConfig(),
+    # Tests: the same block types (one attention stage, one without) at 32/64 channels; the
+    # widths are 32-multiples because diffusers hard-codes 32 GroupNorm groups.
+    "svd-tiny": SVDUNetConfig(block_out_channels=(32, 64), layers_per_block=1, cross_attention=(True, False),
+                              num_attention_heads=(2, 4), cross_attention_dim=32, addition_time_embed_dim=8,
+                              num_frames=5),
+    # An image-to-video model for the 2-core CPU on "snapgen8" latents (VAE_PRESETS).
+    "mobilevd-cpu": SVDUNetConfig(
+        in_channels=16,  # 8 noisy + 8 clean first-frame latent channels (snapgen8 latents)
+        out_channels=8,  # the velocity in snapgen8's 8-channel latent space
+        block_out_channels=(32, 64, 128),  # the "small" UNet's budget: narrow where T*H*W is largest
+        layers_per_block=1,  # one ResBlock per stage (2 in the up path), as UNET_PRESETS["small"]
+        # No attention at full latent resolution, the most mobile-unfriendly op (SnapGen-V §3.2); the
+        # mid block always has one.
+        cross_attention=(False, True, True),
+        num_attention_heads=(1, 2, 4),  # head width 32, as the "small" UNet
+        cross_attention_dim=384,  # one all-MiniLM-L6-v2 sentence / image embedding token
+        addition_time_embed_dim=32,  # 3 micro-conditions of 32 sinusoid channels: 96 inputs suffice
+        norm_groups=8,  # 4-16 channels per group at widths 32-128
+        num_frames=5,  # 5 latent frames = 17 video frames of the causal VAE
+        timestep_scale=1000.0,  # edgevid passes rectified-flow t in [0, 1]: the sinusoid of t * 1000 (as UNetConfig)
+        optimized_cross_attention=True,  # the context is one token (MobileVD Fig. 2)
+        temporal_downsample=(True, False, False),  # stages 1-2 at half the frames (MobileVD temporal multiscaling)
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------
 # JSON round trip
 # --------------------------------------------------------------------------------------
 C = TypeVar("C")

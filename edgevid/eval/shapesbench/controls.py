@@ -28,9 +28,9 @@ def white_noise(rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
     return rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
 
 
-def recoloured(spec: SceneSpec, frames: int, size: int, fps: float) -> np.ndarray:
+def recoloured(spec: SceneSpec, frames: int, size: int, fps: float, width: int | None = None) -> np.ndarray:
     """Ground truth with every object in a palette colour that the scene does not use (and that
-    stands out from the background, so the object stays visible)."""
+    stands out from the background, so the object stays visible). (T, size, width or size, 3)."""
     from edgevid.data.splits import contrasts
 
     used = {o.colour for o in spec.objects} | {spec.background_colour}
@@ -40,7 +40,7 @@ def recoloured(spec: SceneSpec, frames: int, size: int, fps: float) -> np.ndarra
                  for i, o in enumerate(spec.objects))
     changed = SceneSpec(objs, spec.background, spec.background_colour, spec.camera, spec.camera_speed,
                         spec.duration, spec.seed)
-    return render_video(changed, frames, size, size, fps)
+    return render_video(changed, frames, size, width or size, fps)
 
 
 def decoded_random_latents(vae, rng: np.random.Generator, frames: int, size: int) -> np.ndarray:

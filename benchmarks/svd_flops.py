@@ -11,7 +11,7 @@ counts svd-tiny on the meta device and on the CPU and requires the same number.
 Rows: SVD at 14 frames of 1024x576 and 512x256 (latent = pixels / 8, 4 + 4 channels); at
 512x256 the MobileVD steps that change FLOPs: optimized cross-attention, then temporal
 multiscaling (temporal downsampling after the first stage, our SVDUNetConfig reading of the
-paper); the `mobilevd-cpu` preset on 64x32 snapgen8 latents at 14 latent frames and at the
+paper); the `svd-cpu` preset on 64x32 snapgen8 latents at 14 latent frames and at the
 4 and 5 latent frames that our causal VAE makes of 13 and 17 video frames (1 + 4k -> 1 + k).
 Prints a Markdown table.
 """
@@ -56,15 +56,15 @@ def main() -> None:
     svd = SVD_UNET_PRESETS["svd"]
     svd_opt = dataclasses.replace(svd, optimized_cross_attention=True)
     svd_multiscale = dataclasses.replace(svd_opt, temporal_downsample=(True, False, False, False))
-    cpu = SVD_UNET_PRESETS["mobilevd-cpu"]
+    cpu = SVD_UNET_PRESETS["svd-cpu"]
     rows = [  # name, config, latent frames, latent H, latent W, video size, MobileVD TFLOPs (None = not in the paper)
         ("svd", svd, 14, 72, 128, "14 x 1024x576", 45.43),  # Tab. 1 / Tab. 7
         ("svd", svd, 14, 32, 64, "14 x 512x256", 8.60),  # Tab. 1 / Tab. 8
         ("svd + optimized cross-attn", svd_opt, 14, 32, 64, "14 x 512x256", 8.24),  # Tab. 8
         ("svd + opt. cross-attn + temporal multiscaling", svd_multiscale, 14, 32, 64, "14 x 512x256", 5.42),  # Tab. 8
-        ("mobilevd-cpu", cpu, 14, 32, 64, "(14 latent frames) x 512x256", None),
-        ("mobilevd-cpu", cpu, 4, 32, 64, "13 x 512x256", None),
-        ("mobilevd-cpu", cpu, 5, 32, 64, "17 x 512x256", None),
+        ("svd-cpu", cpu, 14, 32, 64, "(14 latent frames) x 512x256", None),
+        ("svd-cpu", cpu, 4, 32, 64, "13 x 512x256", None),
+        ("svd-cpu", cpu, 5, 32, 64, "17 x 512x256", None),
     ]
     print("| model | latent C x T x H x W | video | params | TFLOPs (ours) | MobileVD | ours / paper |")
     print("|---|---|---|---|---|---|---|")

@@ -608,8 +608,8 @@ SVD_UNET_PRESETS: dict[str, SVDUNetConfig] = {
     "svd-tiny": SVDUNetConfig(block_out_channels=(32, 64), layers_per_block=1, cross_attention=(True, False),
                               num_attention_heads=(2, 4), cross_attention_dim=32, addition_time_embed_dim=8,
                               num_frames=5),
-    # An image-to-video model for the 2-core CPU on "snapgen8" latents (VAE_PRESETS).
-    "mobilevd-cpu": SVDUNetConfig(
+    # The CPU-sized image-to-video teacher (issue 18) on "snapgen8" latents, trained here on the procedural world.
+    "svd-cpu": SVDUNetConfig(
         in_channels=16,  # 8 noisy + 8 clean first-frame latent channels (snapgen8 latents)
         out_channels=8,  # the velocity in snapgen8's 8-channel latent space
         block_out_channels=(32, 64, 128),  # the "small" UNet's budget: narrow where T*H*W is largest
@@ -623,8 +623,8 @@ SVD_UNET_PRESETS: dict[str, SVDUNetConfig] = {
         norm_groups=8,  # 4-16 channels per group at widths 32-128
         num_frames=5,  # 5 latent frames = 17 video frames of the causal VAE
         timestep_scale=1000.0,  # edgevid passes rectified-flow t in [0, 1]: the sinusoid of t * 1000 (as UNetConfig)
-        optimized_cross_attention=True,  # the context is one token (MobileVD Fig. 2)
-        temporal_downsample=(True, False, False),  # stages 1-2 at half the frames (MobileVD temporal multiscaling)
+        # No MobileVD optimisation: this is the image-to-video teacher, the "SVD" row of the
+        # ablation; `edgevid compress mobilevd` turns them on one by one.
     ),
 }
 

@@ -229,7 +229,7 @@ def test_presets_build_and_svd_is_the_real_size():
     assert sum(p.numel() for p in svd.parameters()) == 1_524_623_082  # SVD-XT's UNet
     assert SVD_UNET_PRESETS["svd"] == SVDUNetConfig()
     assert len(SVDUNetConfig().temporal_block_names()) == 38 and len(SVDUNetConfig().attention_layer_names()) == 64
-    cpu = SVDUNet(SVD_UNET_PRESETS["mobilevd-cpu"])
+    cpu = SVDUNet(SVD_UNET_PRESETS["svd-cpu"])
     assert 5e6 < sum(p.numel() for p in cpu.parameters()) < 10e6
     for cfg in SVD_UNET_PRESETS.values():  # the JSON round trip of save_pretrained / run folders
         assert config_from_dict(SVDUNetConfig, config_to_dict(cfg)) == cfg

@@ -1,0 +1,100 @@
+"""Image-to-video training with rectified flow (issue 18; MobileVD's teacher, trained here).
+
+    clips -> frozen VAE latents z (B, C, T', H', W'); the first latent frame z[:, :, 0] is the
+    image (the causal VAE encodes frame 0 alone) -> rectified_flow_loss over the later frames,
+    with the image latent clean in x_t's first frame, concatenated on channels and embedded as
+    the one context token -> AdamW + EMA
+
+Objective: rectified flow, not SVD's EDM. Every other part of edgevid (samplers, 4-step and
+1-step adversarial distillation, the exporter's fixed time grid) is written for rectified flow,
+and its straight paths are what few-step students need (SnapGen-V §3.1); the SVDUNet itself does
+not care, it embeds whatever timestep it is given (timestep_scale).
+
+The first frame is given, not generated: x_t's first latent frame is replaced by the clean image
+latent before every network call (`with_clean_image`), in training and in sampling alike, and the
+loss skips it. SVD instead noises all frames and relies on the concatenated latent; giving the
+frame itself costs nothing and the model spends no capacity re-drawing a frame it was handed.
+The concatenated copy gets SVD's noise augmentation (noise_aug_strength, also an added time id).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from edgevid.config import SVDUNetConfig, TrainConfig
+from edgevid.flow.loss import rectified_flow_loss
+from edgevid.models.i2v import Img2VidDenoiser, added_time_ids, latent_motion
+from edgevid.models.vae import VideoVAE
+from edgevid.train.ema import EMA
+from edgevid.train.latents import LatentBatches
+from edgevid.train.loop import prepare_run_dir, step_generator, train_loop
+
+# Conditioning noise of the concatenated image latent, drawn per sample in training (SVD draws a
+# log-normal sigma; a uniform range up to 0.1 keeps the image readable at every draw). Sampling
+# uses NOISE_AUG_DEFAULT, SVD's default of 0.02.
+NOISE_AUG_MAX = 0.1
+NOISE_AUG_DEFAULT = 0.02
+
+
+def with_clean_image(velocity_fn: Callable[[Tensor, Tensor], Tensor], image_latent: Tensor):
+    """Wrap velocity_fn(x_t, t) so that x_t's first latent frame is always the clean image latent
+    (B, C, H', W'): the known frame of image-to-video, at t = 0 whatever the step's t."""
+    def velocity(x: Tensor, t: Tensor) -> Tensor:
+        x = torch.cat([image_latent[:, :, None].to(x.dtype), x[:, :, 1:]], dim=2)  # frame 0 <- the image
+        return velocity_fn(x, t)
+    return velocity
+
+
+def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: TrainConfig, vae: VideoVAE, source, *,
+              data_description: dict | None = None, resume: bool = False, progress: bool = True,
+              device: str | torch.device = "cpu", init_model: Img2VidDenoiser | None = None
+              ) -> tuple[Img2VidDenoiser, Img2VidDenoiser]:
+    """Train (or resume) an image-to-video denoiser; returns (model, ema_model). The buckets of
+    train_config must have >= 5 frames (2 latent frames): one given, at least one generated."""
+    cfg = train_config
+    if unet_config.out_channels != vae.config.latent_channels:
+        raise ValueError(f"SVDUNetConfig.out_channels={unet_config.out_channels} but the VAE has "
+                         f"{vae.config.latent_channels} latent channels")
+    factor = 2 ** (len(unet_config.block_out_channels) - 1)
+    for frames, height, width in cfg.buckets:
+        _, latent_frames, lh, lw = vae.latent_shape(frames, height, width)  # raises on sizes the VAE cannot take
+        if latent_frames < 2:
+            raise ValueError(f"bucket {(frames, height, width)}: image-to-video needs >= 2 latent frames "
+                             f"(>= {vae.num_frames(2)} video frames): the given one and one to generate")
+        if lh % factor or lw % factor:
+            raise ValueError(f"bucket {height}x{width}: latent {lh}x{lw} must be divisible by {factor}")
+    run_dir = prepare_run_dir(Path(run_dir), {
+        "task": "i2v", "unet": unet_config, "train": cfg, "vae": vae.config, "data": data_description or {},
+    }, resume)
+
+    torch.manual_seed(cfg.seed)
+    model = (init_model if init_model is not None else Img2VidDenoiser(unet_config)).to(device)
+    vae = vae.to(device).eval().requires_grad_(False)
+    ema = EMA(model, cfg.ema_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    batch_latents = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents,
+                                  cfg.seed, Path(run_dir) / "latent_cache", device)
+
+    def step_fn(step: int):
+        g = step_generator(cfg.seed, step)
+        x0, _ = batch_latents(step, g)  # (B, C, T', H', W'); captions unused: the image is the prompt
+        B = x0.shape[0]
+        image = x0[:, :, 0]  # (B, C, H', W'): the causal VAE's first latent = frame 0 alone
+        aug = NOISE_AUG_MAX * torch.rand(B, generator=g)  # (B,)
+        image_aug = image + aug[:, None, None, None] * torch.randn(image.shape, generator=g)
+        ids = added_time_ids(B, source.fps, 0.0, aug)
+        ids[:, 1] = latent_motion(x0)  # the clip's own motion strength, (B,)
+        weight = torch.ones_like(x0[:, :1])
+        weight[:, :, 0] = 0.0  # the given frame is not a prediction
+        velocity = with_clean_image(lambda x, t: model(x, t, image_aug, ids), image)
+        loss = rectified_flow_loss(velocity, x0, cfg.t_mean, cfg.t_std, generator=g, weight=weight)
+        return loss, {"frames": float(x0.shape[2]), "motion": float(ids[:, 1].mean())}
+
+    train_loop(run_dir=run_dir, model=model, optimizer=optimizer, ema=ema, step_fn=step_fn, total_steps=cfg.steps,
+               base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, lr_schedule=cfg.lr_schedule, grad_clip=cfg.grad_clip,
+               checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, bf16=cfg.bf16, resume=resume,
+               progress=progress, desc="train i2v")
+    return model, ema.model

@@ -1,0 +1,87 @@
+"""Image-to-video: tiny train -> pipeline -> animate, the clean-image wrapper, save/load, bad inputs."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from edgevid.config import SVD_UNET_PRESETS, VAE_PRESETS, TrainConfig
+from edgevid.data import ProceduralClips
+from edgevid.models.i2v import Img2VidDenoiser, added_time_ids, latent_motion
+from edgevid.models.vae import VideoVAE
+from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline, Img2VidDefaults
+from edgevid.train.i2v import train_i2v, with_clean_image
+
+TINY = SVD_UNET_PRESETS["svd-tiny"]  # 8 = 4 noisy + 4 image channels: the tiny VAE's latents
+
+
+def _tiny_pipeline(frames=5, size=32, steps=2):
+    torch.manual_seed(0)
+    return EdgeVidImg2VidPipeline(VideoVAE(VAE_PRESETS["tiny"]), Img2VidDenoiser(TINY),
+                                  Img2VidDefaults(num_frames=frames, height=size, width=size, num_inference_steps=steps))
+
+
+def test_clean_image_wrapper_replaces_only_the_first_frame():
+    seen = {}
+
+    def velocity(x, t):
+        seen["x"] = x
+        return torch.zeros_like(x)
+
+    x, image = torch.randn(2, 4, 3, 4, 4), torch.randn(2, 4, 4, 4)
+    with_clean_image(velocity, image)(x, torch.zeros(2))
+    assert torch.equal(seen["x"][:, :, 0], image) and torch.equal(seen["x"][:, :, 1:], x[:, :, 1:])
+
+
+def test_denoiser_checks_and_micro_conditioning():
+    with pytest.raises(ValueError, match="2 \\* out_channels"):
+        Img2VidDenoiser(dataclasses.replace(TINY, in_channels=4))
+    model = Img2VidDenoiser(TINY)
+    x = torch.randn(1, 4, 2, 4, 4)
+    with pytest.raises(ValueError, match="image_latent"):
+        model(x, torch.zeros(1), torch.randn(1, 4, 8, 8), added_time_ids(1, 8, 30, 0.02))
+    assert model(x, torch.zeros(1), torch.randn(1, 4, 4, 4), added_time_ids(1, 8, 30, 0.02)).shape == x.shape
+    assert added_time_ids(3, 8, 30, torch.tensor([0.0, 0.1, 0.2])).tolist()[2] == pytest.approx([8, 30, 0.2])
+    still = torch.randn(2, 4, 1, 4, 4).expand(-1, -1, 3, -1, -1)
+    assert latent_motion(still).tolist() == [0.0, 0.0] and latent_motion(torch.randn(2, 4, 3, 4, 4)).min() > 0
+
+
+def test_tiny_train_then_animate_round_trip(tmp_path):
+    vae = VideoVAE(VAE_PRESETS["tiny"])
+    cfg = TrainConfig(steps=3, batch_size=2, buckets=((5, 32, 32),), warmup_steps=1, checkpoint_every=3,
+                      log_every=1, num_clips=4, cache_latents=True)
+    model, ema = train_i2v(tmp_path / "run", TINY, cfg, vae, ProceduralClips(seed=0), progress=False)
+    assert (tmp_path / "run" / "checkpoints").is_dir()
+    pipe = EdgeVidImg2VidPipeline(vae, ema, Img2VidDefaults(num_frames=5, height=32, width=32, num_inference_steps=2),
+                                  precision="fp32")
+    image = ProceduralClips(seed=1).clip(0, 5, 32, 32).video[0]  # (32, 32, 3) uint8
+    out = pipe(image, generator=torch.Generator().manual_seed(0)).frames
+    assert out.shape == (1, 5, 32, 32, 3) and np.isfinite(out).all()
+    again = pipe(image, generator=torch.Generator().manual_seed(0)).frames
+    np.testing.assert_array_equal(out, again)  # deterministic for a seed
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "model", precision="fp32")
+    np.testing.assert_allclose(loaded(image, generator=torch.Generator().manual_seed(0)).frames, out, atol=1e-6)
+    # The first latent frame is the image's: the first decoded frame is the VAE's reconstruction.
+    latents = pipe(image, generator=torch.Generator().manual_seed(0), output_type="latent").frames
+    assert torch.equal(latents[:, :, 0], pipe.vae.encode_latents(pipe.prepare_image(image, 32, 32))[:, :, 0])
+
+
+def test_bad_inputs_say_what_to_do(tmp_path):
+    pipe = _tiny_pipeline()
+    image = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="resize it first"):
+        pipe(np.zeros((16, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        pipe(image.astype(np.float32))
+    with pytest.raises(ValueError, match="1 \\+ 4k"):
+        pipe(image, num_frames=6)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        pipe(np.zeros((24, 24, 3), np.uint8), height=24, width=24)
+    with pytest.raises(ValueError, match="not an image-to-video model"):
+        from tests.conftest import make_tiny_pipeline
+
+        make_tiny_pipeline().save_pretrained(tmp_path / "t2v")
+        EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "t2v")
+    with pytest.raises(ValueError, match=">= 2 latent frames"):
+        train_i2v(tmp_path / "r", TINY, TrainConfig(steps=1, buckets=((1, 32, 32),)), pipe.vae, ProceduralClips())

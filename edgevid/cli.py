@@ -20,6 +20,8 @@ EXAMPLES = """examples:
   edgevid train vae --steps 3000 --crop-size 64 --buckets 1x256x256,9x256x256 --run-dir runs/vae --output models/vae
   edgevid train t2v --vae models/vae --steps 4000 --fps 24 --num-clips 600 --cache-latents --run-dir runs/t2v --output models/t2v
   edgevid train t2v --vae models/vae --run-dir runs/t2v --output models/t2v --resume
+  edgevid animate still.png -o out.mp4 --model models/i2v   # image-to-video (MobileVD)
+  edgevid train i2v --vae edgevid/weights/default/vae --steps 3000 --num-clips 1500 --cache-latents --run-dir runs/i2v --output models/i2v
   edgevid export --format executorch -o out/default-et       # on-device artifacts + manifest.json
   edgevid run-exported out/default-et "a red circle moving right" -o out.mp4
 """
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(metavar="COMMAND")
 
     add_generate_parser(sub)
+    add_animate_parser(sub)
     add_train_parser(sub)
     add_distill_parser(sub)
     add_compress_parser(sub)
@@ -186,6 +189,70 @@ def cmd_generate(args) -> None:
         timing += ", compiled denoiser" if compiled else ""
         timing += f", {pipe.precision}"
         print(f"wrote {out} ({n} frames, {w}x{h}, {fps} fps, {n / fps:.1f} s) in {t_end - t0:.1f} s [{timing}]")
+
+
+# ----------------------------------------------------------------------------- animate
+def add_animate_parser(sub) -> None:
+    a = sub.add_parser("animate", help="animate a still image (image-to-video, MobileVD)")
+    a.add_argument("image", help="a png / jpg / webp file; resized to cover the model's size and centre-cropped")
+    a.add_argument("-o", "--output", required=True, help="output file (.mp4 or .gif)")
+    a.add_argument("--model", help="an image-to-video model folder (`edgevid train i2v --output`; default: the "
+                                   "shipped one, edgevid/weights/i2v)")
+    a.add_argument("--num-frames", type=int, help="frames, 1 + 4k (default: the model's, 17)")
+    a.add_argument("--height", type=int, help="pixels (default: the model's, 256)")
+    a.add_argument("--width", type=int, help="pixels (default: the model's, 512)")
+    a.add_argument("--fps", type=int, help="frames per second of the written file (default: the model's)")
+    a.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    a.add_argument("--motion", type=float, help="motion strength, SVD's motion bucket id (default: the model's)")
+    a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    a.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    add_precision_flag(a)
+    a.add_argument("--quiet", action="store_true", help="print nothing on success")
+    a.set_defaults(func=cmd_animate)
+
+
+def default_i2v_model_dir() -> Path:
+    from edgevid.pipeline import default_model_dir
+
+    return default_model_dir().parent / "i2v"
+
+
+def cmd_animate(args) -> None:
+    t0 = time.perf_counter()
+    out = _check_output_path(args.output)
+    image_path = Path(args.image)
+    if not image_path.is_file():
+        raise CLIError(f"{args.image}: no such image file")
+    for name, lo, hi in (("num_frames", 5, MAX_FRAMES), ("height", 1, 16_384), ("width", 1, 16_384),
+                         ("fps", 1, MAX_FPS[out.suffix.lower()]), ("steps", 1, MAX_STEPS)):
+        _check_int(args, name, lo, hi)
+    _check_int(args, "seed", *SEED_RANGE)
+    model = Path(args.model) if args.model else default_i2v_model_dir()
+    if not (model / "model_index.json").is_file():
+        raise CLIError(f"no image-to-video model at {model}" + ("" if args.model else
+                       "; none ships yet: train one with `edgevid train i2v ... --output DIR` and pass --model DIR"))
+    import torch
+
+    _set_threads(args.threads)
+    from edgevid.io.image import load_image
+    from edgevid.io.video import export
+    from edgevid.pipeline import frames_to_uint8
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
+
+    pipe = EdgeVidImg2VidPipeline.from_pretrained(model, precision=args.precision)
+    height, width = args.height or pipe.defaults.height, args.width or pipe.defaults.width
+    image = load_image(image_path, height, width)  # raises one line for files that are not images
+    t_load = time.perf_counter()
+    frames = pipe(image, num_frames=args.num_frames, height=height, width=width, num_inference_steps=args.steps,
+                  motion_bucket_id=args.motion, generator=torch.Generator().manual_seed(args.seed)).frames[0]
+    frames = frames_to_uint8(frames)  # (T, H, W, 3)
+    t_gen = time.perf_counter()
+    fps = args.fps or pipe.defaults.fps
+    export(frames, out, fps=fps)
+    if not args.quiet:
+        n = len(frames)
+        print(f"wrote {out} ({n} frames, {width}x{height}, {fps} fps) in {time.perf_counter() - t0:.1f} s "
+              f"[load {t_load - t0:.1f} s, animate {t_gen - t_load:.2f} s, {pipe.precision}]")
 
 
 # Limits of the flags, each with its reason. The model's own rules (multiples of 32, 1 + 4k frames)
@@ -576,6 +643,19 @@ def add_train_parser(sub) -> None:
                     help="default timestep shift of the sampling grid stored with the model (1 = uniform)")
     _add_common_train_flags(tt)
     tt.set_defaults(func=cmd_train_t2v)
+    ti = tsub.add_parser("i2v", help="train the image-to-video denoiser (SVD architecture, rectified flow)")
+    ti.add_argument("--vae", required=True, help="trained VAE folder (e.g. edgevid/weights/default/vae, the shipped one)")
+    ti.add_argument("--preset", default="svd-cpu", help="SVDUNet preset (svd-tiny, svd-cpu, svd; default svd-cpu)")
+    ti.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
+    ti.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips (also on disk)")
+    ti.add_argument("--ema-decay", type=float, help="EMA decay of the shipped weights (default 0.999)")
+    ti.add_argument("--export-checkpoint", action="store_true",
+                    help="no training: write the EMA weights of --run-dir's latest checkpoint to --output")
+    ti.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
+    ti.add_argument("--sample-frames", type=int, default=17, help="default frame count stored with the model")
+    ti.add_argument("--sample-size", default="256x512", help="default HEIGHTxWIDTH stored with the model")
+    _add_common_train_flags(ti)
+    ti.set_defaults(func=cmd_train_i2v)
 
 
 def cmd_train_vae(args) -> None:
@@ -667,6 +747,53 @@ def cmd_train_t2v(args) -> None:
     print(f"trained text-to-video UNet in {time.perf_counter() - t0:.0f} s")
     if args.output:
         EdgeVidPipeline(vae.cpu(), ema_unet.cpu(), text_encoder.cpu(), defaults).save_pretrained(args.output)
+        print(f"saved pipeline to {args.output}")
+
+
+def cmd_train_i2v(args) -> None:
+    from edgevid.config import SVD_UNET_PRESETS, SVDUNetConfig, TrainConfig, VAEConfig, config_from_dict
+    from edgevid.models.i2v import Img2VidDenoiser
+    from edgevid.models.vae import VideoVAE
+    from edgevid.models.weights import load_component, load_state_strict, read_json, read_safetensors
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline, Img2VidDefaults
+    from edgevid.train.checkpoint import latest_checkpoint
+    from edgevid.train.i2v import train_i2v
+
+    if args.preset not in SVD_UNET_PRESETS:
+        raise CLIError(f"unknown SVDUNet preset {args.preset!r}; choose from {sorted(SVD_UNET_PRESETS)}")
+    extra = _given(args, "num_clips", "ema_decay")
+    if args.cache_latents:
+        extra["cache_latents"] = True
+    extra.setdefault("buckets", ((17, 128, 256), (17, 256, 512)))  # low-res steps are 4x cheaper (MobileVD §4.1)
+    cfg = _train_common(args, TrainConfig, extra)
+    device = _device(args)
+    vae = load_component(VideoVAE, VAEConfig, args.vae)
+    c = vae.config.latent_channels
+    unet_cfg = dataclasses.replace(SVD_UNET_PRESETS[args.preset], in_channels=2 * c, out_channels=c)
+    height, width = _parse_size(args.sample_size)
+    defaults = Img2VidDefaults(num_frames=args.sample_frames, height=height, width=width, fps=cfg.fps,
+                               num_inference_steps=args.sample_steps)
+    if args.output:  # fail now, not after training, on defaults the model could not generate
+        EdgeVidImg2VidPipeline(vae, Img2VidDenoiser(unet_cfg), defaults)
+    if args.export_checkpoint:
+        if not args.output:
+            raise CLIError("--export-checkpoint needs --output")
+        ckpt = latest_checkpoint(Path(args.run_dir))
+        if ckpt is None:
+            raise CLIError(f"--export-checkpoint: {args.run_dir} holds no checkpoint")
+        run_cfg = read_json(Path(args.run_dir) / "config.json")
+        model = Img2VidDenoiser(config_from_dict(SVDUNetConfig, run_cfg["unet"], f"{args.run_dir}/config.json unet"))
+        load_state_strict(model, read_safetensors(ckpt / "ema.safetensors"), ckpt)
+        EdgeVidImg2VidPipeline(vae, model, defaults).save_pretrained(args.output)
+        print(f"saved the EMA weights of {ckpt} as an image-to-video pipeline to {args.output}")
+        return
+    source, desc = _source(args, cfg.fps, cfg.seed)
+    t0 = time.perf_counter()
+    _, ema = train_i2v(args.run_dir, unet_cfg, cfg, vae, source, data_description=desc, resume=args.resume,
+                       progress=not args.no_progress, device=device)
+    print(f"trained image-to-video denoiser in {time.perf_counter() - t0:.0f} s")
+    if args.output:
+        EdgeVidImg2VidPipeline(vae.cpu(), ema.cpu(), defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output}")
 
 

@@ -85,3 +85,29 @@ def test_bad_inputs_say_what_to_do(tmp_path):
         EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "t2v")
     with pytest.raises(ValueError, match=">= 2 latent frames"):
         train_i2v(tmp_path / "r", TINY, TrainConfig(steps=1, buckets=((1, 32, 32),)), pipe.vae, ProceduralClips())
+
+
+def test_animate_cli_writes_a_video_and_rejects_bad_inputs(tmp_path, capsys):
+    from PIL import Image
+
+    from edgevid.cli import main
+    from edgevid.io.video import read_video
+
+    _tiny_pipeline().save_pretrained(tmp_path / "model")
+    Image.fromarray(np.full((50, 70, 3), 200, np.uint8)).save(tmp_path / "still.png")  # any size: resized + cropped
+    out = tmp_path / "out.mp4"
+    assert main(["animate", str(tmp_path / "still.png"), "-o", str(out), "--model", str(tmp_path / "model"),
+                 "--threads", "1", "--quiet"]) == 0
+    assert read_video(out)[0].shape[:3] == (5, 32, 32)
+    (tmp_path / "notes.png").write_text("not an image")
+    cases = {
+        "no such image": ["animate", str(tmp_path / "missing.png")],
+        "cannot read as an image": ["animate", str(tmp_path / "notes.png")],
+        "no image-to-video model": ["animate", str(tmp_path / "still.png"), "--model", str(tmp_path)],
+        "--num-frames must be": ["animate", str(tmp_path / "still.png"), "--num-frames", "2"],
+    }
+    for message, argv in cases.items():
+        argv = argv + ["-o", str(tmp_path / "bad.mp4")] + (["--model", str(tmp_path / "model")] if "--model" not in argv else [])
+        assert main(argv) == 1, message
+        assert message in capsys.readouterr().err, message
+        assert not (tmp_path / "bad.mp4").exists()

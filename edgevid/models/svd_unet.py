@@ -376,7 +376,7 @@ class SpatioTemporalResBlock(nn.Module):
             return x_s
         BT, C, H, W = x_s.shape
         v = x_s.view(BT // num_frames, num_frames, C, H, W).transpose(1, 2)  # (B*T, C, H, W) -> (B, C, T, H, W), a view
-        v = self.time_mixer(v, self.temporal_res_block(v, emb))
+        v = gated(v, self.time_mixer(v, self.temporal_res_block(v, emb)), self.temporal_res_block.gate)
         return v.transpose(1, 2).reshape(BT, C, H, W)  # (B, C, T, H, W) -> (B*T, C, H, W)
 
 
@@ -409,6 +409,7 @@ class TemporalResnetBlock(nn.Module):
 
     def __init__(self, ch: int, emb_dim: int, groups: int, eps: float):
         super().__init__()
+        self.gate: Tensor | None = None  # MobileVD Fig. 4b, set while learning which blocks to prune
         self.norm1 = nn.GroupNorm(groups, ch, eps=eps)
         self.conv1 = nn.Conv3d(ch, ch, (3, 1, 1), padding=(1, 0, 0))
         self.time_emb_proj = nn.Linear(emb_dim, ch)
@@ -433,6 +434,15 @@ class AlphaBlender(nn.Module):
     def forward(self, x_spatial: Tensor, x_temporal: Tensor) -> Tensor:
         alpha = torch.sigmoid(self.mix_factor).to(x_spatial.dtype)
         return alpha * x_spatial + (1.0 - alpha) * x_temporal
+
+
+def gated(x_spatial: Tensor, blended: Tensor, gate: Tensor | None) -> Tensor:
+    """MobileVD Fig. 4b: x_s + z (1 - alpha) r_t, where blended = x_s + (1 - alpha) r_t is the
+    AlphaBlender's output and z the block's 0/1 gate (a straight-through sample while pruning is
+    learned, edgevid.compress.mobilevd); no gate = 1."""
+    if gate is None:
+        return blended
+    return x_spatial + gate.to(blended.dtype) * (blended - x_spatial)
 
 
 # --------------------------------------------------------------------------------------
@@ -478,7 +488,8 @@ class TransformerSpatioTemporalModel(nn.Module):
             x = block(x, context)
             if str(k) in self.temporal_transformer_blocks:
                 x_mix = (x.view(B, T, H * W, C) + pos[None, :, None, :]).view(BT, H * W, C)  # via (B, T, H*W, C)
-                x = self.time_mixer(x, self.temporal_transformer_blocks[str(k)](x_mix, context, T))
+                temporal = self.temporal_transformer_blocks[str(k)]
+                x = gated(x, self.time_mixer(x, temporal(x_mix, context, T)), temporal.gate)
         x = self.proj_out(x)
         return x.view(BT, H, W, C).permute(0, 3, 1, 2) + h  # (B*T, H*W, C) -> (B*T, C, H, W)
 
@@ -508,6 +519,7 @@ class TemporalBasicTransformerBlock(nn.Module):
 
     def __init__(self, path: str, dim: int, heads: int, context_dim: int, plan: _BuildPlan):
         super().__init__()
+        self.gate: Tensor | None = None  # MobileVD Fig. 4b, set while learning which blocks to prune
         self.norm_in = nn.LayerNorm(dim)
         self.ff_in = FeedForward(dim)
         self.norm1 = nn.LayerNorm(dim)

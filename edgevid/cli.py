@@ -1083,7 +1083,11 @@ def cmd_eval(args) -> None:
     from edgevid.io.atomic import atomic_write_text
     from edgevid.pipeline import EdgeVidPipeline, replace_defaults, resolve_model_dir
 
-    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision=args.precision)
+    model_dir = resolve_model_dir(args.model)
+    if _is_i2v_model(model_dir):
+        _eval_i2v(args, model_dir, out)
+        return
+    pipe = EdgeVidPipeline.from_pretrained(model_dir, precision=args.precision)
     if args.continuation:
         pipe = replace_defaults(pipe, continuation_start=args.continuation)
     check_eval_resources(pipe, args)
@@ -1105,6 +1109,45 @@ def cmd_eval(args) -> None:
           f"motion {s['object_motion_correct']:.3f}, count {s['count_correct']:.3f}, "
           f"background {s['background_correct']:.3f}); ground-truth renders of the same specs: "
           f"{result['ground_truth']['prompt_adherence']:.3f}; wrote {out} and {report}")
+
+
+def _is_i2v_model(model_dir: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((model_dir / "model_index.json").read_text()).get("_class_name") == "EdgeVidImg2VidPipeline"
+    except (OSError, ValueError):
+        return False  # from_pretrained says what is wrong
+
+
+def _eval_i2v(args, model_dir: Path, out: Path) -> None:
+    """`edgevid eval --model I2V_DIR`: the image-to-video evaluation (edgevid.eval.i2v)."""
+    import json
+
+    from edgevid.eval.i2v import evaluate_i2v
+    from edgevid.io.atomic import atomic_write_text
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline, replace_i2v_defaults
+
+    text_only = [f"--{n.replace('_', '-')}" for n in ("guidance", "shift", "window", "overlap", "continuation")
+                 if getattr(args, n) is not None] + (["--split"] if args.split != "holdout" else [])
+    if text_only:
+        raise CLIError(f"{', '.join(text_only)}: text-to-video flags; {model_dir} is an image-to-video model")
+    pipe = EdgeVidImg2VidPipeline.from_pretrained(model_dir, precision=args.precision)
+    changes = {k: v for k, v in (("num_frames", args.num_frames), ("height", args.height), ("width", args.width))
+               if v is not None}
+    if changes:
+        pipe.check_inputs(changes.get("num_frames", pipe.defaults.num_frames), changes.get("height", pipe.defaults.height),
+                          changes.get("width", pipe.defaults.width), 1)
+        pipe = replace_i2v_defaults(pipe, **changes)
+    t0 = time.perf_counter()
+    result, _ = evaluate_i2v(pipe, limit=args.limit or 50, num_inference_steps=args.steps, seed=args.seed,
+                             progress=not args.no_progress)
+    result["settings"].update(model=str(model_dir), precision=pipe.precision, wall_s=round(time.perf_counter() - t0, 1))
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    s, v, f = result["summary"], result["vae_ceiling"], result["frozen"]
+    print(f"I2V eval on {s['num_videos']} clips: i2v_score {s['i2v_score']:.3f} (fidelity {s['fidelity']:.3f}, "
+          f"PSNR {s['first_frame_psnr']:.1f} dB, objects {s['objects']:.3f}, motion {s['motion']:.3f}); "
+          f"VAE ceiling {v['i2v_score']:.3f}, frozen image {f['i2v_score']:.3f}; wrote {out}")
 
 
 def check_eval_resources(pipe, args, rates: dict | None = None):

@@ -111,3 +111,20 @@ def test_animate_cli_writes_a_video_and_rejects_bad_inputs(tmp_path, capsys):
         assert main(argv) == 1, message
         assert message in capsys.readouterr().err, message
         assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_eval_detects_an_image_to_video_model(tmp_path, capsys):
+    import json
+
+    from edgevid.cli import main
+
+    _tiny_pipeline().save_pretrained(tmp_path / "model")
+    out = tmp_path / "i2v.json"
+    assert main(["eval", "--model", str(tmp_path / "model"), "--limit", "2", "--output", str(out),
+                 "--threads", "1", "--no-progress"]) == 0
+    result = json.loads(out.read_text())
+    assert result["ground_truth"]["i2v_score"] >= 0.5 and result["frozen"]["motion"] == 0.0
+    assert 0.0 <= result["i2v_score"] <= 1.0 and len(result["per_video"]) == 2
+    assert "i2v_score" in capsys.readouterr().out
+    assert main(["eval", "--model", str(tmp_path / "model"), "--guidance", "2", "--output", str(out)]) == 1
+    assert "text-to-video flags" in capsys.readouterr().err

@@ -66,13 +66,7 @@ def ablation_rows(teacher: Img2VidDenoiser, keep_fraction: float, funnel_factor:
     rows.append((f"+ temporal block pruning ({n - keep} of {n} removed)", 1, unet))
     unet = merge_funnels(add_funnels(unet, funnel_factor))
     rows.append((f"+ channel funnels (factor {funnel_factor})", 1, unet))
-    out = []
-    for name, nfe, u in rows:
-        model = Img2VidDenoiser.__new__(Img2VidDenoiser)
-        torch.nn.Module.__init__(model)
-        model.config, model.unet, model.image_embed = u.config, u, teacher.image_embed
-        out.append((name, nfe, model.eval()))
-    return out
+    return [(name, nfe, teacher.with_unet(u).eval()) for name, nfe, u in rows]
 
 
 def main() -> None:

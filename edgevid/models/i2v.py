@@ -51,6 +51,13 @@ class Img2VidDenoiser(nn.Module):
         self.unet = SVDUNet(config)
         self.image_embed = LatentImageEmbedder(config.out_channels, config.cross_attention_dim)
 
+    def with_unet(self, unet: SVDUNet) -> "Img2VidDenoiser":
+        """The same image embedder around another SVDUNet (a compressed one: edgevid.compress.mobilevd)."""
+        model = Img2VidDenoiser(unet.config)
+        model.unet = unet
+        model.image_embed.load_state_dict(self.image_embed.state_dict())
+        return model.train(self.training)
+
     def forward(self, x: Tensor, t: Tensor, image_latent: Tensor, added_time_ids: Tensor) -> Tensor:
         if image_latent.ndim != 4 or image_latent.shape[:2] != x.shape[:2] or image_latent.shape[2:] != x.shape[3:]:
             raise ValueError(f"image_latent must be (B, C, H', W') = {(x.shape[0], x.shape[1], *x.shape[3:])} for "

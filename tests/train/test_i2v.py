@@ -128,3 +128,27 @@ def test_eval_detects_an_image_to_video_model(tmp_path, capsys):
     assert "i2v_score" in capsys.readouterr().out
     assert main(["eval", "--model", str(tmp_path / "model"), "--guidance", "2", "--output", str(out)]) == 1
     assert "text-to-video flags" in capsys.readouterr().err
+
+
+def test_one_step_adversarial_distillation_of_a_compressed_student(tmp_path):
+    from edgevid.compress.mobilevd import optimize_cross_attention
+    from edgevid.config import DistillConfig
+    from edgevid.distill.i2v import I2VDiscriminator, distill_i2v
+
+    torch.manual_seed(0)
+    teacher = Img2VidDenoiser(TINY).eval()
+    student = teacher.with_unet(optimize_cross_attention(teacher.unet))
+    disc = I2VDiscriminator(teacher, head_channels=32)
+    x, image = torch.randn(2, 4, 2, 8, 8), torch.randn(2, 4, 8, 8)
+    logits = disc(x, torch.rand(2), image, added_time_ids(2, 8, 30, 0.02))
+    assert len(logits) == len(TINY.block_out_channels) + 1 and all(torch.isfinite(l).all() for l in logits)
+    assert not any(p.requires_grad for p in disc.backbone.parameters())
+    cfg = DistillConfig(num_steps=1, steps=2, batch_size=2, buckets=((5, 32, 32),), head_channels=32, warmup_steps=1,
+                        checkpoint_every=2, log_every=1)
+    ema, records = distill_i2v(tmp_path / "d", teacher, VideoVAE(VAE_PRESETS["tiny"]), ProceduralClips(seed=0), cfg,
+                               student=student, progress=False)
+    assert len(records) == 2 and all(np.isfinite(r["g_loss"]) and "d_loss" in r for r in records)
+    assert ema.config.optimized_cross_attention  # the student's architecture, not the teacher's
+    pipe = EdgeVidImg2VidPipeline(VideoVAE(VAE_PRESETS["tiny"]), ema,
+                                  Img2VidDefaults(num_frames=5, height=32, width=32, num_inference_steps=1))
+    assert pipe(np.zeros((32, 32, 3), np.uint8)).frames.shape == (1, 5, 32, 32, 3)

@@ -902,6 +902,22 @@ def add_compress_parser(sub) -> None:
     cd.add_argument("--ema-decay", type=float, help="EMA decay of the decoder (default 0.999)")
     _add_common_train_flags(cd)
     cd.set_defaults(func=cmd_compress_decoder)
+    cm = csub.add_parser("mobilevd", help="MobileVD's recipe on an image-to-video model: optimized cross-attention, "
+                                          "temporal multiscaling, learned temporal-block pruning, channel funnels, "
+                                          "adversarial fine-tuning to 1 step; every stage written to RUN_DIR/stages")
+    cm.add_argument("--model", required=True, help="the trained image-to-video teacher (`edgevid train i2v --output`)")
+    cm.add_argument("--no-cross-attention", action="store_true", help="skip the optimized cross-attention")
+    cm.add_argument("--temporal-multiscaling", metavar="FLAGS",
+                    help="per stage 1/0, frames halved after the 1s (default 1,0,0; 0,0,0 = off)")
+    cm.add_argument("--prune-keep", type=float, help="fraction of temporal blocks kept (default 0.3; 1 = no pruning)")
+    cm.add_argument("--funnel-factor", type=float, help="channel funnel factor (default 0.5; 1 = no funnels)")
+    cm.add_argument("--finetune-steps", type=int, help="rectified-flow steps after each change (default 300)")
+    cm.add_argument("--prune-steps", type=int, help="steps that learn the pruning gates (default 300)")
+    cm.add_argument("--distill-steps", type=int, help="adversarial steps at the end (default 600; 0 = none)")
+    cm.add_argument("--num-steps", type=int, help="sampling steps of the student (default 1)")
+    cm.add_argument("--num-clips", type=int, help="clips whose latents are cached and reused (default 1500)")
+    _add_common_train_flags(cm)
+    cm.set_defaults(func=cmd_compress_mobilevd)
 
 
 def cmd_compress_decoder(args) -> None:
@@ -930,6 +946,46 @@ def cmd_compress_decoder(args) -> None:
     if args.output:
         EdgeVidPipeline(vae, pipe.unet.cpu(), pipe.text_encoder.cpu(), pipe.defaults).save_pretrained(args.output)
         print(f"saved pipeline with the compressed decoder to {args.output}")
+
+
+def cmd_compress_mobilevd(args) -> None:
+    from edgevid.compress.mobilevd import compress_mobilevd
+    from edgevid.config import MobileVDConfig
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
+
+    extra = _given(args, "finetune_steps", "prune_steps", "distill_steps", "num_steps", "num_clips")
+    if args.prune_keep is not None:
+        extra["prune_keep_fraction"] = args.prune_keep
+    if args.funnel_factor is not None:
+        extra["funnel_factor"] = args.funnel_factor
+    if args.no_cross_attention:
+        extra["optimized_cross_attention"] = False
+    try:
+        pipe = EdgeVidImg2VidPipeline.from_pretrained(args.model, precision="fp32")
+    except ValueError as e:
+        raise CLIError(f"--model: {e}") from None
+    n_stages = len(pipe.unet.config.block_out_channels)
+    if args.temporal_multiscaling is not None:
+        flags = [f.strip() for f in args.temporal_multiscaling.split(",")]
+        if len(flags) != n_stages or any(f not in ("0", "1") for f in flags) or flags[-1] == "1":
+            raise CLIError(f"--temporal-multiscaling needs {n_stages} comma-separated 0/1 flags (the last 0), "
+                           f"got {args.temporal_multiscaling!r}")
+        extra["temporal_downsample"] = tuple(f == "1" for f in flags)
+    try:
+        cfg = _train_common(args, MobileVDConfig, extra)
+    except TypeError as e:  # a flag that MobileVDConfig has no field for
+        raise CLIError(str(e)) from None
+    device = _device(args)
+    source, _ = _source(args, cfg.fps, cfg.seed)
+    t0 = time.perf_counter()
+    out = compress_mobilevd(args.run_dir, pipe, cfg, source, resume=args.resume, progress=not args.no_progress,
+                            device=device)
+    print(f"compressed in {time.perf_counter() - t0:.0f} s: {sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.2f} M"
+          f" -> {sum(p.numel() for p in out.unet.parameters()) / 1e6:.2f} M parameters, "
+          f"{out.defaults.num_inference_steps} step(s)")
+    if args.output:
+        out.save_pretrained(args.output)
+        print(f"saved the compressed image-to-video pipeline to {args.output}")
 
 
 # ----------------------------------------------------------------------------- bench

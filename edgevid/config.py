@@ -629,6 +629,42 @@ SVD_UNET_PRESETS: dict[str, SVDUNetConfig] = {
 }
 
 
+
+@dataclass(frozen=True)
+class MobileVDConfig:
+    """`edgevid compress mobilevd`: MobileVD's optimisations applied in turn to a trained
+    image-to-video model (edgevid.compress.mobilevd.compress_mobilevd), each stage written as a
+    model folder so that every row of the ablation can be scored.
+
+    Order: optimized cross-attention (exact) -> temporal multiscaling (+ fine-tuning) -> learned
+    temporal-block pruning (gates trained with the model, then the top blocks kept, + fine-tuning)
+    -> channel funnels (CSI, fine-tuning, merged) -> adversarial fine-tuning to num_steps steps.
+    MobileVD distils to one step right after the cross-attention and fine-tunes the later stages
+    adversarially; here the architecture stages fine-tune with the rectified-flow loss and one
+    adversarial run comes last, so the CPU pays for one distillation, not four.
+    """
+    optimized_cross_attention: bool = True  # exact for a one-token context: always worth it
+    temporal_downsample: tuple[bool, ...] = (True, False, False)  # after stage 0: MobileVD's 8.24 -> 5.42 TFLOPs
+    prune_keep_fraction: float = 0.3  # MobileVD Tab. 6: removing 70 % of the temporal blocks was best
+    funnel_factor: float = 0.5  # MobileVD Tab. 4: fun-factor 0.5 (below it quality drops)
+    finetune_steps: int = 300  # rectified-flow steps after each architecture change (0 = none)
+    prune_steps: int = 300  # steps that learn the gates' importances (with the model)
+    distill_steps: int = 600  # adversarial steps at the end (0 = no distillation)
+    num_steps: int = 1  # the student's sampling steps (MobileVD: 1)
+    batch_size: int = 4
+    lr: float = 5e-5  # fine-tuning a trained model: a sixth of the teacher's lr
+    buckets: tuple[tuple[int, int, int], ...] = ((17, 128, 256), (17, 256, 512))
+    fps: int = 8
+    num_clips: int = 1500
+    cache_latents: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 < self.prune_keep_fraction <= 1 or not 0 < self.funnel_factor <= 1:
+            raise ValueError("MobileVDConfig.prune_keep_fraction and funnel_factor must be in (0, 1] (1 = off)")
+        if min(self.finetune_steps, self.prune_steps, self.distill_steps) < 0 or self.num_steps < 1:
+            raise ValueError("MobileVDConfig step counts must be >= 0 and num_steps >= 1")
+
 # --------------------------------------------------------------------------------------
 # JSON round trip
 # --------------------------------------------------------------------------------------

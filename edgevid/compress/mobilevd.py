@@ -237,3 +237,87 @@ def merge_funnels(unet: SVDUNet) -> SVDUNet:
     new_cfg = dataclasses.replace(cfg, funnel_qk_dims=tuple(qk) if any(qk) else (),
                                   funnel_vo_dims=tuple(vo) if any(vo) else ())
     return rebuild(unet, new_cfg, state)
+
+
+# --------------------------------------------------------------------------------------
+# The whole recipe (`edgevid compress mobilevd`)
+# --------------------------------------------------------------------------------------
+def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progress: bool = True,
+                      device: str = "cpu", log=print):
+    """Apply MobileVDConfig `cfg` to an EdgeVidImg2VidPipeline `pipe` (the teacher). Every stage is
+    written to RUN_DIR/stages/NN_name as a pipeline folder (score each with `edgevid eval`); all
+    stages share RUN_DIR/latent_cache. Returns the final pipeline. With `resume`, finished stages
+    are read back and an unfinished one continues from its checkpoint."""
+    from pathlib import Path
+
+    from edgevid.config import DistillConfig, TrainConfig
+    from edgevid.distill.i2v import distill_i2v
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline, replace_i2v_defaults
+    from edgevid.train.i2v import train_i2v
+
+    run_dir = Path(run_dir)
+    cache = run_dir / "latent_cache"
+    teacher = pipe.unet
+    model = teacher
+    stage_index = 0
+
+    def stage(name: str, build):
+        nonlocal model, stage_index
+        stage_index += 1
+        folder = run_dir / "stages" / f"{stage_index:02d}_{name}"
+        if resume and (folder / "model_index.json").is_file():
+            model = EdgeVidImg2VidPipeline.from_pretrained(folder, precision="fp32").unet
+            log(f"stage {stage_index} {name}: read back from {folder}")
+            return
+        model = build(run_dir / "runs" / f"{stage_index:02d}_{name}").cpu().eval()
+        steps = 1 if name.endswith("1step") else pipe.defaults.num_inference_steps
+        EdgeVidImg2VidPipeline(pipe.vae, model, replace_i2v_defaults(pipe, num_inference_steps=steps).defaults
+                               ).save_pretrained(folder)
+        log(f"stage {stage_index} {name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+            f"wrote {folder}")
+
+    def finetune(stage_dir, init, steps, prune_keep=0):
+        train = TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=min(50, steps),
+                            buckets=cfg.buckets, fps=cfg.fps, num_clips=cfg.num_clips, cache_latents=cfg.cache_latents,
+                            seed=cfg.seed, checkpoint_every=100, log_every=25, lr_schedule="constant")
+        trained, ema = train_i2v(stage_dir, init.config, train, pipe.vae, source, resume=resume and stage_dir.exists(),
+                                 progress=progress, device=device, init_model=init, prune_keep=prune_keep,
+                                 cache_dir=cache)
+        return trained, ema
+
+    if cfg.optimized_cross_attention:
+        stage("cross_attention", lambda d: model.with_unet(optimize_cross_attention(model.unet)))
+    if any(cfg.temporal_downsample):
+        def multiscale(d):
+            init = model.with_unet(add_temporal_multiscaling(model.unet, cfg.temporal_downsample))
+            return finetune(d, init, cfg.finetune_steps)[1] if cfg.finetune_steps else init
+        stage("temporal_multiscaling", multiscale)
+    if cfg.prune_keep_fraction < 1:
+        def prune(d):
+            n = len(model.unet.config.temporal_block_names())
+            keep = max(1, round(cfg.prune_keep_fraction * n))
+            trained, ema = finetune(d, model, cfg.prune_steps, prune_keep=keep)
+            kept = trained.temporal_gates.kept()
+            log(f"temporal blocks kept ({keep} of {n}): "
+                + ", ".join(name for name, k in zip(model.unet.config.temporal_block_names(), kept) if k))
+            del ema.temporal_gates
+            pruned = ema.with_unet(prune_temporal_blocks(ema.unet, kept))
+            return finetune(d.with_name(d.name + "_finetune"), pruned, cfg.finetune_steps)[1] \
+                if cfg.finetune_steps else pruned
+        stage("temporal_pruning", prune)
+    if cfg.funnel_factor < 1:
+        def funnels(d):
+            funnelled = model.with_unet(add_funnels(rebuild(model.unet, model.unet.config), cfg.funnel_factor))
+            if cfg.finetune_steps:
+                funnelled = finetune(d, funnelled, cfg.finetune_steps)[1]
+            return funnelled.with_unet(merge_funnels(funnelled.unet))
+        stage("channel_funnels", funnels)
+    if cfg.distill_steps:
+        distill_cfg = DistillConfig(num_steps=cfg.num_steps, steps=cfg.distill_steps, batch_size=cfg.batch_size,
+                                    buckets=cfg.buckets, fps=cfg.fps, num_clips=cfg.num_clips,
+                                    cache_latents=cfg.cache_latents, seed=cfg.seed)
+        stage(f"adversarial_{cfg.num_steps}step", lambda d: distill_i2v(
+            d, teacher, pipe.vae, source, distill_cfg, student=model, resume=resume and d.exists(),
+            progress=progress, device=device, cache_dir=cache)[0])
+    steps = cfg.num_steps if cfg.distill_steps else pipe.defaults.num_inference_steps
+    return EdgeVidImg2VidPipeline(pipe.vae, model, replace_i2v_defaults(pipe, num_inference_steps=steps).defaults)

@@ -87,7 +87,8 @@ class I2VDiscriminator(nn.Module):
 
 def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, source, cfg: DistillConfig, *,
                 student: Img2VidDenoiser | None = None, data_description: dict | None = None, resume: bool = False,
-                progress: bool = True, device: str | torch.device = "cpu") -> tuple[Img2VidDenoiser, list[dict]]:
+                progress: bool = True, device: str | torch.device = "cpu",
+                cache_dir: str | Path | None = None) -> tuple[Img2VidDenoiser, list[dict]]:
     """Fine-tune `student` (default: a copy of `teacher`) into a cfg.num_steps-step image-to-video
     model against `teacher`'s discriminator; returns (EMA student, log records of this call)."""
     from tqdm.auto import tqdm
@@ -114,7 +115,7 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
     if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
         start = int(load_checkpoint(ckpt, trained, optimizer, ema.model)["step"])
     batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
-                            Path(run_dir) / "latent_cache", device)
+                            Path(cache_dir or Path(run_dir) / "latent_cache"), device)
     grid = generator_timesteps(cfg)  # (k,): [1.0] for one step
     records, log_path = [], Path(run_dir) / "log.jsonl"
     tick, tick_step = time.perf_counter(), start

@@ -50,10 +50,16 @@ def with_clean_image(velocity_fn: Callable[[Tensor, Tensor], Tensor], image_late
 
 def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: TrainConfig, vae: VideoVAE, source, *,
               data_description: dict | None = None, resume: bool = False, progress: bool = True,
-              device: str | torch.device = "cpu", init_model: Img2VidDenoiser | None = None
+              device: str | torch.device = "cpu", init_model: Img2VidDenoiser | None = None,
+              prune_keep: int = 0, cache_dir: str | Path | None = None
               ) -> tuple[Img2VidDenoiser, Img2VidDenoiser]:
     """Train (or resume) an image-to-video denoiser; returns (model, ema_model). The buckets of
-    train_config must have >= 5 frames (2 latent frames): one given, at least one generated."""
+    train_config must have >= 5 frames (2 latent frames): one given, at least one generated.
+
+    prune_keep > 0 learns which temporal blocks to keep (MobileVD Fig. 4): the model gets a
+    `temporal_gates` submodule (edgevid.compress.mobilevd.TemporalBlockGates, trained with it and
+    checkpointed with it), and every step samples 0/1 gates for the blocks. `cache_dir` (default:
+    RUN_DIR/latent_cache) lets several runs share encoded latents."""
     cfg = train_config
     if unet_config.out_channels != vae.config.latent_channels:
         raise ValueError(f"SVDUNetConfig.out_channels={unet_config.out_channels} but the VAE has "
@@ -72,14 +78,20 @@ def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: Tra
 
     torch.manual_seed(cfg.seed)
     model = (init_model if init_model is not None else Img2VidDenoiser(unet_config)).to(device)
+    if prune_keep:
+        from edgevid.compress.mobilevd import TemporalBlockGates
+
+        model.temporal_gates = TemporalBlockGates(model.unet, prune_keep).to(device)
     vae = vae.to(device).eval().requires_grad_(False)
     ema = EMA(model, cfg.ema_decay)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     batch_latents = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents,
-                                  cfg.seed, Path(run_dir) / "latent_cache", device)
+                                  cfg.seed, Path(cache_dir or Path(run_dir) / "latent_cache"), device)
 
     def step_fn(step: int):
         g = step_generator(cfg.seed, step)
+        if prune_keep:
+            model.temporal_gates.sample(g)  # 0/1 gates, straight-through gradients to the importances
         x0, _ = batch_latents(step, g)  # (B, C, T', H', W'); captions unused: the image is the prompt
         B = x0.shape[0]
         image = x0[:, :, 0]  # (B, C, H', W'): the causal VAE's first latent = frame 0 alone
@@ -97,4 +109,7 @@ def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: Tra
                base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, lr_schedule=cfg.lr_schedule, grad_clip=cfg.grad_clip,
                checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, bf16=cfg.bf16, resume=resume,
                progress=progress, desc="train i2v")
+    if prune_keep:
+        for m in (model, ema.model):
+            m.temporal_gates.clear()
     return model, ema.model

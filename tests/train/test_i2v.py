@@ -152,3 +152,28 @@ def test_one_step_adversarial_distillation_of_a_compressed_student(tmp_path):
     pipe = EdgeVidImg2VidPipeline(VideoVAE(VAE_PRESETS["tiny"]), ema,
                                   Img2VidDefaults(num_frames=5, height=32, width=32, num_inference_steps=1))
     assert pipe(np.zeros((32, 32, 3), np.uint8)).frames.shape == (1, 5, 32, 32, 3)
+
+
+def test_compress_mobilevd_cli_writes_every_stage(tmp_path, capsys):
+    from edgevid.cli import main
+
+    _tiny_pipeline().save_pretrained(tmp_path / "teacher")
+    argv = ["compress", "mobilevd", "--model", str(tmp_path / "teacher"), "--run-dir", str(tmp_path / "run"),
+            "--output", str(tmp_path / "student"), "--temporal-multiscaling", "1,0", "--prune-keep", "0.5",
+            "--finetune-steps", "1", "--prune-steps", "2", "--distill-steps", "1", "--batch-size", "2",
+            "--buckets", "5x32x32", "--num-clips", "4", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    stages = sorted(p.name for p in (tmp_path / "run" / "stages").iterdir())
+    assert stages == ["01_cross_attention", "02_temporal_multiscaling", "03_temporal_pruning", "04_channel_funnels",
+                      "05_adversarial_1step"]
+    student = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "student", precision="fp32")
+    teacher = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "teacher", precision="fp32")
+    cfg = student.unet.config
+    assert cfg.optimized_cross_attention and cfg.temporal_downsample == (True, False) and cfg.funnel_vo_dims
+    assert len(cfg.temporal_block_names()) == round(0.5 * len(teacher.unet.config.temporal_block_names()))
+    assert student.defaults.num_inference_steps == 1
+    assert student(np.zeros((32, 32, 3), np.uint8)).frames.shape == (1, 5, 32, 32, 3)
+    # resume reads the finished stages back instead of training them again
+    assert main(argv + ["--resume"]) == 0 and "read back" in capsys.readouterr().out
+    assert main(argv[:4] + ["--run-dir", str(tmp_path / "r2"), "--temporal-multiscaling", "1,1"]) == 1
+    assert "--temporal-multiscaling needs 2" in capsys.readouterr().err

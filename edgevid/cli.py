@@ -651,6 +651,9 @@ def add_train_parser(sub) -> None:
     ti.add_argument("--ema-decay", type=float, help="EMA decay of the shipped weights (default 0.999)")
     ti.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output")
+    ti.add_argument("--init-from", metavar="MODEL_DIR",
+                    help="start from this image-to-video pipeline's denoiser (its architecture replaces --preset): "
+                         "continue a finished or exported model with a new schedule, e.g. on a new machine")
     ti.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
     ti.add_argument("--sample-frames", type=int, default=17, help="default frame count stored with the model")
     ti.add_argument("--sample-size", default="256x512", help="default HEIGHTxWIDTH stored with the model")
@@ -787,10 +790,21 @@ def cmd_train_i2v(args) -> None:
         EdgeVidImg2VidPipeline(vae, model, defaults).save_pretrained(args.output)
         print(f"saved the EMA weights of {ckpt} as an image-to-video pipeline to {args.output}")
         return
+    init = None
+    if args.init_from:
+        try:
+            init = EdgeVidImg2VidPipeline.from_pretrained(args.init_from, precision="fp32").unet
+        except (ValueError, OSError) as e:
+            raise CLIError(f"--init-from: {e}") from None
+        unet_cfg = init.config
+        if unet_cfg.out_channels != c:
+            raise CLIError(f"--init-from: its denoiser makes {unet_cfg.out_channels} latent channels, the VAE has {c}")
     source, desc = _source(args, cfg.fps, cfg.seed)
+    if args.init_from:
+        desc = {**desc, "init_from": str(args.init_from)}
     t0 = time.perf_counter()
     _, ema = train_i2v(args.run_dir, unet_cfg, cfg, vae, source, data_description=desc, resume=args.resume,
-                       progress=not args.no_progress, device=device)
+                       progress=not args.no_progress, device=device, init_model=init)
     print(f"trained image-to-video denoiser in {time.perf_counter() - t0:.0f} s")
     if args.output:
         EdgeVidImg2VidPipeline(vae.cpu(), ema.cpu(), defaults).save_pretrained(args.output)

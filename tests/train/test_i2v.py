@@ -177,3 +177,18 @@ def test_compress_mobilevd_cli_writes_every_stage(tmp_path, capsys):
     assert main(argv + ["--resume"]) == 0 and "read back" in capsys.readouterr().out
     assert main(argv[:4] + ["--run-dir", str(tmp_path / "r2"), "--temporal-multiscaling", "1,1"]) == 1
     assert "--temporal-multiscaling needs 2" in capsys.readouterr().err
+
+
+def test_train_i2v_cli_exports_a_checkpoint_and_continues_from_it(tmp_path):
+    from edgevid.cli import main
+    from edgevid.models.weights import save_component
+
+    save_component(VideoVAE(VAE_PRESETS["tiny"]), VAE_PRESETS["tiny"], tmp_path / "vae")
+    common = ["--vae", str(tmp_path / "vae"), "--preset", "svd-tiny", "--batch-size", "2", "--buckets", "5x32x32",
+              "--sample-size", "32x32", "--sample-frames", "5", "--threads", "1", "--no-progress"]
+    assert main(["train", "i2v", *common, "--steps", "2", "--checkpoint-every", "2", "--run-dir", str(tmp_path / "a")]) == 0
+    assert main(["train", "i2v", *common, "--run-dir", str(tmp_path / "a"), "--export-checkpoint",
+                 "--output", str(tmp_path / "m")]) == 0
+    assert main(["train", "i2v", *common, "--steps", "1", "--run-dir", str(tmp_path / "b"),
+                 "--init-from", str(tmp_path / "m"), "--output", str(tmp_path / "m2")]) == 0
+    assert EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "m2").defaults.num_frames == 5

@@ -1,0 +1,191 @@
+"""Look-up tables of latency and memory, measured on the target runtime (SnapGen-V App. A).
+
+A table is one JSON file keyed by (runtime, threads, machine): a user builds one on their phone's
+runtime and searches against it. It holds
+
+    backbone                  the UNet with no temporal layers (the spatial blocks), measured whole
+    entries[kind/cC/TxHxW]    one temporal layer of `kind` at width C on a T x H x W latent
+
+for every temporal layer type and every stage (width, latent resolution) of the base UNet at the
+table's latent size. Each entry has `ms` (median latency), `peak_bytes` (activation peak of the
+call, traced on meta tensors: runtime-independent) and `params`. predict.py sums them.
+
+    table = build_table(UNET_PRESETS["small"], (8, 31, 32, 32), runtime="eager", threads=2)
+    table.save("lut.json"); LatencyTable.load("lut.json")
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgevid.config import TEMPORAL_LAYER_TYPES, UNetConfig, config_from_dict, config_to_dict
+
+RUNTIMES = ("eager", "executorch")
+CONTEXT_TOKENS = 16  # the prompt length the tables are measured at (MiniLM's padded prompts are ~10-20)
+
+
+def entry_key(kind: str, channels: int, frames: int, height: int, width: int) -> str:
+    return f"{kind}/c{channels}/{frames}x{height}x{width}"
+
+
+def machine_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass
+class LatencyTable:
+    runtime: str
+    threads: int
+    machine: str
+    torch_version: str
+    latent: tuple[int, int, int, int]  # (C, T, H, W) of the base UNet's input, batch 1
+    base: UNetConfig  # the backbone the entries were measured for (its temporal layers are ignored)
+    backbone: dict  # {"ms", "peak_bytes", "params"}
+    entries: dict[str, dict] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        data = {**dataclasses.asdict(self), "base": config_to_dict(self.base), "latent": list(self.latent)}
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LatencyTable":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            data["base"] = config_from_dict(UNetConfig, data["base"], str(path))
+            data["latent"] = tuple(data["latent"])
+            return cls(**data)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: not a look-up table ({e}); build one with `edgevid search lut`") from None
+
+    def entry(self, kind: str, channels: int, frames: int, height: int, width: int) -> dict:
+        key = entry_key(kind, channels, frames, height, width)
+        if key not in self.entries:
+            raise ValueError(f"the table has no entry {key}; it was built for other widths, sizes or layer types "
+                             f"(rebuild it with `edgevid search lut` for this UNet)")
+        return self.entries[key]
+
+
+def stage_geometry(base: UNetConfig, latent: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """(channels, T, H, W) of each position's temporal layers: stages 0..n-1, then the mid block."""
+    C, T, H, W = latent
+    n = len(base.channels)
+    stages = [(base.channels[i], T, H >> i, W >> i) for i in range(n)]
+    return stages + [stages[-1]]
+
+
+def backbone_config(base: UNetConfig) -> UNetConfig:
+    return dataclasses.replace(base, temporal_layers=((),) * len(base.channels), mid_temporal_layers=())
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _trace_peak(module: nn.Module, inputs: tuple) -> int:
+    import copy
+
+    from edgevid.estimate import trace
+
+    meta = copy.deepcopy(module).to("meta")
+    meta_inputs = tuple(x.to("meta") if isinstance(x, torch.Tensor) else x for x in inputs)
+    with torch.no_grad():
+        return trace(lambda *a: meta(*a), *meta_inputs).peak
+
+
+class _Call(nn.Module):
+    """A module with positional tensor inputs only (what torch.export and the runtimes take)."""
+
+    def __init__(self, module: nn.Module, kind: str):
+        super().__init__()
+        self.module, self.kind = module, kind
+
+    def forward(self, *args):
+        return self.module(*args)
+
+
+def time_module(module: nn.Module, inputs: tuple, runtime: str, threads: int, repeats: int) -> float:
+    """Median latency in ms of module(*inputs) on `runtime`, after a warm-up call."""
+    torch.set_num_threads(threads)
+    module = module.eval()
+    if runtime == "eager":
+        with torch.no_grad():
+            return 1e3 * _median_seconds(lambda: module(*inputs), repeats)
+    if runtime == "executorch":
+        from edgevid.export.formats import export_executorch
+        from edgevid.export.mobile import mobile_friendly
+        from edgevid.export.runner import _ExecuTorch
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "layer.pte"
+            with torch.no_grad():
+                export_executorch(mobile_friendly(_Call(module, "layer")).eval(), inputs,
+                                  [f"in{i}" for i in range(len(inputs))], ["out"], path)
+            run = _ExecuTorch(path, threads)
+            arrays = [x.numpy() for x in inputs]
+            return 1e3 * _median_seconds(lambda: run(*arrays), repeats)
+    raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
+
+
+def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: str = "eager", threads: int = 1,
+                repeats: int = 5, kinds: tuple[str, ...] = TEMPORAL_LAYER_TYPES, seed: int = 0,
+                progress: Callable[[str], None] | None = None) -> LatencyTable:
+    """Measure the backbone and every (kind, stage geometry) entry. Weights are random (seeded):
+    latency does not depend on their values."""
+    from edgevid.models.blocks import TEMPORAL_LAYERS, AttnSpec
+    from edgevid.models.unet import SpatioTemporalUNet
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
+    C, T, H, W = latent
+    if C != base.in_channels or H % base.downsample_factor or W % base.downsample_factor:
+        raise ValueError(f"latent {latent} does not fit the UNet (in_channels {base.in_channels}, sizes divisible "
+                         f"by {base.downsample_factor})")
+    torch.manual_seed(seed)
+    say = progress or (lambda s: None)
+    context = torch.randn(1, CONTEXT_TOKENS, base.text_dim)
+    backbone = SpatioTemporalUNet(backbone_config(base)).eval()
+    x = torch.randn(1, C, T, H, W)
+    inputs = (x, torch.full((1,), 0.5), context)
+    say("backbone")
+    table = LatencyTable(runtime=runtime, threads=threads, machine=machine_name(), torch_version=torch.__version__,
+                         latent=(C, T, H, W), base=base, backbone={
+                             "ms": time_module(backbone, inputs, runtime, threads, repeats),
+                             "peak_bytes": _trace_peak(backbone, inputs),
+                             "params": sum(p.numel() for p in backbone.parameters())})
+    spec = AttnSpec(head_dim=base.head_dim, qk_norm=base.qk_norm, rope=base.rope)
+    for ch, t, h, w in dict.fromkeys(stage_geometry(base, latent)):
+        for kind in kinds:
+            key = entry_key(kind, ch, t, h, w)
+            say(key)
+            layer = TEMPORAL_LAYERS[kind](ch, context_dim=base.text_dim, spec=spec, groups=base.norm_groups).eval()
+            layer_inputs = (torch.randn(1, ch, t, h, w), context)
+            table.entries[key] = {"ms": time_module(layer, layer_inputs, runtime, threads, repeats),
+                                  "peak_bytes": _trace_peak(layer, layer_inputs),
+                                  "params": sum(p.numel() for p in layer.parameters())}
+    return table

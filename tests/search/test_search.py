@@ -1,0 +1,118 @@
+"""Temporal-layer search: tables, additive prediction, elimination and Alg. A1's choices."""
+import dataclasses
+
+import pytest
+import torch
+
+from edgevid.config import UNET_PRESETS
+from edgevid.search.evolve import all_plans, eliminate, memory_bytes, pareto_front, search
+from edgevid.search.lut import LatencyTable, build_table, entry_key, stage_geometry
+from edgevid.search.predict import predict
+from edgevid.search.space import MAX_PER_POSITION, Action, TemporalPlan, actions
+
+TINY = dataclasses.replace(UNET_PRESETS["tiny"], temporal_layers=(("conv1d",), ("self_attn1d",)),
+                           mid_temporal_layers=("self_attn1d",))
+LATENT = (4, 3, 8, 8)
+KINDS = ("conv1d", "self_attn1d", "cross_attn1d")
+
+
+def synthetic_table(ms=None) -> LatencyTable:
+    """Entries with known costs: kind k at position p costs ms[k] * (p + 1)^2 ms."""
+    ms = ms or {"conv1d": 1.0, "self_attn1d": 2.0, "cross_attn1d": 3.0}
+    table = LatencyTable("eager", 1, "test", torch.__version__, LATENT, TINY,
+                         {"ms": 10.0, "peak_bytes": 1000, "params": 100})
+    for p, (ch, t, h, w) in enumerate(stage_geometry(TINY, LATENT)):
+        for kind, v in ms.items():
+            table.entries[entry_key(kind, ch, t, h, w)] = {"ms": v * (p + 1) ** 2, "peak_bytes": 100 * v, "params": 10}
+    return table
+
+
+def test_plan_round_trips_configs_and_never_mixes():
+    plan = TemporalPlan.from_config(TINY)
+    assert plan.to_config(TINY) == TINY and plan.key == "conv1d1-self_attn1d1|self_attn1d1"
+    with pytest.raises(ValueError, match="one temporal layer type per position"):
+        TemporalPlan.from_config(UNET_PRESETS["tiny"])  # its stages mix conv1d and conv3d
+    for a in actions(plan):
+        new = a.apply(plan)
+        assert all(k is None or c >= 1 for k, c in new.positions)
+    with pytest.raises(ValueError, match="mix types"):
+        Action("add", "conv3d", 0).apply(plan)
+    full = TemporalPlan((("conv1d", MAX_PER_POSITION), (None, 0), (None, 0)))
+    assert Action("add", "conv1d", 0) not in actions(full)
+
+
+def test_table_building_is_keyed_and_round_trips(tmp_path):
+    table = build_table(TINY, LATENT, repeats=1, kinds=("conv1d", "self_attn1d"))
+    keys = sorted(table.entries)
+    assert keys == sorted(entry_key(k, c, t, h, w) for c, t, h, w in set(stage_geometry(TINY, LATENT))
+                          for k in ("conv1d", "self_attn1d"))
+    assert all(e["ms"] > 0 and e["peak_bytes"] > 0 and e["params"] > 0 for e in table.entries.values())
+    loaded = LatencyTable.load(table.save(tmp_path / "lut.json"))
+    assert loaded == table
+    again = build_table(TINY, LATENT, repeats=1, kinds=("conv1d", "self_attn1d"))
+    assert sorted(again.entries) == keys and [e["params"] for e in again.entries.values()] == \
+        [e["params"] for e in table.entries.values()]
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a look-up table"):
+        LatencyTable.load(tmp_path / "bad.json")
+
+
+def test_additive_prediction_on_a_synthetic_table():
+    table = synthetic_table()
+    plan = TemporalPlan((("conv1d", 2), (None, 0), ("cross_attn1d", 1)))
+    # stage 0: 2 layers x 3 blocks x 1 ms; stage 1: none; mid (position 2): 1 x 1 block x 3 ms x 9
+    cost = predict(table, plan)
+    assert cost.ms == pytest.approx(10 + 2 * 3 * 1.0 + 1 * 1 * 27.0)
+    assert cost.params == 100 + 2 * 3 * 10 + 10 and cost.peak_bytes == 1000 + 300
+    with pytest.raises(ValueError, match="no entry"):
+        predict(table, TemporalPlan((("conv3d", 1), (None, 0), (None, 0))))
+
+
+def test_elimination_removes_exactly_the_over_budget_plans():
+    table = synthetic_table()
+    plans = all_plans(3, KINDS, max_per_position=2)
+    mem_budget, lat_budget = 1000 + 250 + 4 * 200, 25.0
+    kept, oom, slow = eliminate(plans, table, memory_budget=mem_budget, latency_budget=lat_budget)
+    for p in plans:
+        c = predict(table, p)
+        over_mem = memory_bytes(c) > mem_budget
+        assert (p in kept) == (not over_mem and c.ms <= lat_budget)
+    assert oom == sum(memory_bytes(predict(table, p)) > mem_budget for p in plans)
+    assert len(kept) + oom + slow == len(plans)
+
+
+def test_one_step_picks_the_best_ratio_and_never_mixes():
+    table = synthetic_table()
+    start = TemporalPlan(((None, 0), (None, 0), (None, 0)))
+    gain = {"conv1d": 0.10, "self_attn1d": 0.30, "cross_attn1d": 0.30}  # quality per layer, any position
+
+    def quality(plan):
+        return sum(gain[k] * c for k, c in plan.positions if k)
+
+    result = search(table, start, quality, kinds=KINDS, max_iterations=1)
+    action, after = result.path[1]
+    # dQ/dLat: conv1d at 0: 0.1 / 3 ms; self_attn1d at 0: 0.3 / 6 ms (the best); cross at 0: 0.3 / 9;
+    # at the mid block (one block, 9x the cost): 0.1 / 9, 0.3 / 18, 0.3 / 27
+    assert action == "add self_attn1d @ 0"
+    best_ratio = max((quality(e.plan) / (e.cost.ms - 10.0)) for e in result.evaluated.values() if e.cost.ms > 10)
+    assert quality(after.plan) / (after.cost.ms - 10.0) == pytest.approx(best_ratio)
+    full = search(table, start, quality, kinds=KINDS, latency_budget=40.0, max_iterations=20)
+    for _, e in full.path:
+        assert e.cost.ms <= 40.0
+        assert all(k is None or k in KINDS for k, _ in e.plan.positions)
+    assert full.best.quality >= after.quality
+
+
+def test_over_budget_start_removes_the_cheapest_quality_loss_and_front_is_pareto():
+    table = synthetic_table()
+    start = TemporalPlan((("cross_attn1d", 2), ("conv1d", 1), ("self_attn1d", 1)))
+
+    def quality(plan):
+        return sum({"conv1d": 0.2, "self_attn1d": 0.15, "cross_attn1d": 0.05}[k] * c for k, c in plan.positions if k)
+
+    result = search(table, start, quality, kinds=KINDS, latency_budget=predict(table, start).ms - 1, max_iterations=1)
+    # per ms saved: cross_attn1d @ 0 loses 0.05 / 9, conv1d @ 1 0.2 / 12, self_attn1d @ mid 0.15 / 18
+    assert result.path[1][0] == "remove cross_attn1d @ 0"
+    front = pareto_front(list(result.evaluated.values()))
+    for p in front:
+        assert not any(q.quality > p.quality and q.cost.ms < p.cost.ms for q in result.evaluated.values())

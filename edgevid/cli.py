@@ -70,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_parser(sub)
 
     from edgevid.export.cli import add_export_parser, add_run_exported_parser
+    from edgevid.search.cli import add_search_parser
 
     add_export_parser(sub)
     add_run_exported_parser(sub)
+    add_search_parser(sub)
     return p
 
 

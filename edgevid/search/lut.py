@@ -189,3 +189,14 @@ def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: st
                                   "peak_bytes": _trace_peak(layer, layer_inputs),
                                   "params": sum(p.numel() for p in layer.parameters())}
     return table
+
+
+def measure_plan(table: LatencyTable, plan, repeats: int = 5, seed: int = 0) -> float:
+    """The whole UNet of `plan` timed on the table's runtime, threads and latent size (ms): what
+    predict.predict must match (the additive model's validation)."""
+    from edgevid.models.unet import SpatioTemporalUNet
+
+    torch.manual_seed(seed)
+    unet = SpatioTemporalUNet(plan.to_config(table.base)).eval()
+    inputs = (torch.randn(1, *table.latent), torch.full((1,), 0.5), torch.randn(1, CONTEXT_TOKENS, table.base.text_dim))
+    return time_module(unet, inputs, table.runtime, table.threads, repeats)

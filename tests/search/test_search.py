@@ -116,3 +116,31 @@ def test_over_budget_start_removes_the_cheapest_quality_loss_and_front_is_pareto
     front = pareto_front(list(result.evaluated.values()))
     for p in front:
         assert not any(q.quality > p.quality and q.cost.ms < p.cost.ms for q in result.evaluated.values())
+
+
+def test_search_cli_lut_validate_run_on_a_tiny_model(tmp_path, capsys):
+    import json
+
+    from edgevid.cli import main
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.pipeline import EdgeVidPipeline
+    from tests.conftest import make_tiny_pipeline
+
+    tiny = make_tiny_pipeline(num_frames=5, size=32)
+    unet = SpatioTemporalUNet(dataclasses.replace(TINY, text_dim=tiny.text_encoder.dim))
+    EdgeVidPipeline(tiny.vae, unet, tiny.text_encoder, tiny.defaults).save_pretrained(tmp_path / "model")
+    lut = tmp_path / "lut.json"
+    assert main(["search", "lut", "--model", str(tmp_path / "model"), "--repeats", "1", "-o", str(lut)]) == 0
+    table = LatencyTable.load(lut)
+    assert table.latent == (4, 2, 4, 4) and len(table.entries) == 6 * 2  # 6 kinds x 2 stage geometries
+    assert main(["search", "validate", "--lut", str(lut), "--num", "2", "--repeats", "1"]) == 0
+    assert "largest error" in capsys.readouterr().out
+    out = tmp_path / "searched"
+    assert main(["search", "run", "--lut", str(lut), "--model", str(tmp_path / "model"), "--iterations", "1",
+                 "--sample-actions", "2", "--kinds", "conv1d,self_attn1d", "--proxy-steps", "1", "--proxy-specs", "1",
+                 "--run-dir", str(tmp_path / "run"), "-o", str(out)]) == 0
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["start"]["plan"] == "conv1d1-self_attn1d1|self_attn1d1" and len(summary["evaluated"]) == 3
+    assert (out / "pareto.png").stat().st_size > 1000 and json.loads((out / "unet.json").read_text())["channels"]
+    cached = json.loads((tmp_path / "run" / "quality.json").read_text())
+    assert len(cached) == 3  # a second run reuses these

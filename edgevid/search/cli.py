@@ -1,0 +1,148 @@
+"""`edgevid search lut | validate | run`: one parser function beside each command."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def add_search_parser(sub) -> None:
+    s = sub.add_parser("search", help="latency/memory-guided temporal-layer search (SnapGen-V §3.2, App. A)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
+                           "examples:\n"
+                           "  edgevid search lut --runtime eager --threads 2 -o lut-eager.json\n"
+                           "  edgevid search validate --lut lut-eager.json --num 5\n"
+                           "  edgevid search run --lut lut-eager.json --latency-budget 300 --run-dir ~/runs/search "
+                           "-o searched/"))
+    ssub = s.add_subparsers(dest="what", required=True)
+    lut = ssub.add_parser("lut", help="measure the look-up table of every temporal layer type and stage on a runtime")
+    lut.add_argument("--model", default="teacher", help="model whose UNet backbone the table is for (default: teacher)")
+    lut.add_argument("--runtime", default="eager", choices=("eager", "executorch"))
+    lut.add_argument("--threads", type=int, default=1)
+    lut.add_argument("--num-frames", type=int, help="video frames (default: the model's)")
+    lut.add_argument("--height", type=int)
+    lut.add_argument("--width", type=int)
+    lut.add_argument("--repeats", type=int, default=5, help="timed calls per entry, the median is kept")
+    lut.add_argument("-o", "--output", required=True, help="the table, JSON")
+    lut.set_defaults(func=cmd_search_lut)
+    val = ssub.add_parser("validate", help="predicted (sum of table entries) against measured latency of random UNets")
+    val.add_argument("--lut", required=True)
+    val.add_argument("--num", type=int, default=5)
+    val.add_argument("--repeats", type=int, default=3)
+    val.add_argument("--seed", type=int, default=0)
+    val.set_defaults(func=cmd_search_validate)
+    run = ssub.add_parser("run", help="eliminate over-budget plans, then search (Alg. A1) from the model's own plan")
+    run.add_argument("--lut", required=True, help="a table from `edgevid search lut` (any runtime)")
+    run.add_argument("--model", default="teacher", help="trained backbone whose spatial layers candidates inherit")
+    run.add_argument("--latency-budget", type=float, help="ms per denoiser call, on the table's runtime")
+    run.add_argument("--memory-budget", type=float, help="MB (activations + fp32 weights) per denoiser call")
+    run.add_argument("--iterations", type=int, default=6)
+    run.add_argument("--sample-actions", type=int, help="evaluate only this many random actions per iteration")
+    run.add_argument("--kinds", default="conv1d,self_attn1d,cross_attn1d,conv3d,self_attn3d,cross_attn3d",
+                     help="temporal layer types to search over (comma-separated)")
+    run.add_argument("--proxy-steps", type=int, help="temporal-layer training steps per candidate (default 150)")
+    run.add_argument("--proxy-specs", type=int, help="hold-out clips scored per candidate (default 8)")
+    run.add_argument("--run-dir", required=True, help="latent cache and quality cache (reused by later runs)")
+    run.add_argument("-o", "--output", required=True, help="folder: searched preset (unet.json), search.json, pareto.png")
+    run.add_argument("--threads", type=int, default=1)
+    run.set_defaults(func=cmd_search_run)
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def cmd_search_lut(args) -> None:
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+    from edgevid.search.lut import build_table
+
+    _threads(args.threads)
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision="fp32")
+    d = pipe.defaults
+    latent = pipe.vae.latent_shape(args.num_frames or d.num_frames, args.height or d.height, args.width or d.width)
+    t0 = time.perf_counter()
+    table = build_table(pipe.unet.config, latent, runtime=args.runtime, threads=args.threads, repeats=args.repeats,
+                        progress=lambda key: print(f"  measuring {key}", flush=True))
+    table.save(args.output)
+    print(f"wrote {args.output}: backbone {table.backbone['ms']:.1f} ms and {len(table.entries)} entries "
+          f"({args.runtime}, {args.threads} threads, {table.machine}) in {time.perf_counter() - t0:.0f} s")
+
+
+def cmd_search_validate(args) -> None:
+    import random
+
+    from edgevid.search.evolve import all_plans
+    from edgevid.search.lut import LatencyTable, measure_plan
+    from edgevid.search.predict import predict
+
+    table = LatencyTable.load(args.lut)
+    _threads(table.threads)
+    kinds = tuple(sorted({k.split("/")[0] for k in table.entries}))
+    plans = random.Random(args.seed).sample(all_plans(len(table.base.channels) + 1, kinds), args.num)
+    print("| plan | predicted ms | measured ms | error |\n|---|---|---|---|")
+    errors = []
+    for plan in plans:
+        predicted, measured = predict(table, plan).ms, measure_plan(table, plan, args.repeats)
+        errors.append(abs(predicted - measured) / measured)
+        print(f"| {plan.key} | {predicted:.1f} | {measured:.1f} | {100 * errors[-1]:+.1f} % |".replace("+", ""))
+    print(f"largest error {100 * max(errors):.1f} % (target: within 15 %)")
+
+
+def cmd_search_run(args) -> None:
+    import dataclasses
+
+    from edgevid.config import config_to_dict
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+    from edgevid.search.evolve import all_plans, eliminate, memory_bytes, search
+    from edgevid.search.lut import LatencyTable
+    from edgevid.search.pareto import plot_pareto
+    from edgevid.search.predict import predict
+    from edgevid.search.quality import ProxyConfig, TemporalQualityProxy
+    from edgevid.search.space import TemporalPlan
+
+    _threads(args.threads)
+    table = LatencyTable.load(args.lut)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision="fp32")
+    start = TemporalPlan.from_config(pipe.unet.config)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    mem = args.memory_budget * 2**20 if args.memory_budget else None
+    plans = all_plans(len(start.positions), kinds)
+    kept, oom, slow = eliminate(plans, table, mem, args.latency_budget)
+    print(f"coarse stage: {len(plans)} plans, {oom} over the memory budget, {slow} then over the latency budget, "
+          f"{len(kept)} left")
+    proxy_cfg = dataclasses.replace(ProxyConfig(), **{k: v for k, v in (("steps", args.proxy_steps),
+                                                                          ("eval_specs", args.proxy_specs)) if v})
+    proxy = TemporalQualityProxy(pipe, proxy_cfg, Path(args.run_dir))
+    t0 = time.perf_counter()
+    result = search(table, start, proxy, latency_budget=args.latency_budget, memory_budget=mem,
+                    max_iterations=args.iterations, kinds=kinds, sample_actions=args.sample_actions, log=print)
+    wall = time.perf_counter() - t0
+    best = result.best
+    preset = best.plan.to_config(pipe.unet.config)
+    (out / "unet.json").write_text(json.dumps(config_to_dict(preset), indent=2) + "\n")
+    evaluated = list(result.evaluated.values())
+    plot_pareto(evaluated, out / "pareto.png", hand_designed=start.key, chosen=best.plan.key)
+    start_cost = predict(table, start)
+    summary = {
+        "table": str(args.lut), "runtime": table.runtime, "threads": table.threads, "machine": table.machine,
+        "latency_budget_ms": args.latency_budget, "memory_budget_mb": args.memory_budget,
+        "coarse": {"plans": len(plans), "over_memory": oom, "over_latency": slow, "kept": len(kept)},
+        "start": {"plan": start.key, "quality": result.evaluated[start.key].quality, "ms": start_cost.ms,
+                  "memory_mb": memory_bytes(start_cost) / 2**20},
+        "best": {"plan": best.plan.key, "quality": best.quality, "ms": best.cost.ms,
+                 "memory_mb": memory_bytes(best.cost) / 2**20},
+        "path": [(a, e.plan.key) for a, e in result.path],
+        "evaluated": {k: {"quality": e.quality, "ms": e.cost.ms, "memory_mb": memory_bytes(e.cost) / 2**20}
+                      for k, e in result.evaluated.items()},
+        "wall_s": round(wall, 1), "new_evaluations": len(proxy.seconds_per_evaluation),
+        "seconds_per_evaluation": round(sum(proxy.seconds_per_evaluation) / max(1, len(proxy.seconds_per_evaluation)), 1),
+    }
+    (out / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"searched {best.plan.key}: quality {best.quality:.3f} at {best.cost.ms:.1f} ms, against {start.key}: "
+          f"{summary['start']['quality']:.3f} at {start_cost.ms:.1f} ms; {len(evaluated)} plans evaluated in "
+          f"{wall / 3600:.2f} h; wrote {out / 'unet.json'}, {out / 'pareto.png'}, {out / 'search.json'}")

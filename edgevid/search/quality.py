@@ -1,0 +1,137 @@
+"""The search's quality proxy (SnapGen-V §3.2, App. A: each candidate inherits the trained spatial
+backbone, frozen, and only its temporal layers are trained, briefly, on precomputed video latents).
+
+    proxy = TemporalQualityProxy(teacher_pipe, ProxyConfig(), cache_dir=Path("~/runs/search"))
+    proxy(plan) -> quality in [0, 1]
+
+Data and score are the learnability ladder's video rung (issue 16: 17 frames, one object on a solid
+background, camera-free), so a candidate is judged on motion alone, by ShapesBench:
+quality = mean(motion accuracy of the coherent objects, motion smoothness, subject consistency).
+The latents are encoded once into `cache_dir/latents` and shared by every candidate; results are
+cached in `cache_dir/quality.json` by (plan, settings), so a repeated or resumed search pays for
+each architecture once. `seconds_per_evaluation` records what one evaluation cost.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgevid.config import TrainConfig, config_to_dict
+from edgevid.search.space import TemporalPlan
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    frames: int = 17  # 5 latent frames: the shortest clip with real motion
+    size: int = 128  # 16x16 latents: ~5x cheaper than 256, motion still resolvable
+    steps: int = 150  # temporal-layer training steps per candidate (the paper: 20K on GPUs)
+    batch_size: int = 4
+    lr: float = 5e-4  # only the new temporal layers train, from their zero-initialised outputs
+    num_clips: int = 400  # one shared latent cache for every candidate
+    eval_specs: int = 8
+    sample_steps: int = 25
+    guidance: float = 5.0
+    fps: int = 8
+    seed: int = 0
+
+
+def _settings_key(cfg: ProxyConfig, backbone: str) -> str:
+    text = json.dumps({"proxy": dataclasses.asdict(cfg), "backbone": backbone}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class TemporalQualityProxy:
+    def __init__(self, pipe, cfg: ProxyConfig = ProxyConfig(), cache_dir: str | Path = "search_cache",
+                 progress: bool = False):
+        from edgevid.data import ProceduralClips
+
+        self.pipe, self.cfg, self.progress = pipe, cfg, progress
+        self.base = pipe.unet.config
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        backbone_id = hashlib.sha256(json.dumps(config_to_dict(self.base), sort_keys=True).encode()
+                                     + b"".join(p.detach().numpy().tobytes()[:64] for p in pipe.unet.parameters())
+                                     ).hexdigest()[:12]
+        self.settings = _settings_key(cfg, backbone_id)
+        self.results_path = self.cache_dir / "quality.json"
+        self.results = json.loads(self.results_path.read_text()) if self.results_path.is_file() else {}
+        self.source = ProceduralClips(split="train", seed=cfg.seed, fps=cfg.fps, camera_prob=0.0, max_objects=1,
+                                      backgrounds=("solid",))
+        self.seconds_per_evaluation: list[float] = []
+
+    def __call__(self, plan: TemporalPlan) -> float:
+        key = f"{self.settings}:{plan.key}"
+        if key in self.results:
+            return self.results[key]["quality"]
+        t0 = time.perf_counter()
+        unet = self.train_candidate(plan)
+        scores = self.score(unet)
+        quality = float(np.mean([scores["motion_acc"], scores["motion_smoothness"], scores["subject_consistency"]]))
+        seconds = time.perf_counter() - t0
+        self.seconds_per_evaluation.append(seconds)
+        self.results[key] = {"quality": quality, **scores, "seconds": round(seconds, 1), "plan": plan.key}
+        self.results_path.write_text(json.dumps(self.results, indent=2, sort_keys=True) + "\n")
+        return quality
+
+    def train_candidate(self, plan: TemporalPlan):
+        """The backbone's weights in the candidate's UNet; only its temporal layers train."""
+        from edgevid.flow.loss import rectified_flow_loss
+        from edgevid.models.unet import SpatioTemporalUNet
+        from edgevid.text import PromptCache
+        from edgevid.train.latents import LatentBatches
+        from edgevid.train.loop import step_generator
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        unet = SpatioTemporalUNet(plan.to_config(self.base))
+        spatial = {k: v for k, v in self.pipe.unet.state_dict().items() if ".temporal." not in k}
+        missing, unexpected = unet.load_state_dict(spatial, strict=False)
+        if unexpected or any(".temporal." not in k for k in missing):
+            raise ValueError(f"the candidate's spatial layers do not match the backbone: {unexpected or missing}")
+        temporal = [p for n, p in unet.named_parameters() if ".temporal." in n]
+        for name, p in unet.named_parameters():
+            p.requires_grad_(".temporal." in name)
+        train = TrainConfig(buckets=((cfg.frames, cfg.size, cfg.size),), batch_size=cfg.batch_size,
+                            num_clips=cfg.num_clips, cache_latents=True, seed=cfg.seed)
+        batches = LatentBatches(self.pipe.vae, self.source, train.buckets, cfg.batch_size, cfg.num_clips, True,
+                                cfg.seed, self.cache_dir / "latents")
+        prompts = PromptCache(self.pipe.text_encoder)
+        if temporal:
+            optimizer = torch.optim.AdamW(temporal, lr=cfg.lr, weight_decay=0.0)
+            unet.train()
+            for step in range(cfg.steps):
+                g = step_generator(cfg.seed, step)
+                x0, captions = batches(step, g)
+                text = prompts.encode(captions)
+                loss = rectified_flow_loss(lambda x, t: unet(x, t, text.tokens, text.mask), x0, generator=g)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        return unet.eval()
+
+    def score(self, unet) -> dict:
+        from edgevid.data.captions import canonical_caption
+        from edgevid.data.splits import sample_spec
+        from edgevid.eval.shapesbench import aggregate, score_video
+        from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8
+
+        cfg = self.cfg
+        pipe = EdgeVidPipeline(self.pipe.vae, unet, self.pipe.text_encoder, self.pipe.defaults, precision="fp32")
+        rng = np.random.default_rng(12345)
+        results = []
+        for i in range(cfg.eval_specs):
+            spec = sample_spec(rng, "holdout", camera_prob=0.0, max_objects=1, backgrounds=("solid",))
+            frames = pipe(canonical_caption(spec), num_frames=cfg.frames, height=cfg.size, width=cfg.size,
+                          num_inference_steps=cfg.sample_steps, guidance_scale=cfg.guidance,
+                          generator=torch.Generator().manual_seed(i)).frames[0]
+            results.append(score_video(frames_to_uint8(frames), spec, cfg.fps))
+        agg = aggregate(results)
+        return {k: agg[k] for k in ("motion_acc", "motion_smoothness", "subject_consistency", "prompt_adherence",
+                                    "dynamic_fraction")}

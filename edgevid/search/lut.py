@@ -118,21 +118,10 @@ def _trace_peak(module: nn.Module, inputs: tuple) -> int:
         return trace(lambda *a: meta(*a), *meta_inputs).peak
 
 
-class _Call(nn.Module):
-    """A module with positional tensor inputs only (what torch.export and the runtimes take)."""
-
-    def __init__(self, module: nn.Module, kind: str):
-        super().__init__()
-        self.module, self.kind = module, kind
-
-    def forward(self, *args):
-        return self.module(*args)
-
-
 def time_module(module: nn.Module, inputs: tuple, runtime: str, threads: int, repeats: int) -> float:
     """Median latency in ms of module(*inputs) on `runtime`, after a warm-up call."""
     torch.set_num_threads(threads)
-    module = module.eval()
+    module = module.eval().requires_grad_(False)  # torch.export's decompositions fail on trainable params here
     if runtime == "eager":
         with torch.no_grad():
             return 1e3 * _median_seconds(lambda: module(*inputs), repeats)
@@ -144,7 +133,7 @@ def time_module(module: nn.Module, inputs: tuple, runtime: str, threads: int, re
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "layer.pte"
             with torch.no_grad():
-                export_executorch(mobile_friendly(_Call(module, "layer")).eval(), inputs,
+                export_executorch(mobile_friendly(module).eval(), inputs,
                                   [f"in{i}" for i in range(len(inputs))], ["out"], path)
             run = _ExecuTorch(path, threads)
             arrays = [x.numpy() for x in inputs]
@@ -157,6 +146,7 @@ def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: st
                 progress: Callable[[str], None] | None = None) -> LatencyTable:
     """Measure the backbone and every (kind, stage geometry) entry. Weights are random (seeded):
     latency does not depend on their values."""
+    from edgevid.compiled import DenoiserStep
     from edgevid.models.blocks import TEMPORAL_LAYERS, AttnSpec
     from edgevid.models.unet import SpatioTemporalUNet
 
@@ -169,9 +159,8 @@ def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: st
     torch.manual_seed(seed)
     say = progress or (lambda s: None)
     context = torch.randn(1, CONTEXT_TOKENS, base.text_dim)
-    backbone = SpatioTemporalUNet(backbone_config(base)).eval()
-    x = torch.randn(1, C, T, H, W)
-    inputs = (x, torch.full((1,), 0.5), context)
+    backbone = DenoiserStep(SpatioTemporalUNet(backbone_config(base))).eval()
+    inputs = unet_inputs(base, latent)
     say("backbone")
     table = LatencyTable(runtime=runtime, threads=threads, machine=machine_name(), torch_version=torch.__version__,
                          latent=(C, T, H, W), base=base, backbone={
@@ -194,9 +183,16 @@ def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: st
 def measure_plan(table: LatencyTable, plan, repeats: int = 5, seed: int = 0) -> float:
     """The whole UNet of `plan` timed on the table's runtime, threads and latent size (ms): what
     predict.predict must match (the additive model's validation)."""
+    from edgevid.compiled import DenoiserStep
     from edgevid.models.unet import SpatioTemporalUNet
 
     torch.manual_seed(seed)
-    unet = SpatioTemporalUNet(plan.to_config(table.base)).eval()
-    inputs = (torch.randn(1, *table.latent), torch.full((1,), 0.5), torch.randn(1, CONTEXT_TOKENS, table.base.text_dim))
-    return time_module(unet, inputs, table.runtime, table.threads, repeats)
+    unet = DenoiserStep(SpatioTemporalUNet(plan.to_config(table.base))).eval()
+    return time_module(unet, unet_inputs(table.base, table.latent), table.runtime, table.threads, repeats)
+
+
+def unet_inputs(base: UNetConfig, latent: tuple[int, int, int, int]) -> tuple:
+    """(x, context, mask, temb) of one denoiser call, as the sampler and the exporter make it: the
+    time embedding precomputed (SnapGen-V App. F, edgevid.compiled.DenoiserStep)."""
+    return (torch.randn(1, *latent), torch.randn(1, CONTEXT_TOKENS, base.text_dim),
+            torch.ones(1, CONTEXT_TOKENS, dtype=torch.bool), torch.randn(1, base.time_embed_dim))

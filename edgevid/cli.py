@@ -21,7 +21,7 @@ EXAMPLES = """examples:
   edgevid train t2v --vae models/vae --steps 4000 --fps 24 --num-clips 600 --cache-latents --run-dir runs/t2v --output models/t2v
   edgevid train t2v --vae models/vae --run-dir runs/t2v --output models/t2v --resume
   edgevid animate still.png -o out.mp4 --model models/i2v   # image-to-video (MobileVD)
-  edgevid train i2v --vae edgevid/weights/default/vae --steps 3000 --num-clips 1500 --cache-latents --run-dir runs/i2v --output models/i2v
+  edgevid train i2v --vae edgevid/weights/default/vae --steps 3000 --num-clips 1500 --cache-latents --fps 24 --run-dir runs/i2v --output models/i2v
   edgevid export --format executorch -o out/default-et       # on-device artifacts + manifest.json
   edgevid run-exported out/default-et "a red circle moving right" -o out.mp4
 """

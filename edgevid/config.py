@@ -654,7 +654,7 @@ class MobileVDConfig:
     batch_size: int = 4
     lr: float = 5e-5  # fine-tuning a trained model: a sixth of the teacher's lr
     buckets: tuple[tuple[int, int, int], ...] = ((17, 128, 256), (17, 256, 512))
-    fps: int = 8
+    fps: int = 24  # as the teacher: at 8 fps the 4x temporal VAE caps the I2V score at 0.31
     num_clips: int = 1500
     cache_latents: bool = True
     seed: int = 0

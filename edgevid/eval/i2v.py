@@ -17,7 +17,7 @@ what it must get right is to *keep* them while it animates them. Three factors, 
 
 i2v_score = fidelity * objects * motion: a clip must do all three. A copy of the input in every
 frame keeps fidelity and objects but scores 0 on motion; noise scores 0 on fidelity; a recoloured
-scene fails objects (tests/eval/test_i2v.py feeds these). The model cannot know from one frame
+scene fails objects (tests/eval/test_i2v_eval.py feeds these). The model cannot know from one frame
 which way an object will go, so the direction is not scored; `motion_match` (the spec's motion
 class recovered) is reported beside it as a reference only.
 """
@@ -28,18 +28,20 @@ import numpy as np
 from edgevid.data.world import SceneSpec
 from edgevid.eval.shapesbench.analyze import estimate_background, segment, track_colours
 from edgevid.eval.shapesbench.analyze import Track
-from edgevid.eval.shapesbench.score import motion_smoothness, score_video
+from edgevid.eval.shapesbench.score import score_video
 
 # PSNR ramp of the first frame (dB). 30 dB is a visually exact copy at these sizes; the shipped
 # VAE reconstructs hold-out frames at about 27-30 dB (benchmarks/i2v_floor.py), so a model that
 # passes its image through the VAE is not penalised for the VAE. 15 dB is a different picture.
 PSNR_FLOOR, PSNR_FULL = 15.0, 28.0
-# What "gradual" means (`gradual`). Measured on 40 hold-out scenes at 17 x 64x128: ground truth
-# >= 0.53 centroid smoothness (jerk/velocity <= 0.9) and >= 0.88 monotone area steps (one outlier
-# at 0.44, a growth clipped by the frame edge); the same clips with frames 1.. shuffled <= 0.31
-# (ratio >= 2.2) and <= 0.69.
-TRAVEL_JERK_MAX = 1.2
+# What "gradual" means (`gradual`, after averaging over SMOOTH_FRAMES). Measured on 12 hold-out
+# scenes of 17 frames (jerk / velocity of the averaged centroid): ground truth <= 0.6, the shipped
+# VAE's reconstruction <= 1.2 at 8 fps and <= 0.4 at 24 fps (256x512), the same clips with frames
+# 1.. shuffled >= 1.13 (24 fps, little motion per frame) and >= 1.5 at 8 fps. Monotone area
+# steps: 1.0 for ground truth and the VAE, <= 0.77 shuffled.
+TRAVEL_JERK_MAX = 1.0
 MONOTONE_MIN = 0.8
+SMOOTH_FRAMES = 4  # the causal VAE's temporal compression
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,21 +50,32 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 100.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
+def _box(x: np.ndarray, width: int) -> np.ndarray:
+    """Moving average over the first axis (valid part): (T, ...) -> (T - width + 1, ...)."""
+    c = np.cumsum(np.concatenate([np.zeros_like(x[:1]), x]), axis=0)
+    return (c[width:] - c[:-width]) / width
+
+
 def gradual(track: Track, motion: str) -> bool:
     """Does the track change the way a real `motion` does, frame after frame?
 
-    Travelling motions (directions, bounce, orbit): the centroid's jerk (third difference) is at
-    most TRAVEL_JERK_MAX times its velocity, on average (score.motion_smoothness's ratio); a random
-    frame order jerks at every frame (ratio ~3). grow/shrink: the area moves the same way in at
-    least MONOTONE_MIN of the frame steps (a random order: about half). Tracks of fewer than 4
-    frames pass; a rotation is judged by classify_motion's coverage change alone."""
+    The path is first averaged over SMOOTH_FRAMES frames: the causal VAE decodes groups of 4
+    frames, and its reconstruction wobbles with that period (a centroid jitter a perfect model
+    would inherit), while a random frame order stays random after averaging.
+    Travelling motions (directions, bounce, orbit): the averaged centroid's jerk (third
+    difference) is at most TRAVEL_JERK_MAX times its velocity, on average. grow/shrink: the
+    averaged area moves the same way in at least MONOTONE_MIN of the steps. Tracks too short to
+    judge pass; a rotation is judged by classify_motion's coverage change alone."""
     ok = track.present
-    if ok.sum() < 4 or motion == "rotate":
+    if ok.sum() < SMOOTH_FRAMES + 3 or motion == "rotate":
         return True
     if motion in ("grow", "shrink"):
-        steps = np.diff(np.log(track.area[ok]))
+        steps = np.diff(_box(np.log(track.area[ok]), SMOOTH_FRAMES))
         return float(np.mean(np.sign(steps) == np.sign(steps.sum()))) >= MONOTONE_MIN
-    return motion_smoothness({track.colour: track}) >= 1 / (1 + TRAVEL_JERK_MAX)
+    p = _box(track.centroid[ok], SMOOTH_FRAMES)  # (T', 2)
+    vel = np.linalg.norm(np.diff(p, axis=0), axis=1).mean()
+    jerk = np.linalg.norm(np.diff(p, n=3, axis=0), axis=1).mean()
+    return bool(jerk / (vel + 2e-3) <= TRAVEL_JERK_MAX)
 
 
 def fidelity_score(value_db: float) -> float:

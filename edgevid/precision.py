@@ -38,10 +38,18 @@ def native_bf16(flags: set[str] | None = None) -> bool:
     """Whether this CPU multiplies bf16 in hardware (x86 AVX512-BF16 or AMX-BF16). False on
     other architectures: torch's CPU bf16 kernels are only fast on those x86 extensions."""
     if flags is None:
-        if platform.machine().lower() not in ("x86_64", "amd64"):
+        if platform.machine().lower() not in ("x86_64", "amd64") or not avx512_kernels():
             return False
         flags = cpu_flags()
     return any(f in flags for f in NATIVE_BF16_FLAGS)
+
+
+def avx512_kernels() -> bool:
+    """False when ATEN_CPU_CAPABILITY caps PyTorch's kernels below AVX512 ("default" or "avx2").
+    Then the hardware's bf16 units go unused, and on an AMX CPU torch 2.13's bf16 attention
+    even fails ("pack_vnni2 is only supported when avx512 is supported", found by CI's
+    portable-kernel run, 2026-12-02)."""
+    return os.environ.get("ATEN_CPU_CAPABILITY", "").lower() not in ("default", "avx2")
 
 
 def resolve_precision(precision: str | None = None, device_type: str = "cpu") -> str:

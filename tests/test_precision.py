@@ -78,3 +78,13 @@ def test_precision_survives_loading_and_replacing_defaults(tiny_model_dir, monke
     assert EdgeVidPipeline.from_pretrained(tiny_model_dir).precision == "bf16"
     with pytest.raises(ValueError, match="precision must be one of"):
         EdgeVidPipeline.from_pretrained(tiny_model_dir, precision="int4")
+
+
+def test_capped_kernels_are_not_native_bf16(monkeypatch):
+    """ATEN_CPU_CAPABILITY=default|avx2 leaves the bf16 units unused (and breaks bf16 attention on
+    AMX CPUs in torch 2.13): auto precision is then fp32 whatever the flags say."""
+    monkeypatch.setattr(prec, "cpu_flags", lambda: {"avx512f", "amx_bf16", "avx512_bf16"})
+    monkeypatch.setattr(prec.platform, "machine", lambda: "x86_64")
+    for capability, native in (("default", False), ("avx2", False), ("avx512", True), ("", True)):
+        monkeypatch.setenv("ATEN_CPU_CAPABILITY", capability)
+        assert prec.native_bf16() is native, capability

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -38,16 +36,7 @@ from edgevid.config import SVD_UNET_PRESETS, VAE_PRESETS  # noqa: E402
 from edgevid.eval.flops import count_flops  # noqa: E402
 from edgevid.models.i2v import Img2VidDenoiser, added_time_ids  # noqa: E402
 from edgevid.models.vae import VideoVAE  # noqa: E402
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from edgevid.search.lut import median_seconds  # noqa: E402
 
 
 def ablation_rows(teacher: Img2VidDenoiser, keep_fraction: float, funnel_factor: float):
@@ -92,12 +81,12 @@ def main() -> None:
     t, ids = torch.tensor([0.5]), added_time_ids(1, 8, 30, 0.02)
     pixels = torch.rand(1, 3, 1, height, width) * 2 - 1
     with torch.no_grad():
-        encode_s = timed(lambda: vae.encode_latents(pixels), args.repeats)
-        decode_s = timed(lambda: vae.decode_latents(x), args.repeats)
+        encode_s = median_seconds(lambda: vae.encode_latents(pixels), args.repeats)
+        decode_s = median_seconds(lambda: vae.decode_latents(x), args.repeats)
         rows = []
         for name, nfe, model in ablation_rows(teacher, args.keep_fraction, args.funnel_factor):
             gflop = count_flops(model, x, t, image, ids) / 1e9
-            step_s = timed(lambda: model(x, t, image, ids), args.repeats)
+            step_s = median_seconds(lambda: model(x, t, image, ids), args.repeats)
             params = sum(p.numel() for p in model.parameters()) / 1e6
             rows.append((name, nfe, params, gflop, step_s, encode_s + nfe * step_s + decode_s))
     print(f"{frames} frames {width}x{height} (latent {C}x{T}x{H}x{W}), {args.threads} threads, "

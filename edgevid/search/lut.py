@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import statistics
 import tempfile
 import time
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from edgevid.config import TEMPORAL_LAYER_TYPES, UNetConfig, config_from_dict, config_to_dict
+from edgevid.estimate import cpu_name
 
 RUNTIMES = ("eager", "executorch")
 CONTEXT_TOKENS = 16  # the prompt length the tables are measured at (MiniLM's padded prompts are ~10-20)
@@ -36,16 +36,6 @@ CONTEXT_TOKENS = 16  # the prompt length the tables are measured at (MiniLM's pa
 
 def entry_key(kind: str, channels: int, frames: int, height: int, width: int) -> str:
     return f"{kind}/c{channels}/{frames}x{height}x{width}"
-
-
-def machine_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @dataclass
@@ -96,7 +86,7 @@ def backbone_config(base: UNetConfig) -> UNetConfig:
     return dataclasses.replace(base, temporal_layers=((),) * len(base.channels), mid_temporal_layers=())
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -124,7 +114,7 @@ def time_module(module: nn.Module, inputs: tuple, runtime: str, threads: int, re
     module = module.eval().requires_grad_(False)  # torch.export's decompositions fail on trainable params here
     if runtime == "eager":
         with torch.no_grad():
-            return 1e3 * _median_seconds(lambda: module(*inputs), repeats)
+            return 1e3 * median_seconds(lambda: module(*inputs), repeats)
     if runtime == "executorch":
         from edgevid.export.formats import export_executorch
         from edgevid.export.mobile import mobile_friendly
@@ -137,7 +127,7 @@ def time_module(module: nn.Module, inputs: tuple, runtime: str, threads: int, re
                                   [f"in{i}" for i in range(len(inputs))], ["out"], path)
             run = _ExecuTorch(path, threads)
             arrays = [x.numpy() for x in inputs]
-            return 1e3 * _median_seconds(lambda: run(*arrays), repeats)
+            return 1e3 * median_seconds(lambda: run(*arrays), repeats)
     raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
 
 
@@ -162,7 +152,7 @@ def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: st
     backbone = DenoiserStep(SpatioTemporalUNet(backbone_config(base))).eval()
     inputs = unet_inputs(base, latent)
     say("backbone")
-    table = LatencyTable(runtime=runtime, threads=threads, machine=machine_name(), torch_version=torch.__version__,
+    table = LatencyTable(runtime=runtime, threads=threads, machine=cpu_name(), torch_version=torch.__version__,
                          latent=(C, T, H, W), base=base, backbone={
                              "ms": time_module(backbone, inputs, runtime, threads, repeats),
                              "peak_bytes": _trace_peak(backbone, inputs),

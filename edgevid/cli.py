@@ -789,6 +789,7 @@ def cmd_train_i2v(args) -> None:
         run_cfg = read_json(Path(args.run_dir) / "config.json")
         model = Img2VidDenoiser(config_from_dict(SVDUNetConfig, run_cfg["unet"], f"{args.run_dir}/config.json unet"))
         load_state_strict(model, read_safetensors(ckpt / "ema.safetensors"), ckpt)
+        defaults = _trained_motion_default(defaults, args.run_dir)
         EdgeVidImg2VidPipeline(vae, model, defaults).save_pretrained(args.output)
         print(f"saved the EMA weights of {ckpt} as an image-to-video pipeline to {args.output}")
         return
@@ -809,8 +810,17 @@ def cmd_train_i2v(args) -> None:
                        progress=not args.no_progress, device=device, init_model=init)
     print(f"trained image-to-video denoiser in {time.perf_counter() - t0:.0f} s")
     if args.output:
+        defaults = _trained_motion_default(defaults, args.run_dir)
         EdgeVidImg2VidPipeline(vae.cpu(), ema.cpu(), defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output}")
+
+
+def _trained_motion_default(defaults, run_dir):
+    """The defaults with the run's median training motion strength as the model's motion default."""
+    from edgevid.train.i2v import training_motion
+
+    motion = training_motion(run_dir)
+    return defaults if motion is None else dataclasses.replace(defaults, motion_bucket_id=round(motion, 2))
 
 
 def _export_checkpoint(args, vae, text_encoder, defaults) -> None:

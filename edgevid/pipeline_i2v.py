@@ -41,7 +41,9 @@ class Img2VidDefaults:
     fps: int = 24  # 17 frames = 0.7 s: at 8 fps the 4x temporal VAE caps the I2V score at 0.31 (0.76 at 24; docs/MOBILEVD.md)
     num_inference_steps: int = 25  # the teacher's; a 1-step student stores 1
     shift: float = 1.0  # timestep shift of the sampling grid (1 = uniform)
-    motion_bucket_id: float = 30.0  # SVD's motion strength; edgevid.models.i2v.latent_motion units
+    # SVD's motion strength in edgevid.models.i2v.latent_motion units. `train i2v` stores its
+    # training clips' median instead (train.i2v.training_motion): this is only a fallback.
+    motion_bucket_id: float = 30.0
     noise_aug_strength: float = NOISE_AUG_DEFAULT
 
     def __post_init__(self):

@@ -113,3 +113,17 @@ def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: Tra
         for m in (model, ema.model):
             m.temporal_gates.clear()
     return model, ema.model
+
+
+def training_motion(run_dir: str | Path) -> float | None:
+    """The median motion strength (`latent_motion`) of a train_i2v run's logged batches, or None
+    when its log.jsonl has none. A model's default motion strength should be one it was trained
+    on: the motion bucket id of its training clips is this data's, not SVD's ~127."""
+    import json
+    import statistics
+
+    log = Path(run_dir) / "log.jsonl"
+    if not log.is_file():
+        return None
+    values = [r["motion"] for r in map(json.loads, log.read_text().splitlines()) if "motion" in r]
+    return float(statistics.median(values)) if values else None

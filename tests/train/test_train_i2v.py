@@ -1,5 +1,7 @@
 """Image-to-video: tiny train -> pipeline -> animate, the clean-image wrapper, save/load, bad inputs."""
 import dataclasses
+import json
+import statistics
 
 import numpy as np
 import pytest
@@ -189,6 +191,10 @@ def test_train_i2v_cli_exports_a_checkpoint_and_continues_from_it(tmp_path):
     assert main(["train", "i2v", *common, "--steps", "2", "--checkpoint-every", "2", "--run-dir", str(tmp_path / "a")]) == 0
     assert main(["train", "i2v", *common, "--run-dir", str(tmp_path / "a"), "--export-checkpoint",
                  "--output", str(tmp_path / "m")]) == 0
+    # the exported model's motion default is the motion its training clips had, not SVD's scale
+    logged = [json.loads(line)["motion"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    motion = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "m").defaults.motion_bucket_id
+    assert logged and motion == pytest.approx(statistics.median(logged), abs=0.01) and motion != Img2VidDefaults().motion_bucket_id
     assert main(["train", "i2v", *common, "--steps", "1", "--run-dir", str(tmp_path / "b"),
                  "--init-from", str(tmp_path / "m"), "--output", str(tmp_path / "m2")]) == 0
     assert EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "m2").defaults.num_frames == 5

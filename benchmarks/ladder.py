@@ -2,6 +2,7 @@
 
     python benchmarks/ladder.py --rung a --recipe pooled --run-dir ~/runs/ladder/a_pooled --threads 1
     python benchmarks/ladder.py --rung a --recipe pooled --run-dir ~/runs/ladder/a_pooled --eval-only
+    python benchmarks/ladder.py --rung b --model campaign/b_teacher-init --guidance 7.5 --run-dir ~/runs/ladder/g75
 
 Each rung trains a text-to-video UNet from scratch (or from `--init-from`) for a fixed number
 of steps on a narrowed procedural world, through the shipped teacher's frozen VAE encoder and
@@ -107,7 +108,26 @@ def rung_specs(rung: Rung, n: int):
     return [(s, canonical_caption(s)) for s in specs]
 
 
-def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+    """How the eval samples are drawn: the teacher's sampler unless a sampler experiment says otherwise."""
+    steps: int = EVAL_STEPS
+    guidance: float = EVAL_GUIDANCE
+    shift: float = 1.0
+
+    def __call__(self, pipe, caption: str, rung: Rung, seed: int):
+        return pipe(caption, num_frames=rung.frames, height=rung.size, width=rung.size,
+                    num_inference_steps=self.steps, guidance_scale=self.guidance, shift=self.shift,
+                    generator=torch.Generator().manual_seed(seed)).frames[0]
+
+    def suffix(self) -> str:
+        """'' for the teacher's sampler, else e.g. '_g7.5' (result files of the same run stay apart)."""
+        d = Sampler()
+        return ((f"_steps{self.steps}" if self.steps != d.steps else "") + (f"_g{self.guidance:g}" if self.guidance != d.guidance else "")
+                + (f"_shift{self.shift:g}" if self.shift != d.shift else ""))
+
+
+def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True, sampler: Sampler = Sampler()) -> dict:
     """Coherent-object ShapesBench of `pipe` on the rung's hold-out specs."""
     from tqdm.auto import tqdm
 
@@ -117,10 +137,7 @@ def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True) -> 
     fps = 24
     results = []
     for i, (spec, caption) in enumerate(tqdm(rung_specs(rung, n), desc="ladder eval", disable=not progress)):
-        frames = pipe(caption, num_frames=rung.frames, height=rung.size, width=rung.size,
-                      num_inference_steps=EVAL_STEPS, guidance_scale=EVAL_GUIDANCE,
-                      generator=torch.Generator().manual_seed(i)).frames[0]
-        video = frames_to_uint8(frames)  # (T, H, W, 3)
+        video = frames_to_uint8(sampler(pipe, caption, rung, i))  # (T, H, W, 3)
         if rung.frames == 1:
             video = np.repeat(video, 2, 0)  # a still: two identical frames (motion is not judged)
         results.append(score_video(video, spec, fps))
@@ -209,6 +226,11 @@ def main(argv=None) -> int:
                    help="model whose VAE decodes the eval samples (same latent space; default teacher)")
     p.add_argument("--eval-specs", type=int, default=EVAL_SPECS)
     p.add_argument("--eval-only", action="store_true", help="score the run's last checkpoint again")
+    p.add_argument("--model", help="score this model folder's UNet on the rung instead (no training; the JSON goes "
+                                   "to --run-dir when given)")
+    p.add_argument("--guidance", type=float, default=EVAL_GUIDANCE, help=f"eval guidance scale (default {EVAL_GUIDANCE})")
+    p.add_argument("--shift", type=float, default=1.0, help="eval timestep shift, > 1 spends more steps at high noise")
+    p.add_argument("--eval-steps", type=int, default=EVAL_STEPS, help=f"eval sampling steps (default {EVAL_STEPS})")
     p.add_argument("--export-ema", metavar="DIR",
                    help="with --eval-only: also write the checkpoint's EMA as a pipeline folder (the teacher's VAE "
                         "and text encoder), e.g. campaign/<run> so that a new machine can continue with --init-from")
@@ -217,8 +239,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    if args.eval_specs < 1 or (args.steps is not None and args.steps < 1) or args.threads < 1:
-        p.error("--eval-specs, --steps and --threads must be >= 1")
+    if args.eval_specs < 1 or (args.steps is not None and args.steps < 1) or args.threads < 1 or args.eval_steps < 1:
+        p.error("--eval-specs, --eval-steps, --steps and --threads must be >= 1")
+    if args.guidance < 1 or args.shift <= 0:
+        p.error("--guidance must be >= 1 and --shift > 0")
+    sampler = Sampler(args.eval_steps, args.guidance, args.shift)
     torch.set_num_threads(args.threads)
     if args.ceiling:
         from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
@@ -230,8 +255,10 @@ def main(argv=None) -> int:
     if args.build_cache:
         build_cache(RUNGS[args.rung], cache_dir(args), progress=not args.no_progress)
         return 0
+    if args.model:
+        return score_model(args, sampler)
     if not (args.recipe and args.run_dir):
-        p.error("--recipe and --run-dir are needed (unless --ceiling)")
+        p.error("--recipe and --run-dir are needed (unless --ceiling or --model)")
 
     from edgevid.config import UNET_PRESETS, TrainConfig
     from edgevid.models.unet import SpatioTemporalUNet
@@ -283,22 +310,47 @@ def main(argv=None) -> int:
         num_frames=rung.frames, height=rung.size, width=rung.size, fps=24),
         precision="fp32")  # scores comparable across CPUs and with the earlier rungs
     t1 = time.perf_counter()
-    scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress)
+    scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress, sampler=sampler)
     result = {"rung": args.rung, "rung_config": dataclasses.asdict(rung), "recipe": args.recipe,
               "unet_changes": unet_changes, "train_changes": train_changes, "steps": train_cfg.steps,
               "init_from": init_from, "decoder": args.decoder, "eval_specs": args.eval_specs,
+              "sampler": dataclasses.asdict(sampler),
               "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1, "scores": scores}
     name = "ladder" + ("_eval" if args.eval_only else "") + ("" if args.decoder == "teacher" else f"_{Path(args.decoder).name}")
-    name += "" if args.eval_specs == EVAL_SPECS else f"_{args.eval_specs}specs"
+    name += ("" if args.eval_specs == EVAL_SPECS else f"_{args.eval_specs}specs") + sampler.suffix()
     name += ".json"  # the training run's own result (ladder.json) is never overwritten by a re-score
     (run_dir / name).write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result["scores"], indent=1))
     if args.samples:
-        write_samples(pipe, rung, run_dir / name.replace("ladder", "samples").replace(".json", ".png"))
+        write_samples(pipe, rung, run_dir / name.replace("ladder", "samples").replace(".json", ".png"), sampler=sampler)
     return 0
 
 
-def write_samples(pipe, rung: Rung, path: Path, n: int = 8) -> None:
+def score_model(args, sampler: Sampler) -> int:
+    """Score a saved model folder's UNet on the rung, decoded by --decoder's VAE (sampler experiments)."""
+    from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults, resolve_model_dir
+
+    rung = RUNGS[args.rung]
+    model = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+    decoder = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.decoder)).vae
+    pipe = EdgeVidPipeline(decoder, model.unet.eval(), model.text_encoder, GenerationDefaults(
+        num_frames=rung.frames, height=rung.size, width=rung.size, fps=24), precision="fp32")
+    t0 = time.perf_counter()
+    scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress, sampler=sampler)
+    result = {"rung": args.rung, "model": str(args.model), "decoder": args.decoder, "eval_specs": args.eval_specs,
+              "sampler": dataclasses.asdict(sampler), "eval_seconds": time.perf_counter() - t0, "scores": scores}
+    print(json.dumps(result, indent=1))
+    if args.run_dir:
+        run_dir = Path(args.run_dir).expanduser()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        name = f"ladder_model{'' if args.eval_specs == EVAL_SPECS else f'_{args.eval_specs}specs'}{sampler.suffix()}"
+        (run_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        if args.samples:
+            write_samples(pipe, rung, run_dir / f"{name.replace('ladder', 'samples')}.png", sampler=sampler)
+    return 0
+
+
+def write_samples(pipe, rung: Rung, path: Path, n: int = 8, sampler: Sampler = Sampler()) -> None:
     """A strip of the first n eval prompts: ground truth above, the model's sample below."""
     from PIL import Image
 
@@ -308,8 +360,7 @@ def write_samples(pipe, rung: Rung, path: Path, n: int = 8) -> None:
     tile = 128
     img = Image.new("RGB", (n * tile, 2 * tile), "white")
     for i, (spec, caption) in enumerate(rung_specs(rung, n)):
-        frames = pipe(caption, num_frames=1, height=rung.size, width=rung.size, num_inference_steps=EVAL_STEPS,
-                      guidance_scale=EVAL_GUIDANCE, generator=torch.Generator().manual_seed(i)).frames[0]
+        frames = sampler(pipe, caption, dataclasses.replace(rung, frames=1), i)
         truth = render_video(spec, 1, rung.size, rung.size, 24)[0]
         img.paste(Image.fromarray(truth).resize((tile, tile)), (i * tile, 0))
         img.paste(Image.fromarray(frames_to_uint8(frames)[0]).resize((tile, tile)), (i * tile, tile))

@@ -28,7 +28,7 @@ from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import StreamingDecoder, VideoVAE
 from edgevid.io.atomic import atomic_write_text
 from edgevid.models.weights import load_component, read_json, save_component
-from edgevid.precision import resolve_precision
+from edgevid.precision import PipelinePrecision
 from edgevid.text import TextEncoder, load_text_encoder_from_dir, save_text_encoder
 from edgevid.text.base import check_unicode
 from edgevid.text.cache import PromptCache
@@ -117,7 +117,7 @@ def resolve_model_dir(model: str | Path | None) -> Path:
     return shipped
 
 
-class EdgeVidPipeline:
+class EdgeVidPipeline(PipelinePrecision):  # set_precision, autocast, device
     def __init__(self, vae: VideoVAE, unet: SpatioTemporalUNet, text_encoder: TextEncoder,
                  defaults: GenerationDefaults = GenerationDefaults(), precision: str | None = None):
         if unet.config.in_channels != vae.config.latent_channels:
@@ -167,21 +167,6 @@ class EdgeVidPipeline:
         for module in (self.vae, self.unet, self.text_encoder):
             module.to(device)
         return self
-
-    def set_precision(self, precision: str | None = None) -> "EdgeVidPipeline":
-        """"auto" | "fp32" | "bf16" (None: $EDGEVID_PRECISION or "auto") for the denoiser and the
-        decoder; `self.precision` is then "fp32" or "bf16". The weights stay fp32 either way."""
-        self.requested_precision = precision
-        self.precision = resolve_precision(precision, self.device.type)
-        return self
-
-    def autocast(self):
-        """The context the denoiser and decoder run in: bf16 autocast when `self.precision` is bf16."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
 
     @property
     def size_multiple(self) -> int:

@@ -26,7 +26,7 @@ from edgevid.models.i2v import Img2VidDenoiser, added_time_ids
 from edgevid.models.vae import VideoVAE
 from edgevid.models.weights import load_component, read_json, save_component
 from edgevid.pipeline import MODEL_INDEX, EdgeVidPipelineOutput, _convert, _to_unit_frames, _version
-from edgevid.precision import resolve_precision
+from edgevid.precision import PipelinePrecision
 from edgevid.train.i2v import NOISE_AUG_DEFAULT, with_clean_image
 
 
@@ -51,7 +51,7 @@ class Img2VidDefaults:
             raise ValueError("Img2VidDefaults: num_frames >= 5, num_inference_steps >= 1 and a positive size needed")
 
 
-class EdgeVidImg2VidPipeline:
+class EdgeVidImg2VidPipeline(PipelinePrecision):  # set_precision, autocast, device
     def __init__(self, vae: VideoVAE, unet: Img2VidDenoiser, defaults: Img2VidDefaults = Img2VidDefaults(),
                  precision: str | None = None):
         if unet.config.out_channels != vae.config.latent_channels:
@@ -94,19 +94,6 @@ class EdgeVidImg2VidPipeline:
     def to(self, device: str | torch.device) -> "EdgeVidImg2VidPipeline":
         self.vae.to(device), self.unet.to(device)
         return self
-
-    def set_precision(self, precision: str | None = None) -> "EdgeVidImg2VidPipeline":
-        """"auto" | "fp32" | "bf16", as EdgeVidPipeline.set_precision."""
-        self.requested_precision = precision
-        self.precision = resolve_precision(precision, self.device.type)
-        return self
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
 
     @property
     def size_multiple(self) -> int:

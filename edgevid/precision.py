@@ -62,3 +62,25 @@ def resolve_precision(precision: str | None = None, device_type: str = "cpu") ->
     if precision == "auto":
         return "bf16" if device_type == "cpu" and native_bf16() else "fp32"
     return precision
+
+
+class PipelinePrecision:
+    """The precision part of a pipeline whose denoiser is `self.unet` (EdgeVidPipeline,
+    EdgeVidImg2VidPipeline): which precision it runs in and the autocast context for it."""
+
+    def set_precision(self, precision: str | None = None):
+        """"auto" | "fp32" | "bf16" (None: $EDGEVID_PRECISION or "auto") for the denoiser and the
+        decoder; `self.precision` is then "fp32" or "bf16". The weights stay fp32 either way."""
+        self.requested_precision = precision
+        self.precision = resolve_precision(precision, self.device.type)
+        return self
+
+    def autocast(self):
+        """The context the denoiser and decoder run in: bf16 autocast when `self.precision` is bf16."""
+        import torch
+
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    @property
+    def device(self):
+        return next(self.unet.parameters()).device

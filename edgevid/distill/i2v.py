@@ -19,8 +19,6 @@ The student need not share the teacher's architecture: `student` may be a compre
 from __future__ import annotations
 
 import copy
-import json
-import time
 from pathlib import Path
 
 import torch
@@ -28,19 +26,15 @@ from torch import Tensor, nn
 
 from edgevid.config import DistillConfig
 from edgevid.distill.discriminator import HEADS
-from edgevid.distill.losses import (
-    discriminator_hinge_loss, fake_sample, generator_adversarial_loss, normalized_pseudo_huber_loss, predicted_x0,
-)
-from edgevid.distill.train import _check_finite, _mean, generator_timesteps
+from edgevid.distill.losses import fake_sample, normalized_pseudo_huber_loss, predicted_x0
+from edgevid.distill.train import AdversarialBatch, adversarial_loop, generator_timesteps
 from edgevid.flow.schedule import interpolate, logit_normal_t
 from edgevid.models.blocks import AttnSpec
 from edgevid.models.i2v import Img2VidDenoiser, added_time_ids, latent_motion
 from edgevid.models.vae import VideoVAE
-from edgevid.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from edgevid.train.ema import EMA
 from edgevid.train.i2v import NOISE_AUG_MAX, with_clean_image
 from edgevid.train.latents import LatentBatches
-from edgevid.train.loop import prepare_run_dir, step_generator
+from edgevid.train.loop import prepare_run_dir
 
 
 class I2VDiscriminator(nn.Module):
@@ -91,8 +85,6 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
                 cache_dir: str | Path | None = None) -> tuple[Img2VidDenoiser, list[dict]]:
     """Fine-tune `student` (default: a copy of `teacher`) into a cfg.num_steps-step image-to-video
     model against `teacher`'s discriminator; returns (EMA student, log records of this call)."""
-    from tqdm.auto import tqdm
-
     student = student if student is not None else teacher
     if teacher.config.out_channels != vae.config.latent_channels:
         raise ValueError("the teacher does not match the VAE's latent channels")
@@ -104,28 +96,11 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
     generator = copy.deepcopy(student).to(device).train().requires_grad_(True)
     disc = I2VDiscriminator(teacher, cfg.head, cfg.head_channels).to(device).train()
     vae = vae.to(device).eval().requires_grad_(False)
-    ema = EMA(generator, cfg.ema_decay)
-    optimizer = torch.optim.AdamW([
-        {"params": list(generator.parameters()), "lr": cfg.generator_lr, "betas": cfg.generator_betas},
-        {"params": list(disc.heads.parameters()), "lr": cfg.discriminator_lr, "betas": cfg.discriminator_betas},
-    ], weight_decay=cfg.weight_decay)
-    base_lrs = [cfg.generator_lr, cfg.discriminator_lr]
-    trained = nn.ModuleDict({"generator": generator, "heads": disc.heads})  # what a checkpoint holds
-    start = 0
-    if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
-        start = int(load_checkpoint(ckpt, trained, optimizer, ema.model)["step"])
     batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
                             Path(cache_dir or Path(run_dir) / "latent_cache"), device)
     grid = generator_timesteps(cfg)  # (k,): [1.0] for one step
-    records, log_path = [], Path(run_dir) / "log.jsonl"
-    tick, tick_step = time.perf_counter(), start
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="distill i2v", disable=not progress,
-               dynamic_ncols=True)
-    for step in bar:
-        warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-        for group, lr in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = lr * warm
-        g = step_generator(cfg.seed, step)
+
+    def make_batch(step: int, g: torch.Generator) -> AdversarialBatch:
         x0, _ = batches(step, g)  # (B, C, T', H', W')
         B = x0.shape[0]
         image = x0[:, :, 0]  # (B, C, H', W'): the given first frame
@@ -141,50 +116,12 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
         x_t = with_image(interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t))
         t_prime = logit_normal_t(B, cfg.disc_t_mean, cfg.disc_t_std, generator=g, device=device)
         x_real = with_image(interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t_prime))
-
         velocity = with_clean_image(lambda x, tt: generator(x, tt, image_aug, ids), image)(x_t, t)
-        x_fake = with_image(fake_sample(x_t, t, t_prime, velocity))
+        x0_hat = predicted_x0(x_t, t, velocity)  # the given frame 0 is excluded from the reconstruction
+        return AdversarialBatch(
+            x_real=x_real, x_fake=with_image(fake_sample(x_t, t, t_prime, velocity)),
+            recon=normalized_pseudo_huber_loss(x0_hat[:, :, 1:], x0[:, :, 1:], cfg.huber_c or None),
+            discriminate=lambda x: disc(x, t_prime, image_aug, ids), frames=x0.shape[2])
 
-        logs = {}
-        optimizer.zero_grad(set_to_none=True)
-        if cfg.adv_weight > 0:  # Eq. 4: only the heads get gradients
-            real_logits = disc(x_real, t_prime, image_aug, ids)
-            fake_logits = disc(x_fake.detach(), t_prime, image_aug, ids)
-            d_loss = _mean([discriminator_hinge_loss(r, f) for r, f in zip(real_logits, fake_logits)])
-            _check_finite(d_loss, step, "discriminator")
-            d_loss.backward()
-            torch.nn.utils.clip_grad_norm_(disc.heads.parameters(), cfg.grad_clip)
-            optimizer.step()
-            logs.update(d_loss=d_loss.item(), d_real=_mean([r.mean() for r in real_logits]).item(),
-                        d_fake=_mean([f.mean() for f in fake_logits]).item())
-
-        optimizer.zero_grad(set_to_none=True)  # Eq. 5 + 6, the given frame excluded from the reconstruction
-        x0_hat = predicted_x0(x_t, t, velocity)
-        recon = normalized_pseudo_huber_loss(x0_hat[:, :, 1:], x0[:, :, 1:], cfg.huber_c or None)
-        g_loss = cfg.recon_weight * recon
-        if cfg.adv_weight > 0:
-            disc.heads.requires_grad_(False)
-            adv = _mean([generator_adversarial_loss(f) for f in disc(x_fake, t_prime, image_aug, ids)])
-            disc.heads.requires_grad_(True)
-            g_loss = g_loss + cfg.adv_weight * adv
-            logs["g_adv"] = adv.item()
-        _check_finite(g_loss, step, "generator")
-        g_loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(generator.parameters(), cfg.grad_clip)
-        optimizer.step()
-        ema.update(generator, step)
-
-        done = step + 1
-        record = {"step": done, "g_loss": g_loss.item(), "recon": recon.item(), **logs,
-                  "grad_norm": grad_norm.item(), "frames": float(x0.shape[2])}
-        records.append(record)
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            now = time.perf_counter()
-            with open(log_path, "a") as f:
-                f.write(json.dumps({**record, "sec_per_step": (now - tick) / (done - tick_step)}) + "\n")
-            tick, tick_step = now, done
-            bar.set_postfix(recon=f"{record['recon']:.4f}", d=f"{logs.get('d_loss', 0):.3f}")
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(run_dir, done, trained, optimizer, ema.model)
-    bar.close()
-    return ema.model, records
+    return adversarial_loop(run_dir, generator, disc.heads, cfg, make_batch, resume=resume, progress=progress,
+                            desc="distill i2v")

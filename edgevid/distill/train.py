@@ -15,7 +15,9 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -52,8 +54,6 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
             cfg: DistillConfig, *, data_description: dict | None = None, resume: bool = False,
             progress: bool = True, device: str | torch.device = "cpu") -> tuple[SpatioTemporalUNet, list[dict]]:
     """Distil `teacher` into a cfg.num_steps-step student; returns (EMA student, log records of this call)."""
-    from tqdm.auto import tqdm
-
     from edgevid.text import PromptCache
 
     if teacher.config.in_channels != vae.config.latent_channels or teacher.config.text_dim != text_encoder.dim:
@@ -66,29 +66,12 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
     generator = copy.deepcopy(teacher).to(device).train().requires_grad_(True)
     disc = Discriminator(teacher, cfg.head, cfg.head_channels).to(device).train()
     vae = vae.to(device).eval().requires_grad_(False)
-    ema = EMA(generator, cfg.ema_decay)
-    optimizer = torch.optim.AdamW([
-        {"params": list(generator.parameters()), "lr": cfg.generator_lr, "betas": cfg.generator_betas},
-        {"params": list(disc.heads.parameters()), "lr": cfg.discriminator_lr, "betas": cfg.discriminator_betas},
-    ], weight_decay=cfg.weight_decay)
-    base_lrs = [cfg.generator_lr, cfg.discriminator_lr]
-    trained = nn.ModuleDict({"generator": generator, "heads": disc.heads})  # what a checkpoint holds
-    start = 0
-    if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
-        start = int(load_checkpoint(ckpt, trained, optimizer, ema.model)["step"])
     batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
                             Path(run_dir) / "latent_cache", device)
     prompts = PromptCache(text_encoder)
     grid = generator_timesteps(cfg)  # (k,)
-    records, log_path = [], Path(run_dir) / "log.jsonl"
-    tick, tick_step = time.perf_counter(), start
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="distill", disable=not progress,
-               dynamic_ncols=True)
-    for step in bar:
-        warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-        for group, lr in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = lr * warm
-        g = step_generator(cfg.seed, step)
+
+    def make_batch(step: int, g: torch.Generator) -> AdversarialBatch:
         x0, captions = batches(step, g)  # (B, C, T', H', W')
         text = prompts.encode(captions)
         ctx, mask, pooled = text.tokens.to(device), text.mask.to(device), text.pooled.to(device)
@@ -97,32 +80,75 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
         x_t = interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t)
         t_prime = logit_normal_t(B, cfg.disc_t_mean, cfg.disc_t_std, generator=g, device=device)
         x_real = interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t_prime)
-
         velocity = generator(x_t, t, ctx, mask)
-        x_fake = fake_sample(x_t, t, t_prime, velocity)
+        return AdversarialBatch(
+            x_real=x_real, x_fake=fake_sample(x_t, t, t_prime, velocity),
+            recon=normalized_pseudo_huber_loss(predicted_x0(x_t, t, velocity), x0, cfg.huber_c or None),
+            discriminate=lambda x: disc(x, t_prime, ctx, mask, pooled), frames=x0.shape[2])
+
+    return adversarial_loop(run_dir, generator, disc.heads, cfg, make_batch, resume=resume, progress=progress,
+                            desc="distill")
+
+
+@dataclass
+class AdversarialBatch:
+    """One step's tensors for `adversarial_loop`, built by the task (text or image conditioning)."""
+    x_real: torch.Tensor  # real latents noised to t'
+    x_fake: torch.Tensor  # the generator's x̂_t' (carries its gradients)
+    recon: torch.Tensor  # the reconstruction loss on x̂0 (Eq. 6), scalar
+    discriminate: Callable[[torch.Tensor], list[torch.Tensor]]  # x at t' -> logit maps, the conditions bound
+    frames: int  # latent frames of the batch (logged)
+
+
+def adversarial_loop(run_dir: Path, generator: nn.Module, heads: nn.Module, cfg: DistillConfig,
+                     make_batch: Callable[[int, torch.Generator], AdversarialBatch], *, resume: bool, progress: bool,
+                     desc: str) -> tuple[nn.Module, list[dict]]:
+    """Steps 3-4 of the recipe, shared by text- and image-to-video distillation: per step the
+    discriminator phase on `heads` (Eq. 4), the generator phase (Eq. 5 + 6), the EMA, the log and
+    the checkpoints. One AdamW holds both groups; returns (EMA generator, log records of this call)."""
+    from tqdm.auto import tqdm
+
+    ema = EMA(generator, cfg.ema_decay)
+    optimizer = torch.optim.AdamW([
+        {"params": list(generator.parameters()), "lr": cfg.generator_lr, "betas": cfg.generator_betas},
+        {"params": list(heads.parameters()), "lr": cfg.discriminator_lr, "betas": cfg.discriminator_betas},
+    ], weight_decay=cfg.weight_decay)
+    base_lrs = [cfg.generator_lr, cfg.discriminator_lr]
+    trained = nn.ModuleDict({"generator": generator, "heads": heads})  # what a checkpoint holds
+    start = 0
+    if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
+        start = int(load_checkpoint(ckpt, trained, optimizer, ema.model)["step"])
+    records, log_path = [], Path(run_dir) / "log.jsonl"
+    tick, tick_step = time.perf_counter(), start
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=desc, disable=not progress,
+               dynamic_ncols=True)
+    for step in bar:
+        warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+        for group, lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = lr * warm
+        batch = make_batch(step, step_generator(cfg.seed, step))
 
         # Discriminator phase (Eq. 4): only the heads get gradients.
         logs = {}
         optimizer.zero_grad(set_to_none=True)
         if cfg.adv_weight > 0:
-            real_logits = disc(x_real, t_prime, ctx, mask, pooled)
-            fake_logits = disc(x_fake.detach(), t_prime, ctx, mask, pooled)
+            real_logits = batch.discriminate(batch.x_real)
+            fake_logits = batch.discriminate(batch.x_fake.detach())
             d_loss = _mean([discriminator_hinge_loss(r, f) for r, f in zip(real_logits, fake_logits)])
             _check_finite(d_loss, step, "discriminator")
             d_loss.backward()
-            torch.nn.utils.clip_grad_norm_(disc.heads.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(heads.parameters(), cfg.grad_clip)
             optimizer.step()
             logs.update(d_loss=d_loss.item(), d_real=_mean([r.mean() for r in real_logits]).item(),
                         d_fake=_mean([f.mean() for f in fake_logits]).item())
 
         # Generator phase (Eq. 5 + Eq. 6): gradients flow through the frozen D into x̂_t'.
         optimizer.zero_grad(set_to_none=True)
-        recon = normalized_pseudo_huber_loss(predicted_x0(x_t, t, velocity), x0, cfg.huber_c or None)
-        g_loss = cfg.recon_weight * recon
+        g_loss = cfg.recon_weight * batch.recon
         if cfg.adv_weight > 0:
-            disc.heads.requires_grad_(False)
-            adv = _mean([generator_adversarial_loss(f) for f in disc(x_fake, t_prime, ctx, mask, pooled)])
-            disc.heads.requires_grad_(True)
+            heads.requires_grad_(False)
+            adv = _mean([generator_adversarial_loss(f) for f in batch.discriminate(batch.x_fake)])
+            heads.requires_grad_(True)
             g_loss = g_loss + cfg.adv_weight * adv
             logs["g_adv"] = adv.item()
         _check_finite(g_loss, step, "generator")
@@ -132,8 +158,8 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
         ema.update(generator, step)
 
         done = step + 1
-        record = {"step": done, "g_loss": g_loss.item(), "recon": recon.item(), **logs,
-                  "grad_norm": grad_norm.item(), "frames": float(x0.shape[2])}
+        record = {"step": done, "g_loss": g_loss.item(), "recon": batch.recon.item(), **logs,
+                  "grad_norm": grad_norm.item(), "frames": float(batch.frames)}
         records.append(record)
         if done % cfg.log_every == 0 or done == cfg.steps:
             now = time.perf_counter()

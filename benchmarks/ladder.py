@@ -262,7 +262,7 @@ def main(argv=None) -> int:
 
     from edgevid.config import UNET_PRESETS, TrainConfig
     from edgevid.models.unet import SpatioTemporalUNet
-    from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults, resolve_model_dir
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
     from edgevid.text.minilm import MiniLMTextEncoder
     from edgevid.train.checkpoint import latest_checkpoint, load_checkpoint
     from edgevid.train.t2v import train_t2v
@@ -305,10 +305,7 @@ def main(argv=None) -> int:
                            data_description={"ladder_rung": args.rung, "recipe": args.recipe},
                            resume=args.resume, progress=not args.no_progress, init_unet=init)
         train_s = time.perf_counter() - t0
-    decoder = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.decoder)).vae
-    pipe = EdgeVidPipeline(decoder, ema.cpu().eval(), text, GenerationDefaults(
-        num_frames=rung.frames, height=rung.size, width=rung.size, fps=24),
-        precision="fp32")  # scores comparable across CPUs and with the earlier rungs
+    pipe = eval_pipeline(args.decoder, ema.cpu(), text, rung)
     t1 = time.perf_counter()
     scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress, sampler=sampler)
     result = {"rung": args.rung, "rung_config": dataclasses.asdict(rung), "recipe": args.recipe,
@@ -326,15 +323,23 @@ def main(argv=None) -> int:
     return 0
 
 
+def eval_pipeline(decoder: str, unet, text, rung: Rung):
+    """`unet` and `text` with the VAE of the model `decoder`, at the rung's size, in fp32 (scores
+    comparable across CPUs and with the earlier rungs)."""
+    from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults, resolve_model_dir
+
+    vae = EdgeVidPipeline.from_pretrained(resolve_model_dir(decoder)).vae
+    return EdgeVidPipeline(vae, unet.eval(), text, GenerationDefaults(
+        num_frames=rung.frames, height=rung.size, width=rung.size, fps=24), precision="fp32")
+
+
 def score_model(args, sampler: Sampler) -> int:
     """Score a saved model folder's UNet on the rung, decoded by --decoder's VAE (sampler experiments)."""
-    from edgevid.pipeline import EdgeVidPipeline, GenerationDefaults, resolve_model_dir
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
     rung = RUNGS[args.rung]
     model = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
-    decoder = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.decoder)).vae
-    pipe = EdgeVidPipeline(decoder, model.unet.eval(), model.text_encoder, GenerationDefaults(
-        num_frames=rung.frames, height=rung.size, width=rung.size, fps=24), precision="fp32")
+    pipe = eval_pipeline(args.decoder, model.unet, model.text_encoder, rung)
     t0 = time.perf_counter()
     scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress, sampler=sampler)
     result = {"rung": args.rung, "model": str(args.model), "decoder": args.decoder, "eval_specs": args.eval_specs,

@@ -81,6 +81,15 @@ RECIPES: dict[str, Recipe] = {
     # trained on 91 k video samples, fine-tuned on the rung's images.
     "teacher-init": Recipe(init="teacher", train={"lr": 2e-4}),
     "teacher-init-pooled": Recipe(unet={"pooled_text": True}, init="teacher", train={"lr": 2e-4}),
+    # Loss weight 1 + 4 on the latent cells objects cover (and their edges): objects are a small
+    # share of each frame, textured backgrounds take the rest of the loss.
+    "teacher-init-fg4": Recipe(init="teacher", train={"lr": 2e-4, "foreground_weight": 4.0}),
+    "teacher-init-lr5e-4": Recipe(init="teacher", train={"lr": 5e-4}),
+    "teacher-init-t-high": Recipe(init="teacher", train={"lr": 2e-4, "t_mean": 0.5}),
+    # SnapGen-V's second stage: a video rung started from an image backbone (--init-from, e.g. the
+    # rung-(b) campaign EMA); the temporal layers at lr 2e-4, the spatial layers at a tenth of it.
+    "video-stage": Recipe(init="teacher", train={"lr": 2e-4, "spatial_lr_scale": 0.1}),
+    "video-stage-frozen": Recipe(init="teacher", train={"lr": 2e-4, "spatial_lr_scale": 0.0}),
 }
 BASE_TRAIN = dict(lr=5e-4, warmup_steps=100, ema_decay=0.995, text_dropout=0.1, lr_schedule="cosine",
                   checkpoint_every=200, log_every=25)

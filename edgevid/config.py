@@ -228,6 +228,10 @@ class TrainConfig:
     # background; `rectified_flow_loss(weight=...)`): objects are a small share of each frame,
     # and a small denoiser otherwise spends its capacity on textured backgrounds. 0 = off.
     foreground_weight: float = 0.0
+    # SnapGen-V's second stage (§3.2, Fig. 2): add and train the temporal layers on video with the
+    # spatial backbone frozen or at a lower learning rate. The learning rate of every parameter
+    # outside the temporal layers is lr * spatial_lr_scale (0 = frozen); 1 = one rate for all.
+    spatial_lr_scale: float = 1.0
     # Image-video joint training: (frames, height, width) buckets in pixel space; a 1-frame
     # bucket is an image. Several lengths and aspect ratios (SnapGen-V §3.2).
     buckets: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (9, 64, 64), (17, 64, 64), (9, 64, 96), (9, 96, 64))
@@ -251,6 +255,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.t_std must be > 0, got {self.t_std}")
         if self.foreground_weight < 0:
             raise ValueError(f"TrainConfig.foreground_weight must be >= 0, got {self.foreground_weight}")
+        if not 0 <= self.spatial_lr_scale <= 1:
+            raise ValueError(f"TrainConfig.spatial_lr_scale must be in [0, 1], got {self.spatial_lr_scale}")
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def train_loop(*, run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
     for step in bar:
         lr = lr_at(step, base_lr, warmup_steps, total_steps, lr_schedule)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # lr_scale: per-group multiplier (train_t2v's spatial layers)
         with autocast:
             loss, logs = step_fn(step)
         if not torch.isfinite(loss):

@@ -20,6 +20,28 @@ from edgevid.train.latents import LatentBatches
 from edgevid.train.loop import prepare_run_dir, step_generator, train_loop
 
 
+def is_temporal(name: str) -> bool:
+    """Whether a SpatioTemporalUNet parameter belongs to a temporal layer (`SpatioTemporalBlock.temporal`)."""
+    return ".temporal." in f".{name}"
+
+
+def parameter_groups(model: torch.nn.Module, spatial_lr_scale: float) -> list[dict]:
+    """AdamW groups for SnapGen-V's staged training: temporal layers at the full rate, the rest at
+    `spatial_lr_scale` of it (train_loop multiplies each group's lr by its lr_scale). At 0 the
+    spatial parameters are frozen (requires_grad off, no optimizer state); at 1 one plain group."""
+    if spatial_lr_scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    temporal = [p for n, p in model.named_parameters() if is_temporal(n)]
+    spatial = [p for n, p in model.named_parameters() if not is_temporal(n)]
+    if not temporal:
+        raise ValueError("spatial_lr_scale < 1 needs a UNet with temporal layers")
+    if spatial_lr_scale == 0.0:
+        for p in spatial:
+            p.requires_grad_(False)
+        return [{"params": temporal, "lr_scale": 1.0}]
+    return [{"params": temporal, "lr_scale": 1.0}, {"params": spatial, "lr_scale": spatial_lr_scale}]
+
+
 def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainConfig, vae: VideoVAE,
               text_encoder: TextEncoder, source, *, data_description: dict | None = None, resume: bool = False,
               progress: bool = True, device: str | torch.device = "cpu",
@@ -47,7 +69,8 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
     model.to(device)
     vae = vae.to(device).eval().requires_grad_(False)
     ema = EMA(model, cfg.ema_decay)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg.spatial_lr_scale), lr=cfg.lr, betas=cfg.betas,
+                                  weight_decay=cfg.weight_decay)
     prompts = PromptCache(text_encoder)
     # Cached latents also go to disk inside the run: a resumed run (a new session, say) reads
     # them back instead of re-encoding, which on a CPU costs more than the training steps.

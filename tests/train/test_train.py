@@ -260,3 +260,33 @@ def test_weighted_flow_loss_is_a_weighted_mean_and_foreground_training_runs(tmp_
     assert all(torch.isfinite(p).all() for p in model.parameters())
     with pytest.raises(ValueError, match="foreground_weight"):
         TrainConfig(foreground_weight=-1.0)
+
+
+def test_staged_training_freezes_or_slows_the_spatial_layers(tmp_path):
+    """SnapGen-V's video stage: spatial_lr_scale=0 leaves every non-temporal weight exactly as it
+    started and trains the temporal layers; 0.1 moves the spatial weights, less than scale 1 does."""
+    from edgevid.train.t2v import is_temporal
+
+    torch.manual_seed(0)
+    start = SpatioTemporalUNet(_tiny_unet_config()).state_dict()
+    start = {k: v.clone() for k, v in start.items()}
+
+    def run(scale, name):
+        torch.manual_seed(0)
+        init = SpatioTemporalUNet(_tiny_unet_config())
+        init.load_state_dict(start)
+        cfg = dataclasses.replace(TINY_TRAIN, spatial_lr_scale=scale, lr=1e-2, warmup_steps=1)
+        model, _ = train_t2v(tmp_path / name, _tiny_unet_config(), cfg, VideoVAE(VAE_PRESETS["tiny"]),
+                             TinyTextEncoder(dim=32), ProceduralClips(seed=0), progress=False, init_unet=init)
+        moved = {"temporal": 0.0, "spatial": 0.0}
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                moved["temporal" if is_temporal(k) else "spatial"] += (v - start[k]).abs().sum().item()
+        return moved
+
+    frozen, slow, full = run(0.0, "frozen"), run(0.1, "slow"), run(1.0, "full")
+    assert frozen["spatial"] == 0.0 and frozen["temporal"] > 0
+    assert 0 < slow["spatial"] < full["spatial"]
+    assert slow["temporal"] > 0
+    with pytest.raises(ValueError, match="spatial_lr_scale"):
+        TrainConfig(spatial_lr_scale=1.5)

@@ -67,6 +67,9 @@ class Recipe:
     # Start from this model's UNet (a shipped name or folder) instead of from scratch; modules
     # the recipe adds (e.g. the pooled-text path) start at their zero init.
     init: str | None = None
+    # ProceduralClips changes (e.g. canonical_fraction); they change the captions, so such a
+    # recipe gets a latent cache of its own (the cache stores each clip's caption).
+    data: dict = dataclasses.field(default_factory=dict)
 
 
 # The baseline is the v0.7 teacher's architecture at the rung's batch size and a from-scratch
@@ -86,6 +89,9 @@ RECIPES: dict[str, Recipe] = {
     "teacher-init-fg4": Recipe(init="teacher", train={"lr": 2e-4, "foreground_weight": 4.0}),
     "teacher-init-lr5e-4": Recipe(init="teacher", train={"lr": 5e-4}),
     "teacher-init-t-high": Recipe(init="teacher", train={"lr": 2e-4, "t_mean": 0.5}),
+    # Caption curriculum: half the clips worded canonically (the evaluation's plain wording),
+    # half with the synonyms and templates (1-4 words per colour, 3-5 per shape, 3 templates).
+    "teacher-init-canon50": Recipe(init="teacher", train={"lr": 2e-4}, data={"canonical_fraction": 0.5}),
     # SnapGen-V's second stage: a video rung started from an image backbone (--init-from, e.g. the
     # rung-(b) campaign EMA); the temporal layers at lr 2e-4, the spatial layers at a tenth of it.
     "video-stage": Recipe(init="teacher", train={"lr": 2e-4, "spatial_lr_scale": 0.1}),
@@ -98,11 +104,11 @@ EVAL_SPECS = 48  # hold-out specs of the rung's world; ~3 min of sampling for an
 EVAL_STEPS, EVAL_GUIDANCE = 25, 5.0  # the teacher's sampler
 
 
-def rung_source(rung: Rung, split: str, fps: int = 24):
+def rung_source(rung: Rung, split: str, fps: int = 24, **data):
     from edgevid.data import ProceduralClips
 
     return ProceduralClips(split=split, seed=0, fps=fps, camera_prob=0.0 if rung.max_objects == 1 else 0.3,
-                           max_objects=rung.max_objects, backgrounds=rung.backgrounds)
+                           max_objects=rung.max_objects, backgrounds=rung.backgrounds, **data)
 
 
 def rung_specs(rung: Rung, n: int):
@@ -175,10 +181,12 @@ def inflate(source, config):
 
 
 def cache_dir(args) -> Path:
-    return Path(args.cache_root).expanduser() / f"rung_{args.rung}"
+    data = RECIPES[args.recipe].data if args.recipe else {}
+    suffix = "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}" for k, v in sorted(data.items()))
+    return Path(args.cache_root).expanduser() / f"rung_{args.rung}{suffix}"
 
 
-def build_cache(rung: Rung, path: Path, progress: bool = True) -> None:
+def build_cache(rung: Rung, path: Path, progress: bool = True, data: dict | None = None) -> None:
     """Encode the rung's num_clips training clips into `path`, as the trainer's LatentBatches
     would (same files, same posterior samples); clips already there are skipped."""
     from tqdm.auto import tqdm
@@ -189,7 +197,7 @@ def build_cache(rung: Rung, path: Path, progress: bool = True) -> None:
 
     vae = EdgeVidPipeline.from_pretrained(resolve_model_dir("teacher")).vae.eval()
     bucket = (rung.frames, rung.size, rung.size)
-    batches = LatentBatches(vae, rung_source(rung, "train"), (bucket,), rung.batch_size, rung.num_clips, True,
+    batches = LatentBatches(vae, rung_source(rung, "train", **(data or {})), (bucket,), rung.batch_size, rung.num_clips, True,
                             TrainConfig().seed, path)
     t0 = time.perf_counter()
     for start in tqdm(range(0, rung.num_clips, 16), desc="latent cache", disable=not progress):
@@ -262,7 +270,8 @@ def main(argv=None) -> int:
                                                                                               args.eval_specs)}))
         return 0
     if args.build_cache:
-        build_cache(RUNGS[args.rung], cache_dir(args), progress=not args.no_progress)
+        build_cache(RUNGS[args.rung], cache_dir(args), progress=not args.no_progress,
+                    data=RECIPES[args.recipe].data if args.recipe else None)
         return 0
     if args.model:
         return score_model(args, sampler)
@@ -309,7 +318,7 @@ def main(argv=None) -> int:
         if not link.exists():
             cache_dir(args).mkdir(parents=True, exist_ok=True)
             link.symlink_to(cache_dir(args), target_is_directory=True)
-        source = rung_source(rung, "train")
+        source = rung_source(rung, "train", **recipe.data)
         _, ema = train_t2v(run_dir, unet_cfg, train_cfg, teacher.vae, text, source,
                            data_description={"ladder_rung": args.rung, "recipe": args.recipe},
                            resume=args.resume, progress=not args.no_progress, init_unet=init)

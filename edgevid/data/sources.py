@@ -40,7 +40,7 @@ class ProceduralClips:
 
     def __init__(self, split: str = "train", seed: int = 0, fps: float = 8, varied_captions: bool = True,
                  camera_prob: float = 0.3, min_duration: float = 2.5, max_objects: int = 3,
-                 backgrounds: tuple[str, ...] | None = None):
+                 backgrounds: tuple[str, ...] | None = None, canonical_fraction: float = 0.0):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
         if not fps > 0 or not 0 <= camera_prob <= 1:
@@ -51,6 +51,12 @@ class ProceduralClips:
         self.max_objects, self.backgrounds = max_objects, tuple(backgrounds) if backgrounds else None
         self.split, self.seed, self.fps = split, seed, fps
         self.varied_captions = varied_captions  # False: canonical captions (evaluation prompts)
+        # With varied captions, this share of clips still gets the canonical wording (a caption
+        # curriculum: one consistent vocabulary beside the synonyms). 0 draws nothing extra, so
+        # every clip keeps the caption it had before the option existed.
+        if not 0 <= canonical_fraction <= 1:
+            raise ValueError(f"canonical_fraction must be in [0, 1], got {canonical_fraction}")
+        self.canonical_fraction = canonical_fraction
         self.camera_prob = camera_prob
         # Scenes are built for max(min_duration, clip length) seconds: every bucket up to
         # min_duration * fps frames gets the same scene for an index, just sampled shorter.
@@ -71,7 +77,8 @@ class ProceduralClips:
 
     def clip(self, index: int, num_frames: int, height: int, width: int) -> Clip:
         spec, rng = self._spec(index, num_frames)
-        text = caption(spec, rng) if self.varied_captions else canonical_caption(spec)
+        canonical = not self.varied_captions or (self.canonical_fraction > 0 and rng.random() < self.canonical_fraction)
+        text = canonical_caption(spec) if canonical else caption(spec, rng)
         video = render_video(spec, num_frames, height, width, self.fps)
         return Clip(video=video, caption=text, spec=spec.to_dict())
 

@@ -167,3 +167,22 @@ def test_narrowed_world_for_the_ladder():
         ProceduralClips(backgrounds=("plaid",)).scene(0)
     with pytest.raises(ValueError, match="max_objects"):
         ProceduralClips(max_objects=0)
+
+
+def test_canonical_fraction_mixes_canonical_and_varied_wordings_of_the_same_scenes():
+    """The caption curriculum: at 0 every clip keeps its old caption (no extra random draw), at
+    0.5 about half the clips are worded canonically, and the scene itself never changes."""
+    from edgevid.data.captions import canonical_caption
+    from edgevid.data.world import SceneSpec
+
+    base = ProceduralClips(seed=0)
+    zero = ProceduralClips(seed=0, canonical_fraction=0.0)
+    half = ProceduralClips(seed=0, canonical_fraction=0.5)
+    n, canonical = 200, 0
+    for i in range(n):
+        a, b, c = base.clip(i, 1, 16, 16), zero.clip(i, 1, 16, 16), half.clip(i, 1, 16, 16)
+        assert a.caption == b.caption and a.spec == c.spec
+        canonical += c.caption == canonical_caption(SceneSpec.from_dict(c.spec))
+    assert 0.35 * n < canonical < 0.65 * n
+    with pytest.raises(ValueError, match="canonical_fraction"):
+        ProceduralClips(canonical_fraction=1.5)

@@ -84,6 +84,8 @@ RECIPES: dict[str, Recipe] = {
     # trained on 91 k video samples, fine-tuned on the rung's images.
     "teacher-init": Recipe(init="teacher", train={"lr": 2e-4}),
     "teacher-init-pooled": Recipe(unet={"pooled_text": True}, init="teacher", train={"lr": 2e-4}),
+    # A 1-layer trainable text refiner over MiniLM's tokens (attribute binding), identity at start.
+    "teacher-init-refiner": Recipe(unet={"text_refiner_layers": 1}, init="teacher", train={"lr": 2e-4}),
     # Loss weight 1 + 4 on the latent cells objects cover (and their edges): objects are a small
     # share of each frame, textured backgrounds take the rest of the loss.
     "teacher-init-fg4": Recipe(init="teacher", train={"lr": 2e-4, "foreground_weight": 4.0}),
@@ -169,13 +171,13 @@ def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True, sam
 
 def inflate(source, config):
     """A UNet of `config` holding `source`'s weights; parameters `source` lacks must be ones a
-    newer config adds with a zero-initialised output (the pooled-text path), so the inflated
+    newer config adds with a zero-initialised output (the pooled-text path, the text refiner), so the inflated
     model computes exactly what `source` did."""
     from edgevid.models.unet import SpatioTemporalUNet
 
     model = SpatioTemporalUNet(config)
     missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("text_embed.") for k in missing):
+    if unexpected or any(not k.startswith(("text_embed.", "text_refiner.")) for k in missing):
         raise ValueError(f"cannot start {config} from the given UNet: missing {missing}, unexpected {unexpected}")
     return model
 

@@ -166,8 +166,17 @@ class UNetConfig:
     # attention runs) gets the prompt as a scale/shift (FiLM; Imagen / SDXL pooled conditioning).
     # Issue 16 measured a gain in object colour at equal compute. Zero-initialised: off at start.
     pooled_text: bool = False
+    # Text refiner: this many trainable pre-LN transformer layers (masked self-attention + MLP, at
+    # text_dim) over the frozen encoder's tokens before any cross-attention, so the UNet can
+    # learn which colour word belongs to which noun ("a blue ring on a black background"): a
+    # frozen sentence encoder's tokens bind attributes weakly (issue 16's ladder). Residual with
+    # zero-initialised outputs: a model with it starts as the one without (HunyuanDiT-style token
+    # refiner). A few MFLOP per prompt, nothing per frame.
+    text_refiner_layers: int = 0
 
     def __post_init__(self):
+        if self.text_refiner_layers < 0:
+            raise ValueError(f"UNetConfig.text_refiner_layers must be >= 0, got {self.text_refiner_layers}")
         n = len(self.channels)
         for name in ("num_res_blocks", "spatial_attention", "temporal_layers"):
             if len(getattr(self, name)) != n:
@@ -201,6 +210,8 @@ UNET_PRESETS: dict[str, UNetConfig] = {
     "small": UNetConfig(),
     # "small" plus the pooled-text (FiLM) path; the same FLOPs to within 0.1 %.
     "small-pooled": UNetConfig(pooled_text=True),
+    # "small" plus a 1-layer text refiner (+1.8 M parameters, no per-frame FLOPs).
+    "small-refiner": UNetConfig(text_refiner_layers=1),
 }
 
 

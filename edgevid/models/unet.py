@@ -18,6 +18,7 @@ from edgevid.models.blocks import (
     Downsample,
     ResBlock,
     SpatialTransformer,
+    TextRefinerLayer,
     TimestepEmbedding,
     Upsample,
 )
@@ -75,6 +76,10 @@ class SpatioTemporalUNet(nn.Module):
                                             nn.Linear(config.time_embed_dim, config.time_embed_dim))
             nn.init.zeros_(self.text_embed[2].weight)
             nn.init.zeros_(self.text_embed[2].bias)
+        # Trainable layers over the frozen text tokens (binding); identity at init.
+        text_spec = AttnSpec(head_dim=config.head_dim, qk_norm=config.qk_norm, rope=False)
+        self.text_refiner = nn.ModuleList(TextRefinerLayer(config.text_dim, text_spec)
+                                          for _ in range(config.text_refiner_layers))
         self.conv_in = nn.Conv2d(config.in_channels, ch[0], 3, padding=1)
 
         # Down path; skip_ch records the width of every skip in push order.
@@ -123,6 +128,8 @@ class SpatioTemporalUNet(nn.Module):
                 temb: Tensor | None = None) -> Tensor:
         self._check_inputs(x, t, context, context_mask, temb)
         B, _, T, H, W = x.shape
+        for layer in self.text_refiner:
+            context = layer(context, context_mask)  # (B, L, text_dim)
         if temb is None:
             temb = self.time_embedding(t.expand(B) if t.ndim == 0 else t)
         if self.text_embed is not None:

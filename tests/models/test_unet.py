@@ -172,3 +172,34 @@ def test_pooled_text_path_starts_off_and_carries_the_prompt():
         ctx_pad[0, -1] += 10.0  # a padding token of sample 0
         assert torch.equal(unet(x, t, ctx_pad, mask), y)
     assert torch.equal(pooled_tokens(ctx, torch.zeros_like(mask)), torch.zeros(2, ctx.shape[-1]))
+
+
+def test_text_refiner_starts_as_identity_mixes_tokens_and_ignores_padding():
+    """text_refiner_layers: at init the UNet computes exactly what the UNet without it does (the
+    teacher inflates into it); once its zero-initialised projections move, each token sees the
+    others (a colour word can learn its noun), padded keys change nothing and padded rows stay 0."""
+    cfg = dataclasses.replace(TINY, text_refiner_layers=1)
+    torch.manual_seed(0)
+    refined = SpatioTemporalUNet(cfg)
+    plain = reinit_zero_layers_(SpatioTemporalUNet(TINY))
+    missing, unexpected = refined.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("text_refiner.") for k in missing)
+    x, t, ctx, mask = inputs()
+    with torch.no_grad():
+        assert torch.equal(refined.eval()(x, t, ctx, mask), plain.eval()(x, t, ctx, mask))
+    layer = reinit_zero_layers_(refined.text_refiner[0])
+    for m in (torch.ones_like(mask), mask.float()):  # bool and float masks alike
+        with torch.no_grad():
+            y = layer(ctx, m if m.dtype == torch.float32 else m.bool())
+            assert not torch.allclose(y[1, 0], ctx[1, 0])
+            bumped = ctx.clone()
+            bumped[1, -1] += torch.randn_like(bumped[1, -1])  # another token of the same prompt moves token 0's output
+            assert not torch.allclose(layer(bumped, m.bool() if m.dtype != torch.float32 else m)[1, 0], y[1, 0])
+    with torch.no_grad():
+        y = layer(ctx, mask)
+        padded = ctx.clone()
+        padded[0, -1] += 10 * torch.randn_like(padded[0, -1])  # a padding token of sample 0
+        assert torch.allclose(layer(padded, mask), y, atol=1e-6)
+        assert torch.equal(y[0, -3:], torch.zeros_like(y[0, -3:]))
+    with pytest.raises(ValueError, match="text_refiner_layers"):
+        dataclasses.replace(TINY, text_refiner_layers=-1)

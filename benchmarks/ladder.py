@@ -169,6 +169,44 @@ def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True, sam
     return out
 
 
+OBJECT_ERROR_TS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def object_error(pipe, rung: Rung, n: int = 32) -> dict:
+    """Where the denoiser's error is: its flow loss on n fresh training-world clips of the rung
+    (never in any cache), at fixed t, on the latent cells the objects cover and on the rest, with
+    the prompt and without it. A continuous, low-noise companion to the sampled scores: the text's
+    share of the object error ("text_gain" = 1 - cond / uncond) says whether the prompt reaches
+    the objects at all. Fixed clips, noise and t, so runs compare exactly."""
+    from edgevid.data import make_batch
+    from edgevid.train.latents import latent_object_mask
+
+    src = rung_source(rung, "train")
+    idx = list(range(10**6, 10**6 + n))  # far past every rung's num_clips
+    bucket = (rung.frames, rung.size, rung.size)
+    video, captions = make_batch(src, idx, bucket)
+    vae = pipe.vae
+    masks = torch.stack([latent_object_mask(torch.from_numpy(src.object_mask(i, *bucket)), vae.config.spatial_compression,
+                                            vae.config.temporal_compression, dilate=0) for i in idx])  # (n, 1, T', H', W')
+    unet, text = pipe.unet.eval(), pipe.text_encoder
+    out = {}
+    with torch.no_grad():
+        x0 = vae.encode_latents(video, generator=torch.Generator().manual_seed(0), sample=True)
+        cond, empty = text.encode(captions), text.encode([""] * n)
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+        for t in OBJECT_ERROR_TS:
+            tt = torch.full((n,), t)
+            xt = (1 - t) * x0 + t * noise
+            row = {}
+            for name, c in (("cond", cond), ("uncond", empty)):
+                err = (unet(xt, tt, c.tokens, c.mask) - (noise - x0)).pow(2).mean(1, keepdim=True)
+                row[f"object_{name}"] = float((err * masks).sum() / masks.sum())
+                row[f"background_{name}"] = float((err * (1 - masks)).sum() / (1 - masks).sum())
+            row["text_gain"] = 1 - row["object_cond"] / row["object_uncond"]
+            out[f"t={t:g}"] = row
+    return out
+
+
 def inflate(source, config):
     """A UNet of `config` holding `source`'s weights; parameters `source` lacks must be ones a
     newer config adds with a zero-initialised output (the pooled-text path, the text refiner), so the inflated
@@ -328,6 +366,7 @@ def main(argv=None) -> int:
     pipe = eval_pipeline(args.decoder, ema.cpu(), text, rung)
     t1 = time.perf_counter()
     scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress, sampler=sampler)
+    scores["object_error"] = object_error(pipe, rung)
     result = {"rung": args.rung, "rung_config": dataclasses.asdict(rung), "recipe": args.recipe,
               "unet_changes": unet_changes, "train_changes": train_changes, "steps": train_cfg.steps,
               "init_from": init_from, "decoder": args.decoder, "eval_specs": args.eval_specs,
@@ -362,6 +401,7 @@ def score_model(args, sampler: Sampler) -> int:
     pipe = eval_pipeline(args.decoder, model.unet, model.text_encoder, rung)
     t0 = time.perf_counter()
     scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress, sampler=sampler)
+    scores["object_error"] = object_error(pipe, rung)
     result = {"rung": args.rung, "model": str(args.model), "decoder": args.decoder, "eval_specs": args.eval_specs,
               "sampler": dataclasses.asdict(sampler), "eval_seconds": time.perf_counter() - t0, "scores": scores}
     print(json.dumps(result, indent=1))

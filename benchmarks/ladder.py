@@ -85,6 +85,10 @@ RECIPES: dict[str, Recipe] = {
     "teacher-init": Recipe(init="teacher", train={"lr": 2e-4}),
     "teacher-init-pooled": Recipe(unet={"pooled_text": True}, init="teacher", train={"lr": 2e-4}),
     # A 1-layer trainable text refiner over MiniLM's tokens (attribute binding), identity at start.
+    # Spatial self- and cross-attention also at full latent resolution (32 x 32 at 256 px), where
+    # the objects' sharp, high-energy latents are (docs/LADDER.md, "Where the error is").
+    "teacher-init-attn-full": Recipe(unet={"spatial_attention": (True, True, True)}, init="teacher",
+                                     train={"lr": 2e-4}),
     "teacher-init-refiner": Recipe(unet={"text_refiner_layers": 1}, init="teacher", train={"lr": 2e-4}),
     # Loss weight 1 + 4 on the latent cells objects cover (and their edges): objects are a small
     # share of each frame, textured backgrounds take the rest of the loss.
@@ -208,14 +212,25 @@ def object_error(pipe, rung: Rung, n: int = 32) -> dict:
 
 
 def inflate(source, config):
-    """A UNet of `config` holding `source`'s weights; parameters `source` lacks must be ones a
-    newer config adds with a zero-initialised output (the pooled-text path, the text refiner), so the inflated
-    model computes exactly what `source` did."""
+    """A UNet of `config` holding `source`'s weights, computing exactly what `source` did.
+    Parameters `source` lacks must be ones a newer config adds with a zero-initialised output
+    (the pooled-text path, the text refiner), or whole spatial transformers that a config adds
+    at another resolution (attention at full latent resolution): their residual branches'
+    output projections are zeroed here, so they too start as the identity."""
+    from edgevid.models.blocks import SpatialTransformer
     from edgevid.models.unet import SpatioTemporalUNet
 
     model = SpatioTemporalUNet(config)
     missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
-    if unexpected or any(not k.startswith(("text_embed.", "text_refiner.")) for k in missing):
+    added = {name for name, m in model.named_modules() if isinstance(m, SpatialTransformer)
+             and any(k.startswith(name + ".") for k in missing)}
+    for name in added:
+        block = model.get_submodule(name)
+        for proj in (block.attn.out, block.cross.out, block.mlp.fc2):
+            torch.nn.init.zeros_(proj.weight)
+            torch.nn.init.zeros_(proj.bias)
+    allowed = ("text_embed.", "text_refiner.", *(name + "." for name in added))
+    if unexpected or any(not k.startswith(allowed) for k in missing):
         raise ValueError(f"cannot start {config} from the given UNet: missing {missing}, unexpected {unexpected}")
     return model
 

@@ -221,7 +221,10 @@ def inflate(source, config):
     from edgevid.models.unet import SpatioTemporalUNet
 
     model = SpatioTemporalUNet(config)
-    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    except RuntimeError as e:  # a layer changed shape
+        raise ValueError(f"cannot start {config} from the given UNet: {str(e).splitlines()[1].strip()}") from None
     added = {name for name, m in model.named_modules() if isinstance(m, SpatialTransformer)
              and any(k.startswith(name + ".") for k in missing)}
     for name in added:

@@ -1,0 +1,47 @@
+"""benchmarks/ladder.py: recipes that start from a trained UNet must start from exactly its function."""
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import ladder  # noqa: E402
+from edgevid.config import UNET_PRESETS  # noqa: E402
+from edgevid.models.unet import SpatioTemporalUNet  # noqa: E402
+
+
+def _trained_tiny():
+    torch.manual_seed(0)
+    unet = SpatioTemporalUNet(UNET_PRESETS["tiny"])
+    for m in unet.modules():  # a "trained" model: no zero layers left
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)) and not m.weight.any():
+            m.reset_parameters()
+    return unet.eval()
+
+
+@pytest.mark.parametrize("change", [{"pooled_text": True}, {"text_refiner_layers": 1},
+                                    {"spatial_attention": (True, True)}])
+def test_inflate_starts_every_added_path_as_the_identity(change):
+    source = _trained_tiny()
+    model = ladder.inflate(source, dataclasses.replace(source.config, **change)).eval()
+    x, t = torch.randn(2, source.config.in_channels, 3, 8, 8), torch.rand(2)
+    ctx, mask = torch.randn(2, 5, source.config.text_dim), torch.tensor([[1, 1, 1, 0, 0], [1] * 5]).bool()
+    with torch.no_grad():
+        assert torch.equal(model(x, t, ctx, mask), source(x, t, ctx, mask))
+    assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in source.parameters())
+
+
+def test_inflate_refuses_a_changed_layer():
+    source = _trained_tiny()
+    with pytest.raises(ValueError, match="cannot start"):
+        ladder.inflate(source, dataclasses.replace(source.config, channels=(16, 48)))
+
+
+def test_a_recipe_that_changes_the_captions_gets_its_own_latent_cache():
+    args = argparse.Namespace(cache_root="/c", rung="a", recipe="teacher-init")
+    assert ladder.cache_dir(args) == Path("/c/rung_a")
+    args.recipe = "teacher-init-canon50"
+    assert ladder.cache_dir(args) == Path("/c/rung_a_canonical_fraction0.5")

@@ -367,7 +367,7 @@ def main(argv=None) -> int:
         if ckpt is None:
             p.error(f"{run_dir} has no checkpoint to score")
         model, ema = SpatioTemporalUNet(unet_cfg), SpatioTemporalUNet(unet_cfg)
-        load_checkpoint(ckpt, model, torch.optim.AdamW(model.parameters()), ema)
+        load_checkpoint(ckpt, model, None, ema)  # weights only: any run's parameter groups
         train_s = None
         if args.export_ema:
             EdgeVidPipeline(teacher.vae, ema.eval(), text, teacher.defaults).save_pretrained(args.export_ema)

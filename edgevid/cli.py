@@ -636,6 +636,9 @@ def add_train_parser(sub) -> None:
     tt.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1; larger reaches both ends of [0, 1])")
     tt.add_argument("--foreground-weight", type=float,
                     help="extra loss weight on the latent cells objects cover (procedural data; default 0 = off)")
+    tt.add_argument("--spatial-lr-scale", type=float,
+                    help="learning rate of every non-temporal layer as a fraction of --lr (SnapGen-V's video "
+                         "stage after an image backbone: 0 = frozen, e.g. 0.1 = slowed; default 1)")
     tt.add_argument("--guidance", type=float, default=5.0, help="default guidance stored with the model")
     tt.add_argument("--sample-steps", type=int, default=25, help="default sampling steps stored with the model")
     tt.add_argument("--sample-frames", type=int, default=121, help="default frame count stored with the model")
@@ -707,7 +710,7 @@ def cmd_train_t2v(args) -> None:
 
     if args.preset not in UNET_PRESETS:
         raise CLIError(f"unknown UNet preset {args.preset!r}; choose from {sorted(UNET_PRESETS)}")
-    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std", "foreground_weight")
+    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std", "foreground_weight", "spatial_lr_scale")
     if args.cache_latents:
         extra["cache_latents"] = True
     cfg = _train_common(args, TrainConfig, extra)

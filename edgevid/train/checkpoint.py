@@ -50,15 +50,18 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     ema: torch.nn.Module | None = None) -> dict:
-    """Restore model, optimizer and EMA in place; returns state.json (with "step")."""
+    """Restore model, optimizer and EMA in place; returns state.json (with "step"). optimizer=None
+    reads the weights only (scoring or exporting a checkpoint: no need to rebuild the run's
+    parameter groups)."""
     path = Path(path)
     state = read_json(path / "state.json")
     load_state_strict(model, read_safetensors(path / "model.safetensors"), path)
     if ema is not None:
         load_state_strict(ema, read_safetensors(path / "ema.safetensors"), path)
-    optimizer.load_state_dict(_unflatten_optimizer(read_safetensors(path / "optimizer.safetensors"), state["optimizer"]))
+    if optimizer is not None:
+        optimizer.load_state_dict(_unflatten_optimizer(read_safetensors(path / "optimizer.safetensors"), state["optimizer"]))
     return state
 
 

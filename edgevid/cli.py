@@ -1188,7 +1188,7 @@ def cmd_eval(args) -> None:
     write_report(result, videos, report)  # first: the JSON, the main output, appears only if all succeeded
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     s = result["summary"]
-    scenes = "" if args.split == "holdout" else " of training scenes"
+    scenes = {"holdout": "", "train": " of training scenes", "paraphrase": " of paraphrased hold-out prompts"}[args.split]
     print(f"ShapesBench on {len(videos)} videos{scenes}: prompt adherence {s['prompt_adherence']:.3f} "
           f"(colour {s['object_colour_present']:.3f}, shape {s['object_shape_correct']:.3f}, "
           f"motion {s['object_motion_correct']:.3f}, count {s['count_correct']:.3f}, "

@@ -84,11 +84,11 @@ RECIPES: dict[str, Recipe] = {
     # trained on 91 k video samples, fine-tuned on the rung's images.
     "teacher-init": Recipe(init="teacher", train={"lr": 2e-4}),
     "teacher-init-pooled": Recipe(unet={"pooled_text": True}, init="teacher", train={"lr": 2e-4}),
-    # A 1-layer trainable text refiner over MiniLM's tokens (attribute binding), identity at start.
     # Spatial self- and cross-attention also at full latent resolution (32 x 32 at 256 px), where
     # the objects' sharp, high-energy latents are (docs/LADDER.md, "Where the error is").
     "teacher-init-attn-full": Recipe(unet={"spatial_attention": (True, True, True)}, init="teacher",
                                      train={"lr": 2e-4}),
+    # A 1-layer trainable text refiner over MiniLM's tokens (attribute binding), identity at start.
     "teacher-init-refiner": Recipe(unet={"text_refiner_layers": 1}, init="teacher", train={"lr": 2e-4}),
     # Loss weight 1 + 4 on the latent cells objects cover (and their edges): objects are a small
     # share of each frame, textured backgrounds take the rest of the loss.
@@ -240,8 +240,13 @@ def inflate(source, config):
     return model
 
 
+def recipe_data(args) -> dict:
+    """The ProceduralClips changes of --recipe ({} without one)."""
+    return RECIPES[args.recipe].data if args.recipe else {}
+
+
 def cache_dir(args) -> Path:
-    data = RECIPES[args.recipe].data if args.recipe else {}
+    data = recipe_data(args)
     suffix = "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}" for k, v in sorted(data.items()))
     return Path(args.cache_root).expanduser() / f"rung_{args.rung}{suffix}"
 
@@ -331,7 +336,7 @@ def main(argv=None) -> int:
         return 0
     if args.build_cache:
         build_cache(RUNGS[args.rung], cache_dir(args), progress=not args.no_progress,
-                    data=RECIPES[args.recipe].data if args.recipe else None)
+                    data=recipe_data(args))
         return 0
     if args.model:
         return score_model(args, sampler)

@@ -97,6 +97,10 @@ RECIPES: dict[str, Recipe] = {
     "teacher-init-t-high": Recipe(init="teacher", train={"lr": 2e-4, "t_mean": 0.5}),
     # The two 600-step leads together: t-high had the best sampled score, fg4 the lowest object error.
     "teacher-init-fg4-t-high": Recipe(init="teacher", train={"lr": 2e-4, "foreground_weight": 4.0, "t_mean": 0.5}),
+    # Four times the width inside the full-resolution ResBlocks (32 -> 128 between their convs), the
+    # teacher widened into it exactly (Net2WiderNet): capacity where the objects' spiky latents are.
+    "teacher-init-wide128-fg4-t-high": Recipe(unet={"res_hidden_channels": (128, 64, 160)}, init="teacher",
+                                             train={"lr": 2e-4, "foreground_weight": 4.0, "t_mean": 0.5}),
     # Caption curriculum: half the clips worded canonically (the evaluation's plain wording),
     # half with the synonyms and templates (1-4 words per colour, 3-5 per shape, 3 templates).
     "teacher-init-canon50": Recipe(init="teacher", train={"lr": 2e-4}, data={"canonical_fraction": 0.5}),
@@ -218,11 +222,16 @@ def inflate(source, config):
     Parameters `source` lacks must be ones a newer config adds with a zero-initialised output
     (the pooled-text path, the text refiner), or whole spatial transformers that a config adds
     at another resolution (attention at full latent resolution): their residual branches'
-    output projections are zeroed here, so they too start as the identity."""
+    output projections are zeroed here, so they too start as the identity. A config that only
+    widens layers (res_hidden_channels) gets `source` widened into it (models/grow.py)."""
     from edgevid.models.blocks import SpatialTransformer
+    from edgevid.models.grow import unet_chunked, widen_into
     from edgevid.models.unet import SpatioTemporalUNet
 
     model = SpatioTemporalUNet(config)
+    if config.res_hidden_channels != source.config.res_hidden_channels:
+        widen_into(source, model, chunked=unet_chunked(model))
+        return model
     try:
         missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
     except RuntimeError as e:  # a layer changed shape

@@ -146,6 +146,10 @@ class UNetConfig:
     channels: tuple[int, ...] = (32, 64, 160)
     # Spatial ResBlocks per stage (down path; the up path uses one more, as in SD's UNet).
     num_res_blocks: tuple[int, ...] = (1, 1, 1)
+    # Width inside each stage's ResBlocks (after the first conv, before the second); () = the
+    # stage width. Capacity where the objects are (issue 16: the full-resolution stage draws
+    # them) without widening the skips; models/grow.py widens a trained model into it exactly.
+    res_hidden_channels: tuple[int, ...] = ()
     # Spatial self-attention + text cross-attention per stage. None at the highest
     # resolution: it is the most mobile-unfriendly op (SnapGen-V §3.2, SnapFusion).
     spatial_attention: tuple[bool, ...] = (False, True, True)
@@ -185,6 +189,13 @@ class UNetConfig:
             for kind in layers:
                 if kind not in TEMPORAL_LAYER_TYPES:
                     raise ValueError(f"unknown temporal layer {kind!r}; choose from {TEMPORAL_LAYER_TYPES}")
+        if self.res_hidden_channels and len(self.res_hidden_channels) != n:
+            raise ValueError(f"UNetConfig.res_hidden_channels must be empty or have one entry per stage ({n}), "
+                             f"got {self.res_hidden_channels}")
+        for c in self.res_hidden_channels:
+            if c < 1 or c % self.norm_groups:
+                raise ValueError(f"UNetConfig.res_hidden_channels must be positive multiples of "
+                                 f"norm_groups={self.norm_groups}, got {self.res_hidden_channels}")
         for c in self.channels:
             if c % self.head_dim or c % self.norm_groups:
                 raise ValueError(f"stage width {c} must be divisible by head_dim={self.head_dim} and norm_groups={self.norm_groups}")

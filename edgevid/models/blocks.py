@@ -53,15 +53,17 @@ class TimestepEmbedding(nn.Module):
 class ResBlock(nn.Module):
     """GroupNorm-SiLU-conv3x3, time-embedding scale/shift (FiLM, as in ADM), GroupNorm-SiLU-conv3x3,
     plus a 1x1 skip when the width changes. x (B*T, C_in, H, W), emb (B*T, D) -> (B*T, C_out, H, W).
+    The first conv may widen to `hidden_ch` (default C_out) and the second narrows back.
     Per-frame: GroupNorm statistics are per (frame, group), so no information crosses frames."""
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, groups: int):
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, groups: int, hidden_ch: int | None = None):
         super().__init__()
+        hidden_ch = hidden_ch or out_ch
         self.norm1 = nn.GroupNorm(groups, in_ch)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, 2 * out_ch)  # -> (scale, shift)
-        self.norm2 = nn.GroupNorm(groups, out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv1 = nn.Conv2d(in_ch, hidden_ch, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * hidden_ch)  # -> (scale, shift)
+        self.norm2 = nn.GroupNorm(groups, hidden_ch)
+        self.conv2 = nn.Conv2d(hidden_ch, out_ch, 3, padding=1)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:

@@ -28,9 +28,9 @@ class SpatioTemporalBlock(nn.Module):
     """ResBlock -> [spatial transformer] -> temporal layers. h (B*T, C_in, H, W) -> (B*T, C_out, H, W)."""
 
     def __init__(self, in_ch: int, out_ch: int, attention: bool, temporal: tuple[str, ...],
-                 config: UNetConfig, spec: AttnSpec):
+                 config: UNetConfig, spec: AttnSpec, hidden_ch: int | None = None):
         super().__init__()
-        self.res = ResBlock(in_ch, out_ch, config.time_embed_dim, config.norm_groups)
+        self.res = ResBlock(in_ch, out_ch, config.time_embed_dim, config.norm_groups, hidden_ch)
         self.transformer = SpatialTransformer(out_ch, config.text_dim, spec) if attention else None
         self.temporal = nn.ModuleList(
             TEMPORAL_LAYERS[kind](out_ch, context_dim=config.text_dim, spec=spec, groups=config.norm_groups)
@@ -68,6 +68,7 @@ class SpatioTemporalUNet(nn.Module):
         spec = AttnSpec(head_dim=config.head_dim, qk_norm=config.qk_norm, rope=config.rope)
         ch = config.channels
         n = len(ch)
+        hidden = config.res_hidden_channels or ch
 
         self.time_embed = TimestepEmbedding(config.time_embed_dim)
         self.text_embed = None
@@ -89,7 +90,7 @@ class SpatioTemporalUNet(nn.Module):
             blocks = nn.ModuleList()
             for _ in range(config.num_res_blocks[i]):
                 blocks.append(SpatioTemporalBlock(width, ch[i], config.spatial_attention[i],
-                                                  config.temporal_layers[i], config, spec))
+                                                  config.temporal_layers[i], config, spec, hidden[i]))
                 width = ch[i]
                 skip_ch.append(width)
             self.down_blocks.append(blocks)
@@ -107,7 +108,7 @@ class SpatioTemporalUNet(nn.Module):
             blocks = nn.ModuleList()
             for _ in range(config.num_res_blocks[i] + 1):
                 blocks.append(SpatioTemporalBlock(width + skip_ch.pop(), ch[i], config.spatial_attention[i],
-                                                  config.temporal_layers[i], config, spec))
+                                                  config.temporal_layers[i], config, spec, hidden[i]))
                 width = ch[i]
             self.up_blocks.append(blocks)
             if i > 0:

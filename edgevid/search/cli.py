@@ -43,6 +43,9 @@ def add_search_parser(sub) -> None:
                      help="temporal layer types to search over (comma-separated)")
     run.add_argument("--proxy-steps", type=int, help="temporal-layer training steps per candidate (default 150)")
     run.add_argument("--proxy-specs", type=int, help="hold-out clips scored per candidate (default 8)")
+    run.add_argument("--proxy-metric", choices=("shapesbench", "flow_loss"), default="shapesbench",
+                     help="candidate quality: ShapesBench motion on samples, or the share of the spatial-only "
+                          "model's held-out flow loss (object cells) that the temporal layers remove")
     run.add_argument("--run-dir", required=True, help="latent cache and quality cache (reused by later runs)")
     run.add_argument("-o", "--output", required=True, help="folder: searched preset (unet.json), search.json, pareto.png")
     run.add_argument("--threads", type=int, default=1)
@@ -115,8 +118,8 @@ def cmd_search_run(args) -> None:
     kept, oom, slow = eliminate(plans, table, mem, args.latency_budget)
     print(f"coarse stage: {len(plans)} plans, {oom} over the memory budget, {slow} then over the latency budget, "
           f"{len(kept)} left")
-    proxy_cfg = dataclasses.replace(ProxyConfig(), **{k: v for k, v in (("steps", args.proxy_steps),
-                                                                          ("eval_specs", args.proxy_specs)) if v})
+    proxy_cfg = dataclasses.replace(ProxyConfig(metric=args.proxy_metric),
+                                    **{k: v for k, v in (("steps", args.proxy_steps), ("eval_specs", args.proxy_specs)) if v})
     proxy = TemporalQualityProxy(pipe, proxy_cfg, Path(args.run_dir))
     t0 = time.perf_counter()
     result = search(table, start, proxy, latency_budget=args.latency_budget, memory_budget=mem,

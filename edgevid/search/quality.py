@@ -4,9 +4,16 @@ backbone, frozen, and only its temporal layers are trained, briefly, on precompu
     proxy = TemporalQualityProxy(teacher_pipe, ProxyConfig(), cache_dir=Path("~/runs/search"))
     proxy(plan) -> quality in [0, 1]
 
-Data and score are the learnability ladder's video rung (issue 16: 17 frames, one object on a solid
-background, camera-free), so a candidate is judged on motion alone, by ShapesBench:
-quality = mean(motion accuracy of the coherent objects, motion smoothness, subject consistency).
+Data are the learnability ladder's video rung (issue 16: 17 frames, one object on a solid
+background, camera-free), so a candidate is judged on motion alone. Two metrics (`ProxyConfig.metric`):
+- "shapesbench": samples scored by ShapesBench, quality = mean(motion accuracy of the coherent
+  objects, motion smoothness, subject consistency). It needs a backbone that draws coherent
+  objects at the proxy's size; below that, motion accuracy is 0 for every candidate.
+- "flow_loss": the candidate's rectified-flow loss on held-out clips (never trained on), at fixed
+  t, noise and clips, on the latent cells the moving object covers; quality = the share of the
+  spatial-only model's loss that the temporal layers remove, 1 - L / L_spatial. Continuous and
+  paired between candidates, and no sampling: it steers the search before the backbone draws
+  clean objects, and costs a few seconds instead of the sampling.
 The latents are encoded once into `cache_dir/latents` and shared by every candidate; results are
 cached in `cache_dir/quality.json` by (plan, settings), so a repeated or resumed search pays for
 each architecture once. `seconds_per_evaluation` records what one evaluation cost.
@@ -40,6 +47,13 @@ class ProxyConfig:
     guidance: float = 5.0
     fps: int = 8
     seed: int = 0
+    metric: str = "shapesbench"  # or "flow_loss" (module docstring)
+    heldout_clips: int = 32  # flow_loss: held-out clips, each at every t of heldout_ts
+    heldout_ts: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+
+    def __post_init__(self):
+        if self.metric not in ("shapesbench", "flow_loss"):
+            raise ValueError(f"ProxyConfig.metric must be 'shapesbench' or 'flow_loss', got {self.metric!r}")
 
 
 def _settings_key(cfg: ProxyConfig, backbone: str) -> str:
@@ -72,8 +86,12 @@ class TemporalQualityProxy:
             return self.results[key]["quality"]
         t0 = time.perf_counter()
         unet = self.train_candidate(plan)
-        scores = self.score(unet)
-        quality = float(np.mean([scores["motion_acc"], scores["motion_smoothness"], scores["subject_consistency"]]))
+        if self.cfg.metric == "flow_loss":
+            scores = {"heldout_loss": self.heldout_loss(unet), "spatial_only_loss": self.spatial_only_loss()}
+            quality = 1.0 - scores["heldout_loss"] / scores["spatial_only_loss"]
+        else:
+            scores = self.score(unet)
+            quality = float(np.mean([scores["motion_acc"], scores["motion_smoothness"], scores["subject_consistency"]]))
         seconds = time.perf_counter() - t0
         self.seconds_per_evaluation.append(seconds)
         self.results[key] = {"quality": quality, **scores, "seconds": round(seconds, 1), "plan": plan.key}
@@ -115,6 +133,41 @@ class TemporalQualityProxy:
                 loss.backward()
                 optimizer.step()
         return unet.eval()
+
+    def spatial_only_loss(self) -> float:
+        """The held-out loss of the backbone without temporal layers (computed once, cached)."""
+        key = f"{self.settings}:spatial-only"
+        if key not in self.results:
+            plan = TemporalPlan(((None, 0),) * (len(self.base.channels) + 1))
+            self.results[key] = {"heldout_loss": self.heldout_loss(self.train_candidate(plan))}
+        return self.results[key]["heldout_loss"]
+
+    def heldout_loss(self, unet) -> float:
+        """Mean flow loss on the object cells of `heldout_clips` clips past the training cache,
+        at every t of heldout_ts, with fixed noise: the same numbers for every candidate."""
+        if not hasattr(self, "_heldout"):
+            from edgevid.data import make_batch
+            from edgevid.train.latents import latent_object_mask
+
+            cfg, vae = self.cfg, self.pipe.vae
+            idx = list(range(10**6, 10**6 + cfg.heldout_clips))  # far past the training clips
+            bucket = (cfg.frames, cfg.size, cfg.size)
+            video, captions = make_batch(self.source, idx, bucket)
+            masks = torch.stack([latent_object_mask(torch.from_numpy(self.source.object_mask(i, *bucket)),
+                                                    vae.config.spatial_compression, vae.config.temporal_compression)
+                                 for i in idx])  # (n, 1, T', H', W')
+            with torch.no_grad():
+                x0 = vae.encode_latents(video, generator=torch.Generator().manual_seed(0), sample=True)
+                noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+            self._heldout = (x0, noise, masks, self.pipe.text_encoder.encode(captions))
+        x0, noise, masks, text = self._heldout
+        losses = []
+        with torch.no_grad():
+            for t in self.cfg.heldout_ts:
+                tt = torch.full((len(x0),), t)
+                err = (unet(((1 - t) * x0 + t * noise), tt, text.tokens, text.mask) - (noise - x0)).pow(2).mean(1, keepdim=True)
+                losses.append(float((err * masks).sum() / masks.sum()))
+        return float(np.mean(losses))
 
     def score(self, unet) -> dict:
         from edgevid.data.captions import canonical_caption

@@ -144,3 +144,37 @@ def test_search_cli_lut_validate_run_on_a_tiny_model(tmp_path, capsys):
     assert (out / "pareto.png").stat().st_size > 1000 and json.loads((out / "unet.json").read_text())["channels"]
     cached = json.loads((tmp_path / "run" / "quality.json").read_text())
     assert len(cached) == 3  # a second run reuses these
+
+
+def test_flow_loss_proxy_is_paired_and_rewards_trained_temporal_layers(tmp_path):
+    """The flow-loss proxy scores every candidate on the same held-out clips, noise and t, so a
+    repeated evaluation gives the same number; the spatial-only plan is its own reference (0);
+    and temporal layers trained on the clips remove some of that loss (> 0)."""
+    from conftest import make_tiny_pipeline
+
+    from edgevid.search.quality import ProxyConfig, TemporalQualityProxy
+
+    pipe = make_tiny_pipeline(num_frames=5, size=32)
+    cfg = ProxyConfig(frames=5, size=32, steps=30, batch_size=2, num_clips=8, heldout_clips=4, metric="flow_loss",
+                      lr=3e-3)
+    proxy = TemporalQualityProxy(pipe, cfg, tmp_path)
+    none = TemporalPlan(((None, 0),) * 3)
+    assert proxy(none) == pytest.approx(0.0, abs=1e-6)
+    plan = TemporalPlan((("conv1d", 1), ("self_attn1d", 1), ("self_attn1d", 1)))
+    unet = proxy.train_candidate(plan)
+    assert proxy.heldout_loss(unet) == proxy.heldout_loss(unet)
+    assert proxy(plan) > 0
+    assert json_keys(tmp_path / "quality.json") >= 2  # cached by plan
+
+
+def json_keys(path):
+    import json
+
+    return len(json.loads(path.read_text()))
+
+
+def test_proxy_config_rejects_unknown_metric():
+    from edgevid.search.quality import ProxyConfig
+
+    with pytest.raises(ValueError, match="metric"):
+        ProxyConfig(metric="vbench")

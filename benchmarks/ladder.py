@@ -137,21 +137,45 @@ def rung_specs(rung: Rung, n: int):
 
 @dataclasses.dataclass(frozen=True)
 class Sampler:
-    """How the eval samples are drawn: the teacher's sampler unless a sampler experiment says otherwise."""
+    """How the eval samples are drawn: the teacher's sampler unless a sampler experiment says otherwise.
+
+    start_t < 1 is a diagnostic, not a generation (SDEdit): the spec's ground truth is encoded,
+    noised to start_t with the seed's noise, and denoised from there on the part of the time grid
+    below start_t. Scored like a sample, it says how much of the video survives the model's
+    denoising from that noise level on: where in the trajectory the objects are lost."""
     steps: int = EVAL_STEPS
     guidance: float = EVAL_GUIDANCE
     shift: float = 1.0
+    start_t: float = 1.0
 
-    def __call__(self, pipe, caption: str, rung: Rung, seed: int):
-        return pipe(caption, num_frames=rung.frames, height=rung.size, width=rung.size,
-                    num_inference_steps=self.steps, guidance_scale=self.guidance, shift=self.shift,
-                    generator=torch.Generator().manual_seed(seed)).frames[0]
+    def __call__(self, pipe, caption: str, rung: Rung, seed: int, spec=None):
+        if self.start_t >= 1.0:
+            return pipe(caption, num_frames=rung.frames, height=rung.size, width=rung.size,
+                        num_inference_steps=self.steps, guidance_scale=self.guidance, shift=self.shift,
+                        generator=torch.Generator().manual_seed(seed)).frames[0]
+        from edgevid.data.world import render_video
+        from edgevid.flow.sample import sample_euler
+        from edgevid.flow.schedule import time_grid
+
+        if spec is None:
+            raise ValueError("a start_t < 1 sampler needs the spec (its ground truth is the start)")
+        video = torch.from_numpy(render_video(spec, rung.frames, rung.size, rung.size, 24))  # (T, H, W, 3) uint8
+        video = video.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1.0)  # (1, 3, T, H, W) in [-1, 1]
+        grid = time_grid(self.steps, self.shift)
+        grid = torch.cat([torch.tensor([self.start_t], dtype=grid.dtype), grid[grid < self.start_t]])
+        with torch.inference_mode():
+            x0 = pipe.vae.encode_latents(video)
+            noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+            velocity = pipe.encode_prompt([caption], "", self.guidance)
+            x = sample_euler(velocity, (1 - self.start_t) * x0 + self.start_t * noise, grid)
+            return pipe.decode_latents(x)[0].permute(0, 2, 3, 1).numpy()  # (T, H, W, 3) in [0, 1]
 
     def suffix(self) -> str:
         """'' for the teacher's sampler, else e.g. '_g7.5' (result files of the same run stay apart)."""
         d = Sampler()
         return ((f"_steps{self.steps}" if self.steps != d.steps else "") + (f"_g{self.guidance:g}" if self.guidance != d.guidance else "")
-                + (f"_shift{self.shift:g}" if self.shift != d.shift else ""))
+                + (f"_shift{self.shift:g}" if self.shift != d.shift else "")
+                + (f"_from{self.start_t:g}" if self.start_t != d.start_t else ""))
 
 
 def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True, sampler: Sampler = Sampler()) -> dict:
@@ -164,7 +188,7 @@ def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True, sam
     fps = 24
     results = []
     for i, (spec, caption) in enumerate(tqdm(rung_specs(rung, n), desc="ladder eval", disable=not progress)):
-        video = frames_to_uint8(sampler(pipe, caption, rung, i))  # (T, H, W, 3)
+        video = frames_to_uint8(sampler(pipe, caption, rung, i, spec))  # (T, H, W, 3)
         if rung.frames == 1:
             video = np.repeat(video, 2, 0)  # a still: two identical frames (motion is not judged)
         results.append(score_video(video, spec, fps))
@@ -321,6 +345,9 @@ def main(argv=None) -> int:
                                    "to --run-dir when given)")
     p.add_argument("--guidance", type=float, default=EVAL_GUIDANCE, help=f"eval guidance scale (default {EVAL_GUIDANCE})")
     p.add_argument("--shift", type=float, default=1.0, help="eval timestep shift, > 1 spends more steps at high noise")
+    p.add_argument("--start-t", type=float, default=1.0,
+                   help="diagnostic (SDEdit): start from the ground truth noised to this t in (0, 1) instead of "
+                        "from noise; says where in the trajectory the objects are lost (default 1 = off)")
     p.add_argument("--eval-steps", type=int, default=EVAL_STEPS, help=f"eval sampling steps (default {EVAL_STEPS})")
     p.add_argument("--export-ema", metavar="DIR",
                    help="with --eval-only: also write the checkpoint's EMA as a pipeline folder (the teacher's VAE "
@@ -332,9 +359,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.eval_specs < 1 or (args.steps is not None and args.steps < 1) or args.threads < 1 or args.eval_steps < 1:
         p.error("--eval-specs, --eval-steps, --steps and --threads must be >= 1")
-    if args.guidance < 1 or args.shift <= 0:
-        p.error("--guidance must be >= 1 and --shift > 0")
-    sampler = Sampler(args.eval_steps, args.guidance, args.shift)
+    if args.guidance < 1 or args.shift <= 0 or not 0 < args.start_t <= 1:
+        p.error("--guidance must be >= 1, --shift > 0 and --start-t in (0, 1]")
+    sampler = Sampler(args.eval_steps, args.guidance, args.shift, args.start_t)
     torch.set_num_threads(args.threads)
     if args.ceiling:
         from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
@@ -459,7 +486,7 @@ def write_samples(pipe, rung: Rung, path: Path, n: int = 8, sampler: Sampler = S
     tile = 128
     img = Image.new("RGB", (n * tile, 2 * tile), "white")
     for i, (spec, caption) in enumerate(rung_specs(rung, n)):
-        frames = sampler(pipe, caption, dataclasses.replace(rung, frames=1), i)
+        frames = sampler(pipe, caption, dataclasses.replace(rung, frames=1), i, spec)
         truth = render_video(spec, 1, rung.size, rung.size, 24)[0]
         img.paste(Image.fromarray(truth).resize((tile, tile)), (i * tile, 0))
         img.paste(Image.fromarray(frames_to_uint8(frames)[0]).resize((tile, tile)), (i * tile, tile))

@@ -45,3 +45,33 @@ def test_a_recipe_that_changes_the_captions_gets_its_own_latent_cache():
     assert ladder.cache_dir(args) == Path("/c/rung_a")
     args.recipe = "teacher-init-canon50"
     assert ladder.cache_dir(args) == Path("/c/rung_a_canonical_fraction0.5")
+
+
+def test_inflate_widens_a_trained_unet_exactly():
+    source = _trained_tiny()
+    model = ladder.inflate(source, dataclasses.replace(source.config, res_hidden_channels=(32, 32))).eval()
+    x, t = torch.randn(2, source.config.in_channels, 3, 8, 8), torch.rand(2)
+    ctx = torch.randn(2, 4, source.config.text_dim)
+    with torch.no_grad():
+        assert torch.allclose(model(x, t, ctx), source(x, t, ctx), atol=1e-4)
+
+
+def test_sdedit_sampler_starts_from_the_ground_truth():
+    """start_t near 0 leaves the encoded ground truth almost untouched: the output is its VAE
+    reconstruction; start_t = 1 is the plain sampler (pure noise, far from it)."""
+    from conftest import make_tiny_pipeline
+
+    from edgevid.data.world import render_video
+
+    pipe = make_tiny_pipeline(num_frames=5, size=32)
+    rung = ladder.Rung(5, 32, 1, ("solid",), steps=1, batch_size=1, num_clips=1)
+    spec, caption = ladder.rung_specs(rung, 1)[0]
+    truth = torch.from_numpy(render_video(spec, 5, 32, 32, 24)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        recon = pipe.decode_latents(pipe.vae.encode_latents(truth))[0].permute(0, 2, 3, 1).numpy()
+    near = ladder.Sampler(steps=4, guidance=2.0, start_t=0.01)(pipe, caption, rung, 0, spec)
+    far = ladder.Sampler(steps=4, guidance=2.0)(pipe, caption, rung, 0, spec)
+    assert near.shape == far.shape == recon.shape == (5, 32, 32, 3)
+    assert abs(near - recon).mean() < 0.2 * abs(far - recon).mean()
+    with pytest.raises(ValueError, match="spec"):
+        ladder.Sampler(start_t=0.5)(pipe, caption, rung, 0)

@@ -142,14 +142,16 @@ class Sampler:
     start_t < 1 is a diagnostic, not a generation (SDEdit): the spec's ground truth is encoded,
     noised to start_t with the seed's noise, and denoised from there on the part of the time grid
     below start_t. Scored like a sample, it says how much of the video survives the model's
-    denoising from that noise level on: where in the trajectory the objects are lost."""
+    denoising from that noise level on: where in the trajectory the objects are lost.
+    guidance_min_t > 0 applies guidance only above that t (GuidedVelocity.guidance_min_t)."""
     steps: int = EVAL_STEPS
     guidance: float = EVAL_GUIDANCE
     shift: float = 1.0
     start_t: float = 1.0
+    guidance_min_t: float = 0.0
 
     def __call__(self, pipe, caption: str, rung: Rung, seed: int, spec=None):
-        if self.start_t >= 1.0:
+        if self.start_t >= 1.0 and not self.guidance_min_t:
             return pipe(caption, num_frames=rung.frames, height=rung.size, width=rung.size,
                         num_inference_steps=self.steps, guidance_scale=self.guidance, shift=self.shift,
                         generator=torch.Generator().manual_seed(seed)).frames[0]
@@ -157,16 +159,22 @@ class Sampler:
         from edgevid.flow.sample import sample_euler
         from edgevid.flow.schedule import time_grid
 
-        if spec is None:
-            raise ValueError("a start_t < 1 sampler needs the spec (its ground truth is the start)")
-        video = torch.from_numpy(render_video(spec, rung.frames, rung.size, rung.size, 24))  # (T, H, W, 3) uint8
-        video = video.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1.0)  # (1, 3, T, H, W) in [-1, 1]
-        grid = time_grid(self.steps, self.shift)
-        grid = torch.cat([torch.tensor([self.start_t], dtype=grid.dtype), grid[grid < self.start_t]])
+        generator = torch.Generator().manual_seed(seed)
         with torch.inference_mode():
-            x0 = pipe.vae.encode_latents(video)
-            noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
             velocity = pipe.encode_prompt([caption], "", self.guidance)
+            velocity.guidance_min_t = self.guidance_min_t
+            if self.start_t >= 1.0:  # the pipeline's own noise and grid
+                noise = pipe.prepare_latents(1, rung.frames, rung.size, rung.size, generator)
+                x = pipe.denoise(velocity, noise, self.steps, self.shift)
+                return pipe.decode_latents(x)[0].permute(0, 2, 3, 1).numpy()  # (T, H, W, 3) in [0, 1]
+            if spec is None:
+                raise ValueError("a start_t < 1 sampler needs the spec (its ground truth is the start)")
+            video = torch.from_numpy(render_video(spec, rung.frames, rung.size, rung.size, 24))  # (T, H, W, 3) uint8
+            video = video.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1.0)  # (1, 3, T, H, W) in [-1, 1]
+            grid = time_grid(self.steps, self.shift)
+            grid = torch.cat([torch.tensor([self.start_t], dtype=grid.dtype), grid[grid < self.start_t]])
+            x0 = pipe.vae.encode_latents(video)
+            noise = torch.randn(x0.shape, generator=generator)
             x = sample_euler(velocity, (1 - self.start_t) * x0 + self.start_t * noise, grid)
             return pipe.decode_latents(x)[0].permute(0, 2, 3, 1).numpy()  # (T, H, W, 3) in [0, 1]
 
@@ -175,7 +183,8 @@ class Sampler:
         d = Sampler()
         return ((f"_steps{self.steps}" if self.steps != d.steps else "") + (f"_g{self.guidance:g}" if self.guidance != d.guidance else "")
                 + (f"_shift{self.shift:g}" if self.shift != d.shift else "")
-                + (f"_from{self.start_t:g}" if self.start_t != d.start_t else ""))
+                + (f"_from{self.start_t:g}" if self.start_t != d.start_t else "")
+                + (f"_gmin{self.guidance_min_t:g}" if self.guidance_min_t != d.guidance_min_t else ""))
 
 
 def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True, sampler: Sampler = Sampler()) -> dict:
@@ -348,6 +357,8 @@ def main(argv=None) -> int:
     p.add_argument("--start-t", type=float, default=1.0,
                    help="diagnostic (SDEdit): start from the ground truth noised to this t in (0, 1) instead of "
                         "from noise; says where in the trajectory the objects are lost (default 1 = off)")
+    p.add_argument("--guidance-min-t", type=float, default=0.0,
+                   help="guidance only at t >= this (below it the conditional branch alone; default 0 = always)")
     p.add_argument("--eval-steps", type=int, default=EVAL_STEPS, help=f"eval sampling steps (default {EVAL_STEPS})")
     p.add_argument("--export-ema", metavar="DIR",
                    help="with --eval-only: also write the checkpoint's EMA as a pipeline folder (the teacher's VAE "
@@ -359,9 +370,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.eval_specs < 1 or (args.steps is not None and args.steps < 1) or args.threads < 1 or args.eval_steps < 1:
         p.error("--eval-specs, --eval-steps, --steps and --threads must be >= 1")
-    if args.guidance < 1 or args.shift <= 0 or not 0 < args.start_t <= 1:
-        p.error("--guidance must be >= 1, --shift > 0 and --start-t in (0, 1]")
-    sampler = Sampler(args.eval_steps, args.guidance, args.shift, args.start_t)
+    if args.guidance < 1 or args.shift <= 0 or not 0 < args.start_t <= 1 or not 0 <= args.guidance_min_t < 1:
+        p.error("--guidance must be >= 1, --shift > 0, --start-t in (0, 1] and --guidance-min-t in [0, 1)")
+    sampler = Sampler(args.eval_steps, args.guidance, args.shift, args.start_t, args.guidance_min_t)
     torch.set_num_threads(args.threads)
     if args.ceiling:
         from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir

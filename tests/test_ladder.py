@@ -75,3 +75,16 @@ def test_sdedit_sampler_starts_from_the_ground_truth():
     assert abs(near - recon).mean() < 0.2 * abs(far - recon).mean()
     with pytest.raises(ValueError, match="spec"):
         ladder.Sampler(start_t=0.5)(pipe, caption, rung, 0)
+
+
+def test_guidance_interval_sampler_matches_the_pipeline_when_off_and_changes_when_on():
+    from conftest import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline(num_frames=5, size=32)
+    rung = ladder.Rung(5, 32, 1, ("solid",), steps=1, batch_size=1, num_clips=1)
+    _, caption = ladder.rung_specs(rung, 1)[0]
+    plain = ladder.Sampler(steps=4, guidance=3.0)(pipe, caption, rung, 0)
+    zero = ladder.Sampler(steps=4, guidance=3.0, guidance_min_t=1e-9)(pipe, caption, rung, 0)  # manual path, same function
+    half = ladder.Sampler(steps=4, guidance=3.0, guidance_min_t=0.5)(pipe, caption, rung, 0)
+    assert abs(zero - plain).max() < 1e-4
+    assert abs(half - plain).max() > 1e-3

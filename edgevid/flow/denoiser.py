@@ -14,14 +14,17 @@ class GuidedVelocity:
 
     v = v_uncond + g * (v_cond - v_uncond). With g == 1 (or no unconditional embeddings)
     it runs the network once per step; otherwise conditional and unconditional branches
-    share one batched forward pass.
+    share one batched forward pass. Below `guidance_min_t` only the conditional branch runs
+    (guidance in a limited interval, Kynkäänniemi et al. 2024: at low noise the layout is
+    settled and guidance only sharpens edges into artefacts), at half the cost.
     """
 
     def __init__(self, net: nn.Module, context: Tensor, context_mask: Tensor | None,
                  uncond_context: Tensor | None = None, uncond_mask: Tensor | None = None,
-                 guidance_scale: float = 1.0):
+                 guidance_scale: float = 1.0, guidance_min_t: float = 0.0):
         self.net = net
         self.guidance_scale = float(guidance_scale)
+        self.guidance_min_t = float(guidance_min_t)
         self.use_cfg = uncond_context is not None and self.guidance_scale != 1.0
         if self.use_cfg:
             context, context_mask = _stack_contexts(context, context_mask, uncond_context, uncond_mask)
@@ -38,6 +41,10 @@ class GuidedVelocity:
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
         if t.dim() == 0:
             t = t.expand(x.shape[0])  # scalar -> (B,)
+        if self.use_cfg and float(t.max()) < self.guidance_min_t:  # conditional branch only
+            B = x.shape[0]
+            mask = None if self.context_mask is None else self.context_mask[:B]
+            return self.net(x, t, self.context[:B], mask, **self._time_embedding(t, B))
         temb = self._time_embedding(t, 2 * x.shape[0] if self.use_cfg else x.shape[0])
         if not self.use_cfg:
             return self.net(x, t, self.context, self.context_mask, **temb)

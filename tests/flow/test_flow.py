@@ -84,6 +84,10 @@ def test_classifier_free_guidance_combines_branches():
     assert v[0].unique().item() == 9.0 and v[1].unique().item() == 21.0
     plain = GuidedVelocity(_FakeNet(), cond, cond_mask, uncond, None, guidance_scale=1.0)(x, torch.tensor(0.5))
     assert plain[0].unique().item() == 3.0  # g = 1: the conditional branch alone
+    # guidance only at t >= 0.6: at t = 0.5 the conditional branch alone, at 0.7 the guided mix
+    interval = GuidedVelocity(_FakeNet(), cond, cond_mask, uncond, None, guidance_scale=4.0, guidance_min_t=0.6)
+    assert interval(x, torch.tensor(0.5))[1].unique().item() == 6.0
+    assert interval(x, torch.tensor(0.7))[1].unique().item() == 21.0
 
 
 def test_sample_euler_with_prefix_keeps_the_prefix_and_is_exact_on_straight_paths():

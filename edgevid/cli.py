@@ -535,8 +535,8 @@ def _train_common(args, cfg_cls, preset_defaults: dict):
     for name, hi in (("steps", 10**9), ("batch_size", 4096), ("checkpoint_every", 10**9), ("fps", 1000)):
         _check_int(args, name, 1, hi)
     _check_int(args, "seed", *SEED_RANGE)
-    for name, v in preset_defaults.items():  # the command's own float flags: finite and >= 0
-        if isinstance(v, float) and not (math.isfinite(v) and v >= 0):
+    for name, v in preset_defaults.items():  # the command's own float flags: finite and >= 0 (t_mean: any sign)
+        if isinstance(v, float) and not (math.isfinite(v) and (v >= 0 or name == "t_mean")):
             raise CLIError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
         if isinstance(v, int) and not isinstance(v, bool) and v < 0:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 0, got {v}")
@@ -632,7 +632,7 @@ def add_train_parser(sub) -> None:
     tt.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output "
                          "(stop a run early and use it)")
-    tt.add_argument("--t-mean", type=float, help="logit-normal time sampling m (SnapGen-V Eq. 3; default 0; > 0 trains noisier t)")
+    tt.add_argument("--t-mean", type=float, help="logit-normal time sampling m (SnapGen-V Eq. 3; default 0; > 0 trains noisier t, < 0 cleaner)")
     tt.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1; larger reaches both ends of [0, 1])")
     tt.add_argument("--foreground-weight", type=float,
                     help="extra loss weight on the latent cells objects cover (procedural data; default 0 = off)")
@@ -654,6 +654,9 @@ def add_train_parser(sub) -> None:
     ti.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
     ti.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips (also on disk)")
     ti.add_argument("--ema-decay", type=float, help="EMA decay of the shipped weights (default 0.999)")
+    ti.add_argument("--t-mean", type=float, help="logit-normal time sampling m (default 0; < 0 trains the low-noise "
+                                                 "steps more, where image-to-video's error is: docs/MOBILEVD.md)")
+    ti.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1)")
     ti.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output")
     ti.add_argument("--init-from", metavar="MODEL_DIR",
@@ -769,7 +772,7 @@ def cmd_train_i2v(args) -> None:
 
     if args.preset not in SVD_UNET_PRESETS:
         raise CLIError(f"unknown SVDUNet preset {args.preset!r}; choose from {sorted(SVD_UNET_PRESETS)}")
-    extra = _given(args, "num_clips", "ema_decay")
+    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std")
     if args.cache_latents:
         extra["cache_latents"] = True
     extra.setdefault("buckets", ((17, 128, 256), (17, 256, 512)))  # low-res steps are 4x cheaper (MobileVD §4.1)

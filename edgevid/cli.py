@@ -795,6 +795,8 @@ def cmd_train_i2v(args) -> None:
         run_cfg = read_json(Path(args.run_dir) / "config.json")
         model = Img2VidDenoiser(config_from_dict(SVDUNetConfig, run_cfg["unet"], f"{args.run_dir}/config.json unet"))
         load_state_strict(model, read_safetensors(ckpt / "ema.safetensors"), ckpt)
+        if args.fps is None:  # the frame rate the run trained at (a conditioning input), not the flag's default
+            defaults = dataclasses.replace(defaults, fps=int(run_cfg["train"]["fps"]))
         defaults = _trained_motion_default(defaults, args.run_dir)
         EdgeVidImg2VidPipeline(vae, model, defaults).save_pretrained(args.output)
         print(f"saved the EMA weights of {ckpt} as an image-to-video pipeline to {args.output}")

@@ -188,9 +188,12 @@ def test_train_i2v_cli_exports_a_checkpoint_and_continues_from_it(tmp_path):
     save_component(VideoVAE(VAE_PRESETS["tiny"]), VAE_PRESETS["tiny"], tmp_path / "vae")
     common = ["--vae", str(tmp_path / "vae"), "--preset", "svd-tiny", "--batch-size", "2", "--buckets", "5x32x32",
               "--sample-size", "32x32", "--sample-frames", "5", "--threads", "1", "--no-progress"]
-    assert main(["train", "i2v", *common, "--steps", "2", "--checkpoint-every", "2", "--run-dir", str(tmp_path / "a")]) == 0
+    assert main(["train", "i2v", *common, "--steps", "2", "--checkpoint-every", "2", "--fps", "24",
+                 "--run-dir", str(tmp_path / "a")]) == 0
     assert main(["train", "i2v", *common, "--run-dir", str(tmp_path / "a"), "--export-checkpoint",
                  "--output", str(tmp_path / "m")]) == 0
+    # fps conditions the model: the export keeps the run's, without --fps again
+    assert EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "m").defaults.fps == 24
     # the exported model's motion default is the motion its training clips had, not SVD's scale
     logged = [json.loads(line)["motion"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     motion = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "m").defaults.motion_bucket_id

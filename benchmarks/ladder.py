@@ -161,21 +161,20 @@ class Sampler:
 
         generator = torch.Generator().manual_seed(seed)
         with torch.inference_mode():
-            velocity = pipe.encode_prompt([caption], "", self.guidance)
-            velocity.guidance_min_t = self.guidance_min_t
+            velocity = pipe.encode_prompt([caption], "", self.guidance, self.guidance_min_t)
             if self.start_t >= 1.0:  # the pipeline's own noise and grid
                 noise = pipe.prepare_latents(1, rung.frames, rung.size, rung.size, generator)
                 x = pipe.denoise(velocity, noise, self.steps, self.shift)
-                return pipe.decode_latents(x)[0].permute(0, 2, 3, 1).numpy()  # (T, H, W, 3) in [0, 1]
-            if spec is None:
-                raise ValueError("a start_t < 1 sampler needs the spec (its ground truth is the start)")
-            video = torch.from_numpy(render_video(spec, rung.frames, rung.size, rung.size, 24))  # (T, H, W, 3) uint8
-            video = video.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1.0)  # (1, 3, T, H, W) in [-1, 1]
-            grid = time_grid(self.steps, self.shift)
-            grid = torch.cat([torch.tensor([self.start_t], dtype=grid.dtype), grid[grid < self.start_t]])
-            x0 = pipe.vae.encode_latents(video)
-            noise = torch.randn(x0.shape, generator=generator)
-            x = sample_euler(velocity, (1 - self.start_t) * x0 + self.start_t * noise, grid)
+            else:
+                if spec is None:
+                    raise ValueError("a start_t < 1 sampler needs the spec (its ground truth is the start)")
+                video = torch.from_numpy(render_video(spec, rung.frames, rung.size, rung.size, 24))  # (T, H, W, 3) uint8
+                video = video.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1.0)  # (1, 3, T, H, W) in [-1, 1]
+                grid = time_grid(self.steps, self.shift)
+                grid = torch.cat([torch.tensor([self.start_t], dtype=grid.dtype), grid[grid < self.start_t]])
+                x0 = pipe.vae.encode_latents(video)
+                noise = torch.randn(x0.shape, generator=generator)
+                x = sample_euler(velocity, (1 - self.start_t) * x0 + self.start_t * noise, grid)
             return pipe.decode_latents(x)[0].permute(0, 2, 3, 1).numpy()  # (T, H, W, 3) in [0, 1]
 
     def suffix(self) -> str:
@@ -221,30 +220,19 @@ def object_error(pipe, rung: Rung, n: int = 32) -> dict:
     the prompt and without it. A continuous, low-noise companion to the sampled scores: the text's
     share of the object error ("text_gain" = 1 - cond / uncond) says whether the prompt reaches
     the objects at all. Fixed clips, noise and t, so runs compare exactly."""
-    from edgevid.data import make_batch
-    from edgevid.train.latents import latent_object_mask
+    from edgevid.train.latents import heldout_object_latents, masked_flow_error
 
-    src = rung_source(rung, "train")
-    idx = list(range(10**6, 10**6 + n))  # far past every rung's num_clips
     bucket = (rung.frames, rung.size, rung.size)
-    video, captions = make_batch(src, idx, bucket)
-    vae = pipe.vae
-    masks = torch.stack([latent_object_mask(torch.from_numpy(src.object_mask(i, *bucket)), vae.config.spatial_compression,
-                                            vae.config.temporal_compression, dilate=0) for i in idx])  # (n, 1, T', H', W')
+    x0, noise, masks, captions = heldout_object_latents(pipe.vae, rung_source(rung, "train"), n, bucket, dilate=0)
     unet, text = pipe.unet.eval(), pipe.text_encoder
     out = {}
     with torch.no_grad():
-        x0 = vae.encode_latents(video, generator=torch.Generator().manual_seed(0), sample=True)
         cond, empty = text.encode(captions), text.encode([""] * n)
-        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
         for t in OBJECT_ERROR_TS:
-            tt = torch.full((n,), t)
-            xt = (1 - t) * x0 + t * noise
             row = {}
             for name, c in (("cond", cond), ("uncond", empty)):
-                err = (unet(xt, tt, c.tokens, c.mask) - (noise - x0)).pow(2).mean(1, keepdim=True)
-                row[f"object_{name}"] = float((err * masks).sum() / masks.sum())
-                row[f"background_{name}"] = float((err * (1 - masks)).sum() / (1 - masks).sum())
+                velocity = lambda x, tt, c=c: unet(x, tt, c.tokens, c.mask)  # noqa: E731
+                row[f"object_{name}"], row[f"background_{name}"] = masked_flow_error(velocity, x0, noise, masks, t)
             row["text_gain"] = 1 - row["object_cond"] / row["object_uncond"]
             out[f"t={t:g}"] = row
     return out

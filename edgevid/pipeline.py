@@ -331,15 +331,16 @@ class EdgeVidPipeline(PipelinePrecision):  # set_precision, autocast, device
             prev, prev_end = x, end
 
     # The stages, public so that benchmarks and custom loops can time or replace each one.
-    def encode_prompt(self, prompts: list[str], negative_prompt: str = "", guidance_scale: float = 1.0
-                      ) -> GuidedVelocity:
-        """1. Prompts (and the negative/empty prompt when guidance != 1) -> the guided velocity v(x, t)."""
+    def encode_prompt(self, prompts: list[str], negative_prompt: str = "", guidance_scale: float = 1.0,
+                      guidance_min_t: float = 0.0) -> GuidedVelocity:
+        """1. Prompts (and the negative/empty prompt when guidance != 1) -> the guided velocity v(x, t);
+        guidance only at t >= guidance_min_t (GuidedVelocity)."""
         device = self.device
         text = self.prompt_cache.encode(prompts)  # a repeated prompt (and CFG's "") is encoded once
         uncond = self.prompt_cache.encode([negative_prompt]) if guidance_scale != 1.0 else None
         return GuidedVelocity(self.unet, text.tokens.to(device), text.mask.to(device),
                               None if uncond is None else uncond.tokens.to(device),
-                              None if uncond is None else uncond.mask.to(device), guidance_scale)
+                              None if uncond is None else uncond.mask.to(device), guidance_scale, guidance_min_t)
 
     def prepare_latents(self, batch: int, num_frames: int, height: int, width: int,
                         generator: torch.Generator | None = None, latents: torch.Tensor | None = None) -> torch.Tensor:

@@ -79,6 +79,7 @@ class TemporalQualityProxy:
         self.source = ProceduralClips(split="train", seed=cfg.seed, fps=cfg.fps, camera_prob=0.0, max_objects=1,
                                       backgrounds=("solid",))
         self.seconds_per_evaluation: list[float] = []
+        self._heldout = None  # flow_loss: the held-out clips, encoded on first use
 
     def __call__(self, plan: TemporalPlan) -> float:
         key = f"{self.settings}:{plan.key}"
@@ -145,28 +146,15 @@ class TemporalQualityProxy:
     def heldout_loss(self, unet) -> float:
         """Mean flow loss on the object cells of `heldout_clips` clips past the training cache,
         at every t of heldout_ts, with fixed noise: the same numbers for every candidate."""
-        if not hasattr(self, "_heldout"):
-            from edgevid.data import make_batch
-            from edgevid.train.latents import latent_object_mask
+        from edgevid.train.latents import heldout_object_latents, masked_flow_error
 
-            cfg, vae = self.cfg, self.pipe.vae
-            idx = list(range(10**6, 10**6 + cfg.heldout_clips))  # far past the training clips
-            bucket = (cfg.frames, cfg.size, cfg.size)
-            video, captions = make_batch(self.source, idx, bucket)
-            masks = torch.stack([latent_object_mask(torch.from_numpy(self.source.object_mask(i, *bucket)),
-                                                    vae.config.spatial_compression, vae.config.temporal_compression)
-                                 for i in idx])  # (n, 1, T', H', W')
-            with torch.no_grad():
-                x0 = vae.encode_latents(video, generator=torch.Generator().manual_seed(0), sample=True)
-                noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+        if self._heldout is None:
+            bucket = (self.cfg.frames, self.cfg.size, self.cfg.size)
+            x0, noise, masks, captions = heldout_object_latents(self.pipe.vae, self.source, self.cfg.heldout_clips, bucket)
             self._heldout = (x0, noise, masks, self.pipe.text_encoder.encode(captions))
         x0, noise, masks, text = self._heldout
-        losses = []
-        with torch.no_grad():
-            for t in self.cfg.heldout_ts:
-                tt = torch.full((len(x0),), t)
-                err = (unet(((1 - t) * x0 + t * noise), tt, text.tokens, text.mask) - (noise - x0)).pow(2).mean(1, keepdim=True)
-                losses.append(float((err * masks).sum() / masks.sum()))
+        velocity = lambda x, t: unet(x, t, text.tokens, text.mask)  # noqa: E731
+        losses = [masked_flow_error(velocity, x0, noise, masks, t)[0] for t in self.cfg.heldout_ts]
         return float(np.mean(losses))
 
     def score(self, unet) -> dict:

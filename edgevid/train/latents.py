@@ -110,6 +110,35 @@ def latent_object_mask(pixels: Tensor, spatial: int, temporal: int, dilate: int 
     return m[None]  # (1, T', H', W')
 
 
+HELDOUT_START = 10**6  # clip indices far past any run's num_clips: never in a training cache
+
+
+@torch.no_grad()
+def heldout_object_latents(vae: VideoVAE, source, n: int, bucket: tuple[int, int, int], dilate: int = 1):
+    """n fresh clips of `source` that no cache holds, for paired loss measurements: their latents
+    (posterior samples, seed 0), fixed noise (seed 1), object masks on the latent grid and captions.
+    -> (x0 (n, C, T', H', W'), noise like x0, masks (n, 1, T', H', W'), captions)."""
+    from edgevid.data import make_batch
+
+    idx = list(range(HELDOUT_START, HELDOUT_START + n))
+    video, captions = make_batch(source, idx, bucket)
+    masks = torch.stack([latent_object_mask(torch.from_numpy(source.object_mask(i, *bucket)),
+                                            vae.config.spatial_compression, vae.config.temporal_compression, dilate)
+                         for i in idx])
+    x0 = vae.encode_latents(video, generator=torch.Generator().manual_seed(0), sample=True)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    return x0, noise, masks, captions
+
+
+@torch.no_grad()
+def masked_flow_error(velocity, x0: Tensor, noise: Tensor, mask: Tensor, t: float) -> tuple[float, float]:
+    """The rectified-flow error of velocity(x_t, t) at one t, per latent cell (mean over channels),
+    averaged inside `mask` and outside it: (inside, outside)."""
+    tt = torch.full((len(x0),), t)
+    err = (velocity((1 - t) * x0 + t * noise, tt) - (noise - x0)).pow(2).mean(1, keepdim=True)
+    return float((err * mask).sum() / mask.sum()), float((err * (1 - mask)).sum() / (1 - mask).sum())
+
+
 def _cache_file(cache_dir: Path, index: int, bucket: tuple[int, int, int]) -> Path:
     return cache_dir / f"clip{index:07d}_{bucket[0]}x{bucket[1]}x{bucket[2]}.safetensors"
 

@@ -250,6 +250,10 @@ class TrainConfig:
     # background; `rectified_flow_loss(weight=...)`): objects are a small share of each frame,
     # and a small denoiser otherwise spends its capacity on textured backgrounds. 0 = off.
     foreground_weight: float = 0.0
+    # "decoder": weight each latent channel's flow loss by how much the decoder's output moves per
+    # unit of error in it (`decoder_channel_weights`, measured on the first batch and kept in the
+    # run folder); "uniform": every channel alike (the normalised latent's own geometry).
+    channel_weighting: Literal["uniform", "decoder"] = "uniform"
     # SnapGen-V's second stage (§3.2, Fig. 2): add and train the temporal layers on video with the
     # spatial backbone frozen or at a lower learning rate. The learning rate of every parameter
     # outside the temporal layers is lr * spatial_lr_scale (0 = frozen); 1 = one rate for all.
@@ -277,6 +281,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.t_std must be > 0, got {self.t_std}")
         if self.foreground_weight < 0:
             raise ValueError(f"TrainConfig.foreground_weight must be >= 0, got {self.foreground_weight}")
+        if self.channel_weighting not in ("uniform", "decoder"):
+            raise ValueError(f"TrainConfig.channel_weighting must be 'uniform' or 'decoder', got {self.channel_weighting!r}")
         if not 0 <= self.spatial_lr_scale <= 1:
             raise ValueError(f"TrainConfig.spatial_lr_scale must be in [0, 1], got {self.spatial_lr_scale}")
 

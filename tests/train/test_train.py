@@ -290,3 +290,67 @@ def test_staged_training_freezes_or_slows_the_spatial_layers(tmp_path):
     assert slow["temporal"] > 0
     with pytest.raises(ValueError, match="spatial_lr_scale"):
         TrainConfig(spatial_lr_scale=1.5)
+
+
+class _LinearDecoder:
+    """A stand-in VAE whose decoder reads latent channel c with gain g[c] (a known sensitivity)."""
+
+    def __init__(self, gains):
+        self.gains = torch.tensor(gains).view(1, -1, 1, 1, 1)
+
+    def decode_latents(self, z):
+        return (z * self.gains).sum(1, keepdim=True)
+
+
+def test_decoder_channel_weights_follow_the_decoders_gain_per_channel():
+    """Weights ∝ gain² (the decoded squared error per unit latent error), mean 1, floored: an
+    invisible channel gets the floor, not zero, and a channel read twice as strongly gets 4x."""
+    from edgevid.train.latents import decoder_channel_weights
+
+    z = torch.randn(2, 3, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    w = decoder_channel_weights(_LinearDecoder([2.0, 1.0, 0.0]), z, generator=torch.Generator().manual_seed(1))
+    # gains² 4, 1, 0 -> mean 5/3 -> 2.4, 0.6, 0 (floored to 0.05); the noise draw's own spread is ~2 %.
+    torch.testing.assert_close(w[:2], torch.tensor([2.4, 0.6]), rtol=0.06, atol=0.0)
+    assert w[2] == 0.05
+    with pytest.raises(ValueError, match="sigma"):
+        decoder_channel_weights(_LinearDecoder([1.0]), z[:, :1], sigma=0.0)
+
+
+def test_channel_weighting_is_measured_once_per_run_and_kept_on_resume(tmp_path):
+    """channel_weighting="decoder" writes the run's weights (one per latent channel, from the first
+    batch), trains finite, and a resumed run reads the same file instead of measuring again."""
+    import json
+
+    cfg = dataclasses.replace(TINY_TRAIN, steps=2, channel_weighting="decoder")
+    model, _ = _train(tmp_path / "chw", cfg)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    path = tmp_path / "chw" / "channel_weights.json"
+    weights = json.loads(path.read_text())["weights"]
+    assert len(weights) == VAE_PRESETS["tiny"].latent_channels and min(weights) >= 0.05
+    assert abs(np.mean(weights) - 1.0) < 0.2  # mean 1 before the floor lifts the smallest
+    path.write_text(json.dumps({"weights": [1.0] * len(weights)}))  # a resume must read this, not re-measure
+    _train(tmp_path / "chw", cfg, resume=True)
+    assert json.loads(path.read_text())["weights"] == [1.0] * len(weights)
+    uniform = tmp_path / "uniform"
+    _train(uniform, dataclasses.replace(TINY_TRAIN, steps=1))
+    assert not (uniform / "channel_weights.json").exists()
+    with pytest.raises(ValueError, match="channel_weighting"):
+        TrainConfig(channel_weighting="pixels")
+
+
+def test_masked_flow_error_weights_channels():
+    """With channel weights the per-cell error is their weighted mean: weight on one channel alone
+    gives that channel's error; equal weights give the plain mean."""
+    from edgevid.train.latents import masked_flow_error
+
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 3, 1, 4, 4, generator=g), torch.randn(2, 3, 1, 4, 4, generator=g)
+    mask = torch.zeros(2, 1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731 - its error is (noise - x0)²
+    err = (noise - x0).pow(2)
+    inside, outside = masked_flow_error(zero, x0, noise, mask, 0.5, torch.tensor([0.0, 1.0, 0.0]))
+    torch.testing.assert_close(inside, err[:, 1, :, :2].mean().item())
+    torch.testing.assert_close(outside, err[:, 1, :, 2:].mean().item())
+    plain = masked_flow_error(zero, x0, noise, mask, 0.5)
+    torch.testing.assert_close(masked_flow_error(zero, x0, noise, mask, 0.5, torch.full((3,), 2.0)), plain)

@@ -636,6 +636,8 @@ def add_train_parser(sub) -> None:
     tt.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1; larger reaches both ends of [0, 1])")
     tt.add_argument("--foreground-weight", type=float,
                     help="extra loss weight on the latent cells objects cover (procedural data; default 0 = off)")
+    tt.add_argument("--channel-weighting", choices=("uniform", "decoder"),
+                    help="loss weight per latent channel: uniform (default), or decoder: by how much the decoder shows each channel's error (docs/LADDER.md, dead latent channels)")
     tt.add_argument("--spatial-lr-scale", type=float,
                     help="learning rate of every non-temporal layer as a fraction of --lr (SnapGen-V's video "
                          "stage after an image backbone: 0 = frozen, e.g. 0.1 = slowed; default 1)")
@@ -657,6 +659,8 @@ def add_train_parser(sub) -> None:
     ti.add_argument("--t-mean", type=float, help="logit-normal time sampling m (default 0; < 0 trains the low-noise "
                                                  "steps more, where image-to-video's error is: docs/MOBILEVD.md)")
     ti.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1)")
+    ti.add_argument("--channel-weighting", choices=("uniform", "decoder"),
+                    help="loss weight per latent channel: uniform (default), or decoder: by how much the decoder shows each channel's error (docs/LADDER.md, dead latent channels)")
     ti.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output")
     ti.add_argument("--init-from", metavar="MODEL_DIR",
@@ -713,7 +717,8 @@ def cmd_train_t2v(args) -> None:
 
     if args.preset not in UNET_PRESETS:
         raise CLIError(f"unknown UNet preset {args.preset!r}; choose from {sorted(UNET_PRESETS)}")
-    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std", "foreground_weight", "spatial_lr_scale")
+    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std", "foreground_weight", "spatial_lr_scale",
+                   "channel_weighting")
     if args.cache_latents:
         extra["cache_latents"] = True
     cfg = _train_common(args, TrainConfig, extra)
@@ -772,7 +777,7 @@ def cmd_train_i2v(args) -> None:
 
     if args.preset not in SVD_UNET_PRESETS:
         raise CLIError(f"unknown SVDUNet preset {args.preset!r}; choose from {sorted(SVD_UNET_PRESETS)}")
-    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std")
+    extra = _given(args, "num_clips", "ema_decay", "t_mean", "t_std", "channel_weighting")
     if args.cache_latents:
         extra["cache_latents"] = True
     extra.setdefault("buckets", ((17, 128, 256), (17, 256, 512)))  # low-res steps are 4x cheaper (MobileVD §4.1)

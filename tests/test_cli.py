@@ -132,8 +132,10 @@ def test_train_vae_then_t2v_then_generate_then_eval(tmp_path, capsys):
     # ... and a finished model can be trained further from its weights with a new schedule.
     assert main(["train", "t2v", "--vae", str(tmp_path / "vae"), "--text-encoder", "tiny", "--init-from",
                  str(tmp_path / "model"), "--run-dir", str(tmp_path / "rt3"), "--output", str(tmp_path / "more"),
-                 "--sample-frames", "5", "--sample-size", "32x32", *common]) == 0
+                 "--sample-frames", "5", "--sample-size", "32x32", "--channel-weighting", "decoder", *common]) == 0
     assert (tmp_path / "more" / "unet" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "rt3" / "config.json").read_text())["train"]["channel_weighting"] == "decoder"
+    assert (tmp_path / "rt3" / "channel_weights.json").is_file()
     bench = tmp_path / "bench.json"
     assert main(["eval", "--model", str(tmp_path / "model"), "--limit", "1", "--output", str(bench),
                  "--no-progress", "--threads", "1"]) == 0

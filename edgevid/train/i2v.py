@@ -29,7 +29,7 @@ from edgevid.flow.loss import rectified_flow_loss
 from edgevid.models.i2v import Img2VidDenoiser, added_time_ids, latent_motion
 from edgevid.models.vae import VideoVAE
 from edgevid.train.ema import EMA
-from edgevid.train.latents import LatentBatches
+from edgevid.train.latents import LatentBatches, run_channel_weights
 from edgevid.train.loop import prepare_run_dir, step_generator, train_loop
 
 # Conditioning noise of the concatenated image latent, drawn per sample in training (SVD draws a
@@ -88,6 +88,8 @@ def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: Tra
     batch_latents = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents,
                                   cfg.seed, Path(cache_dir or Path(run_dir) / "latent_cache"), device)
 
+    channel_weight = run_channel_weights(Path(run_dir), cfg.channel_weighting, cfg.seed, vae, batch_latents)
+
     def step_fn(step: int):
         g = step_generator(cfg.seed, step)
         if prune_keep:
@@ -101,6 +103,8 @@ def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: Tra
         ids[:, 1] = latent_motion(x0)  # the clip's own motion strength, (B,)
         weight = torch.ones_like(x0[:, :1])
         weight[:, :, 0] = 0.0  # the given frame is not a prediction
+        if channel_weight is not None:
+            weight = weight * channel_weight  # (B, C, T', H', W')
         velocity = with_clean_image(lambda x, t: model(x, t, image_aug, ids), image)
         loss = rectified_flow_loss(velocity, x0, cfg.t_mean, cfg.t_std, generator=g, weight=weight)
         return loss, {"frames": float(x0.shape[2]), "motion": float(ids[:, 1].mean())}

@@ -8,6 +8,7 @@ encoder costs more per sample than a denoiser training step.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -136,6 +137,26 @@ def decoder_channel_weights(vae: VideoVAE, z: Tensor, sigma: float = 0.1, floor:
         moved.append((vae.decode_latents(zc) - base).float().square().mean() / sigma**2)
     s = torch.stack(moved)
     return (s / s.mean()).clamp_min(floor)
+
+
+def run_channel_weights(run_dir: Path, weighting: str, seed: int, vae: VideoVAE, batch_latents: LatentBatches) -> Tensor | None:
+    """The run's per-channel loss weights (1, C, 1, 1, 1) for weighting == "decoder",
+    else None: measured on (up to 4 clips of) the run's first batch by `decoder_channel_weights`
+    and written to run_dir/channel_weights.json, which a resumed run reads back."""
+    if weighting == "uniform":
+        return None
+    path = run_dir / "channel_weights.json"
+    if path.is_file():
+        weights = torch.tensor(json.loads(path.read_text())["weights"])
+    else:
+        x0, _ = batch_latents(0, step_generator(seed, 0))  # the first step's own batch
+        with torch.no_grad():
+            weights = decoder_channel_weights(vae, x0[:4], generator=torch.Generator().manual_seed(seed)).cpu()
+        path.write_text(json.dumps({"weights": [round(float(w), 6) for w in weights],
+                                    "measured_on": list(x0[:4].shape)}, indent=1) + "\n")
+    if len(weights) != vae.config.latent_channels:
+        raise ValueError(f"{path}: {len(weights)} channel weights for a {vae.config.latent_channels}-channel VAE")
+    return weights.view(1, -1, 1, 1, 1).to(batch_latents.device)
 
 
 HELDOUT_START = 10**6  # clip indices far past any run's num_clips: never in a training cache

@@ -6,7 +6,6 @@ are images, so lengths and aspect ratios mix across steps.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
 from edgevid.text.base import TextEncoder
 from edgevid.train.ema import EMA
-from edgevid.train.latents import LatentBatches, decoder_channel_weights
+from edgevid.train.latents import LatentBatches, run_channel_weights
 from edgevid.train.loop import prepare_run_dir, step_generator, train_loop
 
 
@@ -41,26 +40,6 @@ def parameter_groups(model: torch.nn.Module, spatial_lr_scale: float) -> list[di
             p.requires_grad_(False)
         return [{"params": temporal, "lr_scale": 1.0}]
     return [{"params": temporal, "lr_scale": 1.0}, {"params": spatial, "lr_scale": spatial_lr_scale}]
-
-
-def run_channel_weights(run_dir: Path, cfg: TrainConfig, vae: VideoVAE, batch_latents: LatentBatches) -> torch.Tensor | None:
-    """The run's per-channel loss weights (1, C, 1, 1, 1) for cfg.channel_weighting == "decoder",
-    else None: measured on (up to 4 clips of) the run's first batch by `decoder_channel_weights`
-    and written to run_dir/channel_weights.json, which a resumed run reads back."""
-    if cfg.channel_weighting == "uniform":
-        return None
-    path = run_dir / "channel_weights.json"
-    if path.is_file():
-        weights = torch.tensor(json.loads(path.read_text())["weights"])
-    else:
-        x0, _ = batch_latents(0, step_generator(cfg.seed, 0))  # the first step's own batch
-        with torch.no_grad():
-            weights = decoder_channel_weights(vae, x0[:4], generator=torch.Generator().manual_seed(cfg.seed)).cpu()
-        path.write_text(json.dumps({"weights": [round(float(w), 6) for w in weights],
-                                    "measured_on": list(x0[:4].shape)}, indent=1) + "\n")
-    if len(weights) != vae.config.latent_channels:
-        raise ValueError(f"{path}: {len(weights)} channel weights for a {vae.config.latent_channels}-channel VAE")
-    return weights.view(1, -1, 1, 1, 1).to(batch_latents.device)
 
 
 def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainConfig, vae: VideoVAE,
@@ -98,7 +77,7 @@ def train_t2v(run_dir: str | Path, unet_config: UNetConfig, train_config: TrainC
     batch_latents = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents,
                                   cfg.seed, Path(run_dir) / "latent_cache", device)
 
-    channel_weight = run_channel_weights(Path(run_dir), cfg, vae, batch_latents)  # (1, C, 1, 1, 1) or None
+    channel_weight = run_channel_weights(Path(run_dir), cfg.channel_weighting, cfg.seed, vae, batch_latents)
 
     def step_fn(step: int):
         g = step_generator(cfg.seed, step)

@@ -199,7 +199,9 @@ def test_train_i2v_cli_exports_a_checkpoint_and_continues_from_it(tmp_path):
     motion = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "m").defaults.motion_bucket_id
     assert logged and motion == pytest.approx(statistics.median(logged), abs=0.01) and motion != Img2VidDefaults().motion_bucket_id
     assert main(["train", "i2v", *common, "--steps", "1", "--run-dir", str(tmp_path / "b"), "--t-mean", "-0.5",
-                 "--init-from", str(tmp_path / "m"), "--output", str(tmp_path / "m2")]) == 0
+                 "--init-from", str(tmp_path / "m"), "--output", str(tmp_path / "m2"), "--channel-weighting", "decoder"]) == 0
     assert EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "m2").defaults.num_frames == 5
     # a negative logit-normal mean (more low-noise steps) is a valid setting and reaches the run's config
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["t_mean"] == -0.5
+    # decoder channel weighting reaches the image-to-video trainer too (measured once, kept in the run)
+    assert len(json.loads((tmp_path / "b" / "channel_weights.json").read_text())["weights"]) == VAE_PRESETS["tiny"].latent_channels

@@ -103,6 +103,7 @@ RECIPES: dict[str, Recipe] = {
                                              train={"lr": 2e-4, "foreground_weight": 4.0, "t_mean": 0.5}),
     # fg4-t-high with each latent channel's loss weighted by the decoder's sensitivity to it: three of
     # the VAE's eight channels are invisible after decoding yet carried 60-80 % of the flow loss.
+    "teacher-init-chw": Recipe(init="teacher", train={"lr": 2e-4, "channel_weighting": "decoder"}),
     "teacher-init-fg4-t-high-chw": Recipe(init="teacher", train={"lr": 2e-4, "foreground_weight": 4.0, "t_mean": 0.5,
                                                                 "channel_weighting": "decoder"}),
     # Caption curriculum: half the clips worded canonically (the evaluation's plain wording),

@@ -50,10 +50,16 @@ class ProxyConfig:
     metric: str = "shapesbench"  # or "flow_loss" (module docstring)
     heldout_clips: int = 32  # flow_loss: held-out clips, each at every t of heldout_ts
     heldout_ts: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+    # "decoder": the candidates' training loss and the held-out flow loss weight each latent channel
+    # by the decoder's sensitivity to it (train/latents.py: decoder_channel_weights); "uniform":
+    # plain, which 60-80 % of the time measures channels the decoder does not show (docs/LADDER.md).
+    channel_weighting: str = "decoder"
 
     def __post_init__(self):
         if self.metric not in ("shapesbench", "flow_loss"):
             raise ValueError(f"ProxyConfig.metric must be 'shapesbench' or 'flow_loss', got {self.metric!r}")
+        if self.channel_weighting not in ("uniform", "decoder"):
+            raise ValueError(f"ProxyConfig.channel_weighting must be 'uniform' or 'decoder', got {self.channel_weighting!r}")
 
 
 def _settings_key(cfg: ProxyConfig, backbone: str) -> str:
@@ -80,6 +86,7 @@ class TemporalQualityProxy:
                                       backgrounds=("solid",))
         self.seconds_per_evaluation: list[float] = []
         self._heldout = None  # flow_loss: the held-out clips, encoded on first use
+        self._channel_weights = None  # (C,) or None: measured once, on the first latents seen
 
     def __call__(self, plan: TemporalPlan) -> float:
         key = f"{self.settings}:{plan.key}"
@@ -129,7 +136,9 @@ class TemporalQualityProxy:
                 g = step_generator(cfg.seed, step)
                 x0, captions = batches(step, g)
                 text = prompts.encode(captions)
-                loss = rectified_flow_loss(lambda x, t: unet(x, t, text.tokens, text.mask), x0, generator=g)
+                w = self.channel_weights(x0)
+                loss = rectified_flow_loss(lambda x, t: unet(x, t, text.tokens, text.mask), x0, generator=g,
+                                           weight=None if w is None else w.view(1, -1, 1, 1, 1))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -154,8 +163,21 @@ class TemporalQualityProxy:
             self._heldout = (x0, noise, masks, self.pipe.text_encoder.encode(captions))
         x0, noise, masks, text = self._heldout
         velocity = lambda x, t: unet(x, t, text.tokens, text.mask)  # noqa: E731
-        losses = [masked_flow_error(velocity, x0, noise, masks, t)[0] for t in self.cfg.heldout_ts]
+        w = self.channel_weights(x0)
+        losses = [masked_flow_error(velocity, x0, noise, masks, t, w)[0] for t in self.cfg.heldout_ts]
         return float(np.mean(losses))
+
+    def channel_weights(self, x0: torch.Tensor) -> torch.Tensor | None:
+        """The proxy's per-channel loss weights (C,), measured on the first latents it is given."""
+        from edgevid.train.latents import decoder_channel_weights
+
+        if self.cfg.channel_weighting == "uniform":
+            return None
+        if self._channel_weights is None:
+            with torch.no_grad():
+                self._channel_weights = decoder_channel_weights(self.pipe.vae, x0[:4],
+                                                                generator=torch.Generator().manual_seed(self.cfg.seed))
+        return self._channel_weights
 
     def score(self, unet) -> dict:
         from edgevid.data.captions import canonical_caption

@@ -165,6 +165,11 @@ def test_flow_loss_proxy_is_paired_and_rewards_trained_temporal_layers(tmp_path)
     assert proxy.heldout_loss(unet) == proxy.heldout_loss(unet)
     assert proxy(plan) > 0
     assert json_keys(tmp_path / "quality.json") >= 2  # cached by plan
+    # decoder channel weighting (the default) is measured once and used; uniform is another setting
+    weights = proxy.channel_weights(None)
+    assert weights.shape == (pipe.vae.config.latent_channels,) and weights.min() >= 0.05
+    uniform = TemporalQualityProxy(pipe, dataclasses.replace(cfg, channel_weighting="uniform"), tmp_path)
+    assert uniform.settings != proxy.settings and uniform.channel_weights(None) is None
 
 
 def json_keys(path):
@@ -178,3 +183,5 @@ def test_proxy_config_rejects_unknown_metric():
 
     with pytest.raises(ValueError, match="metric"):
         ProxyConfig(metric="vbench")
+    with pytest.raises(ValueError, match="channel_weighting"):
+        ProxyConfig(channel_weighting="pixels")

@@ -112,6 +112,9 @@ RECIPES: dict[str, Recipe] = {
     # SnapGen-V's second stage: a video rung started from an image backbone (--init-from, e.g. the
     # rung-(b) campaign EMA); the temporal layers at lr 2e-4, the spatial layers at a tenth of it.
     "video-stage": Recipe(init="teacher", train={"lr": 2e-4, "spatial_lr_scale": 0.1}),
+    # ... with the loss where the video shows it: decoder channel weights, and 1 + 4 on the (moving) objects' cells.
+    "video-stage-fg4-chw": Recipe(init="teacher", train={"lr": 2e-4, "spatial_lr_scale": 0.1, "foreground_weight": 4.0,
+                                                         "channel_weighting": "decoder"}),
     "video-stage-frozen": Recipe(init="teacher", train={"lr": 2e-4, "spatial_lr_scale": 0.0}),
 }
 BASE_TRAIN = dict(lr=5e-4, warmup_steps=100, ema_decay=0.995, text_dropout=0.1, lr_schedule="cosine",

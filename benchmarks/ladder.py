@@ -101,8 +101,8 @@ RECIPES: dict[str, Recipe] = {
     # teacher widened into it exactly (Net2WiderNet): capacity where the objects' spiky latents are.
     "teacher-init-wide128-fg4-t-high": Recipe(unet={"res_hidden_channels": (128, 64, 160)}, init="teacher",
                                              train={"lr": 2e-4, "foreground_weight": 4.0, "t_mean": 0.5}),
-    # fg4-t-high with each latent channel's loss weighted by the decoder's sensitivity to it: three of
-    # the VAE's eight channels are invisible after decoding yet carried 60-80 % of the flow loss.
+    # Each latent channel's loss weighted by the decoder's sensitivity to it (alone, and on fg4-t-high):
+    # three of the VAE's eight channels are invisible after decoding yet carried 60-80 % of the flow loss.
     "teacher-init-chw": Recipe(init="teacher", train={"lr": 2e-4, "channel_weighting": "decoder"}),
     "teacher-init-fg4-t-high-chw": Recipe(init="teacher", train={"lr": 2e-4, "foreground_weight": 4.0, "t_mean": 0.5,
                                                                 "channel_weighting": "decoder"}),

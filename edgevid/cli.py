@@ -609,6 +609,14 @@ def _source(args, fps: int, seed: int):
     return VideoFolderClips(args.data, fps=fps, seed=seed), {"kind": "video_folder", "root": str(args.data)}
 
 
+def _add_channel_weighting_flag(p: argparse.ArgumentParser) -> None:
+    from edgevid.config import CHANNEL_WEIGHTINGS
+
+    p.add_argument("--channel-weighting", choices=CHANNEL_WEIGHTINGS,
+                   help="loss weight per latent channel: uniform (default), or decoder: by how much the decoder "
+                        "shows each channel's error (docs/LADDER.md, dead latent channels)")
+
+
 def add_train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a model (vae | t2v)")
     tsub = t.add_subparsers(metavar="MODEL")
@@ -636,8 +644,7 @@ def add_train_parser(sub) -> None:
     tt.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1; larger reaches both ends of [0, 1])")
     tt.add_argument("--foreground-weight", type=float,
                     help="extra loss weight on the latent cells objects cover (procedural data; default 0 = off)")
-    tt.add_argument("--channel-weighting", choices=("uniform", "decoder"),
-                    help="loss weight per latent channel: uniform (default), or decoder: by how much the decoder shows each channel's error (docs/LADDER.md, dead latent channels)")
+    _add_channel_weighting_flag(tt)
     tt.add_argument("--spatial-lr-scale", type=float,
                     help="learning rate of every non-temporal layer as a fraction of --lr (SnapGen-V's video "
                          "stage after an image backbone: 0 = frozen, e.g. 0.1 = slowed; default 1)")
@@ -659,8 +666,7 @@ def add_train_parser(sub) -> None:
     ti.add_argument("--t-mean", type=float, help="logit-normal time sampling m (default 0; < 0 trains the low-noise "
                                                  "steps more, where image-to-video's error is: docs/MOBILEVD.md)")
     ti.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1)")
-    ti.add_argument("--channel-weighting", choices=("uniform", "decoder"),
-                    help="loss weight per latent channel: uniform (default), or decoder: by how much the decoder shows each channel's error (docs/LADDER.md, dead latent channels)")
+    _add_channel_weighting_flag(ti)
     ti.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output")
     ti.add_argument("--init-from", metavar="MODEL_DIR",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 # SnapGen-V §3.2: the temporal-layer zoo that the architecture search chooses from.
+CHANNEL_WEIGHTINGS = ("uniform", "decoder")  # TrainConfig.channel_weighting / ProxyConfig.channel_weighting
 TemporalLayer = Literal["conv1d", "conv3d", "self_attn1d", "self_attn3d", "cross_attn1d", "cross_attn3d"]
 TEMPORAL_LAYER_TYPES: tuple[str, ...] = typing.get_args(TemporalLayer)
 
@@ -281,8 +282,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.t_std must be > 0, got {self.t_std}")
         if self.foreground_weight < 0:
             raise ValueError(f"TrainConfig.foreground_weight must be >= 0, got {self.foreground_weight}")
-        if self.channel_weighting not in ("uniform", "decoder"):
-            raise ValueError(f"TrainConfig.channel_weighting must be 'uniform' or 'decoder', got {self.channel_weighting!r}")
+        if self.channel_weighting not in CHANNEL_WEIGHTINGS:
+            raise ValueError(f"TrainConfig.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, got {self.channel_weighting!r}")
         if not 0 <= self.spatial_lr_scale <= 1:
             raise ValueError(f"TrainConfig.spatial_lr_scale must be in [0, 1], got {self.spatial_lr_scale}")
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgevid.config import TrainConfig, config_to_dict
+from edgevid.config import CHANNEL_WEIGHTINGS, TrainConfig, config_to_dict
 from edgevid.search.space import TemporalPlan
 
 
@@ -58,8 +58,8 @@ class ProxyConfig:
     def __post_init__(self):
         if self.metric not in ("shapesbench", "flow_loss"):
             raise ValueError(f"ProxyConfig.metric must be 'shapesbench' or 'flow_loss', got {self.metric!r}")
-        if self.channel_weighting not in ("uniform", "decoder"):
-            raise ValueError(f"ProxyConfig.channel_weighting must be 'uniform' or 'decoder', got {self.channel_weighting!r}")
+        if self.channel_weighting not in CHANNEL_WEIGHTINGS:
+            raise ValueError(f"ProxyConfig.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, got {self.channel_weighting!r}")
 
 
 def _settings_key(cfg: ProxyConfig, backbone: str) -> str:

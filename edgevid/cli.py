@@ -884,6 +884,16 @@ def add_distill_parser(sub) -> None:
     ds.add_argument("--ema-decay", type=float, help="EMA decay of the student (default 0.95)")
     ds.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")
     ds.add_argument("--cache-latents", action="store_true", help="keep latents of the reused clips (memory + run dir)")
+    ds.add_argument("--teacher-data", action="store_true",
+                    help="train on the teacher's guided samples for the clips' captions (LADD's synthetic data; "
+                         "sampled once per clip and bucket, cached in RUN_DIR/teacher_cache; needs --num-clips)")
+    ds.add_argument("--teacher-guidance", type=float, help="guidance scale of those samples (default 3)")
+    ds.add_argument("--teacher-shift", type=float, help="timestep shift of their sampling grid (default 3)")
+    ds.add_argument("--teacher-sample-steps", type=int, help="Euler steps per teacher sample (default 25)")
+    ds.add_argument("--paired-noise", action="store_true",
+                    help="with --teacher-data: noise the teacher samples with the noise they came from "
+                         "(the reflow coupling)")
+    ds.add_argument("--student-shift", type=float, help="timestep shift of the student's grid (default 1)")
     ds.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the student EMA of --run-dir's latest checkpoint to --output")
     _add_common_train_flags(ds, lr_and_bf16=False)
@@ -902,9 +912,21 @@ def cmd_distill(args) -> None:
         raise CLIError(f"--teacher: {e}") from None
     extra = {"num_steps": args.student_steps, "head": args.head,
              **_given(args, "disc_t_mean", "disc_t_std", "adv_weight", "recon_weight", "huber_c", "generator_lr",
-                      "discriminator_lr", "head_channels", "ema_decay", "num_clips")}
-    if args.cache_latents:
-        extra["cache_latents"] = True
+                      "discriminator_lr", "head_channels", "ema_decay", "num_clips", "teacher_guidance",
+                      "teacher_shift", "teacher_sample_steps")}
+    if args.student_shift is not None:
+        extra["shift"] = args.student_shift
+    for flag in ("cache_latents", "teacher_data", "paired_noise"):
+        if getattr(args, flag):
+            extra[flag] = True
+    if args.teacher_data and not args.num_clips:
+        raise CLIError("--teacher-data needs --num-clips N (each clip's teacher sample is drawn once and cached)")
+    if args.paired_noise and not args.teacher_data:
+        raise CLIError("--paired-noise needs --teacher-data")
+    if args.student_shift is not None and not args.student_shift > 0:
+        raise CLIError(f"--student-shift must be > 0, got {args.student_shift}")
+    if args.teacher_shift is not None and not args.teacher_shift > 0:
+        raise CLIError(f"--teacher-shift must be > 0, got {args.teacher_shift}")
     cfg = _train_common(args, DistillConfig, extra)
     student_pipe = replace_defaults(teacher, num_inference_steps=cfg.num_steps, guidance_scale=1.0, shift=cfg.shift)
     if args.export_checkpoint:

@@ -358,6 +358,14 @@ class DistillConfig:
     num_clips: int = 0
     cache_latents: bool = False
     shift: float = 1.0  # timestep shift of the student's grid (1 = uniform T_i = 1 - (i-1)/k)
+    # x0 from the teacher's guided sampler instead of encoded clips (LADD's synthetic data;
+    # edgevid.distill.synthetic): the student then learns the guided distribution. Needs num_clips.
+    teacher_data: bool = False
+    teacher_guidance: float = 3.0
+    teacher_shift: float = 3.0
+    teacher_sample_steps: int = 25
+    # With teacher_data: build x_t from the noise the teacher's sample came from (reflow coupling).
+    paired_noise: bool = False
     warmup_steps: int = 20
     seed: int = 0
     checkpoint_every: int = 100
@@ -372,6 +380,12 @@ class DistillConfig:
             raise ValueError("DistillConfig.adv_weight, recon_weight and huber_c must be >= 0, and one weight > 0")
         if not self.disc_t_std > 0 or not self.shift > 0:
             raise ValueError("DistillConfig.disc_t_std and shift must be > 0")
+        if self.teacher_data and self.num_clips <= 0:
+            raise ValueError("DistillConfig.teacher_data needs num_clips > 0 (each clip is sampled once and cached)")
+        if self.paired_noise and not self.teacher_data:
+            raise ValueError("DistillConfig.paired_noise needs teacher_data (real clips have no source noise)")
+        if self.teacher_sample_steps < 1 or not self.teacher_shift > 0 or not self.teacher_guidance >= 0:
+            raise ValueError("DistillConfig: teacher_sample_steps >= 1, teacher_shift > 0, teacher_guidance >= 0")
         if not self.buckets:
             raise ValueError("DistillConfig.buckets must not be empty")
         if self.cache_latents and self.num_clips <= 0:

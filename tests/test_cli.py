@@ -197,6 +197,27 @@ def test_distill_then_generate_with_the_student(tiny_model_dir, tmp_path, capsys
     assert "weight" in capsys.readouterr().err
 
 
+def test_distill_on_teacher_samples(tiny_model_dir, tmp_path, capsys):
+    """--teacher-data: the student learns from the teacher's guided samples; flags that need it are refused."""
+    common = ["--teacher", str(tiny_model_dir), "--student-steps", "2", "--head-channels", "8", "--buckets",
+              "5x32x32", "--batch-size", "1", "--no-progress", "--threads", "1"]
+    assert main(["distill", *common, "--run-dir", str(tmp_path / "rd"), "--steps", "1", "--num-clips", "2",
+                 "--teacher-data", "--teacher-sample-steps", "2", "--teacher-guidance", "2", "--paired-noise",
+                 "--student-shift", "2", "--output", str(tmp_path / "student")]) == 0
+    assert list((tmp_path / "rd" / "teacher_cache").glob("sample*.safetensors"))
+    defaults = json.loads((tmp_path / "student" / "model_index.json").read_text())["defaults"]
+    assert (defaults["num_inference_steps"], defaults["shift"]) == (2, 2.0)
+    config = json.loads((tmp_path / "rd" / "config.json").read_text())["distill"]
+    assert (config["teacher_data"], config["teacher_guidance"], config["paired_noise"]) == (True, 2.0, True)
+    capsys.readouterr()
+    for bad, words in ((["--teacher-data"], "--num-clips"), (["--paired-noise"], "--teacher-data"),
+                       (["--student-shift", "0"], "--student-shift"),
+                       (["--teacher-data", "--num-clips", "2", "--teacher-shift", "-1"], "--teacher-shift")):
+        assert main(["distill", *common, "--run-dir", str(tmp_path / "bad"), *bad]) == 1
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_generate_rejects_an_unknown_encoder_preset(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "x.mp4"
     assert main(["generate", "a red circle", "-o", str(out), "--model", str(tiny_model_dir), "--encoder-preset",

@@ -75,12 +75,16 @@ class ProceduralClips:
         """The scene spec of clip `index` (the same for every bucket up to min_duration * fps frames)."""
         return self._spec(index, num_frames)[0]
 
-    def clip(self, index: int, num_frames: int, height: int, width: int) -> Clip:
+    def caption(self, index: int, num_frames: int = 1) -> str:
+        """The caption of clip `index` at this length, without rendering it."""
         spec, rng = self._spec(index, num_frames)
         canonical = not self.varied_captions or (self.canonical_fraction > 0 and rng.random() < self.canonical_fraction)
-        text = canonical_caption(spec) if canonical else caption(spec, rng)
+        return canonical_caption(spec) if canonical else caption(spec, rng)
+
+    def clip(self, index: int, num_frames: int, height: int, width: int) -> Clip:
+        spec = self.scene(index, num_frames)
         video = render_video(spec, num_frames, height, width, self.fps)
-        return Clip(video=video, caption=text, spec=spec.to_dict())
+        return Clip(video=video, caption=self.caption(index, num_frames), spec=spec.to_dict())
 
     def object_mask(self, index: int, num_frames: int, height: int, width: int) -> np.ndarray:
         """Object coverage (T, H, W) float32 in [0, 1] of `clip(index, ...)`'s video (same spec)."""

@@ -7,6 +7,8 @@ Per step, for a batch of clean latents x0 and their captions:
   3. discriminator step on the heads: hinge loss on (x_t', x̂_t'.detach())           (Eq. 4)
   4. generator step: adv_weight * E[D(x̂_t')] + recon_weight * pseudo-Huber(x̂0, x0)  (Eq. 5, 6)
      with x̂0 = x_t - t v; then the generator's EMA (decay 0.95, §4).
+x0 are encoded clips, or with cfg.teacher_data the teacher's guided samples for the clips' captions
+(LADD's synthetic data; `synthetic.TeacherSamples`), with cfg.paired_noise eps = their own noise.
 One AdamW holds both parameter groups (generator: betas 0.9/0.999, heads: 0.5/0.999, §4); each
 phase leaves the other's gradients unset, and AdamW skips parameters without a gradient.
 """
@@ -31,6 +33,7 @@ from edgevid.distill.losses import (
     normalized_pseudo_huber_loss,
     predicted_x0,
 )
+from edgevid.distill.synthetic import TeacherSamples
 from edgevid.flow.schedule import interpolate, logit_normal_t, time_grid
 from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
@@ -66,9 +69,14 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
     generator = copy.deepcopy(teacher).to(device).train().requires_grad_(True)
     disc = Discriminator(teacher, cfg.head, cfg.head_channels).to(device).train()
     vae = vae.to(device).eval().requires_grad_(False)
-    batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
-                            Path(run_dir) / "latent_cache", device)
     prompts = PromptCache(text_encoder)
+    if cfg.teacher_data:
+        batches = TeacherSamples(teacher.to(device), vae, prompts, source, cfg.buckets, cfg.batch_size, cfg.num_clips,
+                                 cfg.seed, Path(run_dir) / "teacher_cache", cfg.teacher_guidance, cfg.teacher_shift,
+                                 cfg.teacher_sample_steps, device=device)
+    else:
+        batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
+                                Path(run_dir) / "latent_cache", device)
     grid = generator_timesteps(cfg)  # (k,)
 
     def make_batch(step: int, g: torch.Generator) -> AdversarialBatch:
@@ -77,7 +85,10 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
         ctx, mask, pooled = text.tokens.to(device), text.mask.to(device), text.pooled.to(device)
         B = x0.shape[0]
         t = grid[torch.randint(len(grid), (B,), generator=g)].to(device)  # (B,) from {T_1..T_k}
-        x_t = interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t)
+        noise = torch.randn(x0.shape, generator=g).to(x0)
+        if cfg.paired_noise:  # the teacher's own start: x_t on the line from its noise to its sample
+            noise = batches.last_noise
+        x_t = interpolate(x0, noise, t)
         t_prime = logit_normal_t(B, cfg.disc_t_mean, cfg.disc_t_std, generator=g, device=device)
         x_real = interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t_prime)
         velocity = generator(x_t, t, ctx, mask)

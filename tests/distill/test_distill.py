@@ -201,3 +201,66 @@ def test_resume_replays_the_same_run(tmp_path):
     assert [r["step"] for r in records] == [5, 6, 7, 8]
     for p, q in zip(full.parameters(), resumed.parameters()):
         assert torch.equal(p, q)  # same path, same seed, same machine: exact
+
+
+# ---------------------------------------------------------------------------- teacher samples (LADD's synthetic data)
+def _teacher_samples(pipe, cache_dir, **changes):
+    from edgevid.distill.synthetic import TeacherSamples
+    from edgevid.text import PromptCache
+
+    kw = {**dict(buckets=((5, 32, 32),), batch_size=2, num_clips=3, seed=0, cache_dir=cache_dir, guidance=3.0,
+                 shift=3.0, sample_steps=2), **changes}
+    return TeacherSamples(pipe.unet, pipe.vae, PromptCache(pipe.text_encoder), ProceduralClips(seed=0), **kw)
+
+
+def test_teacher_samples_are_the_pipelines_guided_samples_for_the_clips_captions(tmp_path):
+    pipe = make_tiny_pipeline()
+    data = _teacher_samples(pipe, tmp_path / "cache")
+    x0, captions = data(0, step_generator(0, 0))
+    g = step_generator(0, 0)
+    torch.randint(1, (1,), generator=g)  # the bucket draw comes first
+    indices = [int(i) for i in torch.randint(3, (2,), generator=g)]
+    assert captions == [ProceduralClips(seed=0).clip(i, 5, 32, 32).caption for i in indices]
+    # The same caption and noise through the pipeline's own sampler give the same x0.
+    out = pipe(captions, num_frames=5, height=32, width=32, num_inference_steps=2, guidance_scale=3.0, shift=3.0,
+               latents=data.last_noise.clone(), output_type="latent").frames
+    torch.testing.assert_close(x0, out, rtol=1e-4, atol=1e-5)
+    assert x0.shape == data.last_noise.shape == (2, *pipe.vae.latent_shape(5, 32, 32))
+    # Cached on disk: a new reader gets the same tensors without sampling, and a changed sampler is refused.
+    reread = _teacher_samples(pipe, tmp_path / "cache")
+    reread.sample = None  # would fail if called
+    again, _ = reread(0, step_generator(0, 0))
+    assert torch.equal(again, x0) and torch.equal(reread.last_noise, data.last_noise)
+    with pytest.raises(ValueError, match="another cache folder"):
+        _teacher_samples(pipe, tmp_path / "cache", guidance=2.0)(0, step_generator(0, 0))
+
+
+def test_distillation_on_teacher_samples_with_paired_noise(tmp_path, monkeypatch):
+    import edgevid.distill.train as train_mod
+
+    seen = []
+    original = train_mod.interpolate
+
+    def spy(x0, noise, t):
+        seen.append(noise)
+        return original(x0, noise, t)
+
+    monkeypatch.setattr(train_mod, "interpolate", spy)
+    _, student, records = _run(tmp_path, steps=2, teacher_data=True, teacher_sample_steps=2, paired_noise=True,
+                               cache_latents=False)
+    assert len(records) == 2 and all(math.isfinite(r["g_loss"]) for r in records)
+    files = sorted((tmp_path / "run" / "teacher_cache").glob("*.safetensors"))
+    assert files  # sampled once, kept for a resumed run
+    from safetensors.torch import load_file
+
+    stored = [load_file(f)["noise"] for f in files]
+    # The generator's x_t (the first interpolate of each step) uses noise the teacher started from.
+    first_of_step = seen[0::2]
+    assert all(any(torch.equal(n, s) for s in stored) for batch in first_of_step for n in batch)
+
+
+def test_teacher_data_config_errors():
+    with pytest.raises(ValueError, match="num_clips"):
+        DistillConfig(teacher_data=True, num_clips=0)
+    with pytest.raises(ValueError, match="paired_noise needs teacher_data"):
+        DistillConfig(paired_noise=True, num_clips=4)

@@ -893,6 +893,12 @@ def add_distill_parser(sub) -> None:
     ds.add_argument("--paired-noise", action="store_true",
                     help="with --teacher-data: noise the teacher samples with the noise they came from "
                          "(the reflow coupling)")
+    ds.add_argument("--teacher-attempts", type=int,
+                    help="with --teacher-data: draw up to N samples per clip and keep the first whose decoded video "
+                         "passes the static-attribute verifier against the training clip's scene (else the best; "
+                         "default 1 = no verifier)")
+    ds.add_argument("--teacher-verify-threshold", type=float,
+                    help="share of colour/shape/count/background checks a sample must pass (default 0.75)")
     ds.add_argument("--student-shift", type=float, help="timestep shift of the student's grid (default 1)")
     ds.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the student EMA of --run-dir's latest checkpoint to --output")
@@ -913,7 +919,7 @@ def cmd_distill(args) -> None:
     extra = {"num_steps": args.student_steps, "head": args.head,
              **_given(args, "disc_t_mean", "disc_t_std", "adv_weight", "recon_weight", "huber_c", "generator_lr",
                       "discriminator_lr", "head_channels", "ema_decay", "num_clips", "teacher_guidance",
-                      "teacher_shift", "teacher_sample_steps")}
+                      "teacher_shift", "teacher_sample_steps", "teacher_attempts", "teacher_verify_threshold")}
     if args.student_shift is not None:
         extra["shift"] = args.student_shift
     for flag in ("cache_latents", "teacher_data", "paired_noise"):
@@ -923,6 +929,10 @@ def cmd_distill(args) -> None:
         raise CLIError("--teacher-data needs --num-clips N (each clip's teacher sample is drawn once and cached)")
     if args.paired_noise and not args.teacher_data:
         raise CLIError("--paired-noise needs --teacher-data")
+    if args.teacher_attempts is not None and args.teacher_attempts > 1 and not args.teacher_data:
+        raise CLIError("--teacher-attempts needs --teacher-data")
+    if args.teacher_verify_threshold is not None and not 0 < args.teacher_verify_threshold <= 1:
+        raise CLIError(f"--teacher-verify-threshold must be in (0, 1], got {args.teacher_verify_threshold}")
     if args.student_shift is not None and not args.student_shift > 0:
         raise CLIError(f"--student-shift must be > 0, got {args.student_shift}")
     if args.teacher_shift is not None and not args.teacher_shift > 0:

@@ -366,6 +366,10 @@ class DistillConfig:
     teacher_sample_steps: int = 25
     # With teacher_data: build x_t from the noise the teacher's sample came from (reflow coupling).
     paired_noise: bool = False
+    # With teacher_data: rejection sampling. Up to teacher_attempts draws per clip, keeping the
+    # first that passes the static-attribute verifier at this threshold (else the best); 1 = none.
+    teacher_attempts: int = 1
+    teacher_verify_threshold: float = 0.75
     warmup_steps: int = 20
     seed: int = 0
     checkpoint_every: int = 100
@@ -384,6 +388,10 @@ class DistillConfig:
             raise ValueError("DistillConfig.teacher_data needs num_clips > 0 (each clip is sampled once and cached)")
         if self.paired_noise and not self.teacher_data:
             raise ValueError("DistillConfig.paired_noise needs teacher_data (real clips have no source noise)")
+        if self.teacher_attempts < 1 or (self.teacher_attempts > 1 and not self.teacher_data):
+            raise ValueError("DistillConfig.teacher_attempts must be >= 1, and > 1 only with teacher_data")
+        if not 0 < self.teacher_verify_threshold <= 1:
+            raise ValueError("DistillConfig.teacher_verify_threshold must be in (0, 1]")
         if self.teacher_sample_steps < 1 or not self.teacher_shift > 0 or not self.teacher_guidance >= 0:
             raise ValueError("DistillConfig: teacher_sample_steps >= 1, teacher_shift > 0, teacher_guidance >= 0")
         if not self.buckets:

@@ -8,6 +8,12 @@ caption of the source's clip and x0 = the teacher's sample for that caption from
 drawn once and cached on disk (the cost is the teacher's full sampler per sample, about 1-3.5 s
 on one thread for the distillation buckets).
 
+With a `verifier` (`StaticAttributeVerifier`), each clip keeps the first of up to `attempts`
+teacher samples that the verifier passes (else the best one): rejection sampling, so that the
+student learns from the teacher's good draws rather than all of them. The verifier reads the
+decoded sample against the *training* clip's scene spec (known by construction), never a
+benchmark spec.
+
 With `paired_noise`, the distillation's x_t is built from the very noise the teacher started
 from, so x_t lies on the straight line between the noise and the teacher's answer (the
 rectified-flow "reflow" coupling): at t = 1 the reconstruction target is a function of the
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,7 +44,8 @@ class TeacherSamples:
     def __init__(self, teacher: SpatioTemporalUNet, vae: VideoVAE, prompts, source,
                  buckets: tuple[tuple[int, int, int], ...], batch_size: int, num_clips: int, seed: int,
                  cache_dir: str | Path, guidance: float, shift: float, sample_steps: int, chunk: int = 4,
-                 device: str | torch.device = "cpu"):
+                 precision: str | None = "auto", verifier: "StaticAttributeVerifier | None" = None,
+                 attempts: int = 1, device: str | torch.device = "cpu"):
         if num_clips <= 0:
             raise ValueError("teacher samples need num_clips > 0: each of a finite set of clips is sampled once")
         if sample_steps < 1 or not guidance >= 0 or not shift > 0:
@@ -46,7 +54,17 @@ class TeacherSamples:
         self.teacher, self.vae, self.prompts, self.source = teacher, vae, prompts, source
         self.buckets, self.batch_size, self.num_clips, self.seed = buckets, batch_size, num_clips, seed
         self.cache_dir, self.chunk, self.device = Path(cache_dir), chunk, device
+        if attempts < 1 or (attempts > 1 and verifier is None):
+            raise ValueError(f"attempts must be >= 1, and > 1 only with a verifier; got {attempts}")
+        # What a cached sample must match; the precision (bf16 autocast where the CPU has native
+        # bf16, as the pipeline runs) is recorded but not matched: both are the teacher's draws.
         self.sampler = {"guidance": float(guidance), "shift": float(shift), "steps": int(sample_steps)}
+        if verifier is not None:
+            self.sampler.update(verifier=verifier.name, attempts=int(attempts))
+        self.verifier, self.attempts = verifier, attempts
+        from edgevid.precision import resolve_precision
+
+        self.precision = resolve_precision(precision, torch.device(device).type)
         self._cache: dict[tuple, tuple[Tensor, Tensor, str]] = {}  # (clip, bucket) -> (x0, noise, caption)
         self.last_noise: Tensor | None = None
 
@@ -73,16 +91,32 @@ class TeacherSamples:
                 self._cache[(i, bucket)] = self._read(path)
             else:
                 missing.append(i)
+        shape = self.vae.latent_shape(*bucket)
         for start in range(0, len(missing), self.chunk):
             part = missing[start:start + self.chunk]
             captions = [self.caption(i, bucket[0]) for i in part]
-            shape = self.vae.latent_shape(*bucket)
-            noise = torch.stack([torch.randn(shape, generator=step_generator(self.seed, hash((i, *bucket)) % 2**31))
-                                 for i in part])  # (b, C, T', H', W'), a pure function of (seed, clip, bucket)
-            x0 = self.sample(noise, captions)
-            for i, z, n, c in zip(part, x0, noise, captions):
+            best: dict[int, tuple[float, Tensor, Tensor]] = {}  # clip -> (verifier score, x0, noise)
+            todo = list(part)
+            for attempt in range(self.attempts):
+                # The noise of each attempt is a pure function of (seed, clip, bucket, attempt).
+                noise = torch.stack([torch.randn(shape, generator=self._noise_generator(i, bucket, attempt))
+                                     for i in todo])  # (b, C, T', H', W')
+                x0 = self.sample(noise, [captions[part.index(i)] for i in todo])
+                for i, z, n in zip(todo, x0, noise):
+                    score = self.verifier(z, i, bucket) if self.verifier is not None else 1.0
+                    if i not in best or score > best[i][0]:
+                        best[i] = (score, z, n)
+                todo = [i for i in todo if best[i][0] < (self.verifier.threshold if self.verifier else 0)]
+                if not todo:
+                    break
+            for i, c in zip(part, captions):
+                score, z, n = best[i]
                 self._cache[(i, bucket)] = (z, n, c)
-                self._write(self._file(i, bucket), z, n, c)
+                self._write(self._file(i, bucket), z, n, c, score)
+
+    def _noise_generator(self, index: int, bucket: tuple[int, int, int], attempt: int) -> torch.Generator:
+        key = (index, *bucket) if attempt == 0 else (index, *bucket, attempt)
+        return step_generator(self.seed, hash(key) % 2**31)
 
     @torch.no_grad()
     def sample(self, noise: Tensor, captions: list[str]) -> Tensor:
@@ -94,19 +128,21 @@ class TeacherSamples:
         velocity = GuidedVelocity(self.teacher, text.tokens.to(self.device), text.mask.to(self.device),
                                   None if uncond is None else uncond.tokens.to(self.device),
                                   None if uncond is None else uncond.mask.to(self.device), self.sampler["guidance"])
-        x0 = sample_euler(velocity, noise.to(self.device), time_grid(self.sampler["steps"], self.sampler["shift"]))
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            x0 = sample_euler(velocity, noise.to(self.device), time_grid(self.sampler["steps"], self.sampler["shift"]))
         self.teacher.train(was_training)
         return x0.cpu()
 
     def _file(self, index: int, bucket: tuple[int, int, int]) -> Path:
         return self.cache_dir / f"sample{index:07d}_{bucket[0]}x{bucket[1]}x{bucket[2]}.safetensors"
 
-    def _write(self, path: Path, x0: Tensor, noise: Tensor, caption: str) -> None:
+    def _write(self, path: Path, x0: Tensor, noise: Tensor, caption: str, score: float) -> None:
         from edgevid.io.atomic import atomic_save_safetensors
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save_safetensors({"x0": x0.contiguous(), "noise": noise.contiguous()}, path,
-                                metadata={"caption": caption, "sampler": json.dumps(self.sampler, sort_keys=True)})
+        atomic_save_safetensors({"x0": x0.float().contiguous(), "noise": noise.contiguous()}, path,
+                                metadata={"caption": caption, "sampler": json.dumps(self.sampler, sort_keys=True),
+                                          "precision": self.precision, "verifier_score": f"{score:.4f}"})
 
     def _read(self, path: Path) -> tuple[Tensor, Tensor, str]:
         from safetensors import safe_open
@@ -117,3 +153,33 @@ class TeacherSamples:
                 raise ValueError(f"{path} was sampled with {meta['sampler']}, this run asks for "
                                  f"{json.dumps(self.sampler, sort_keys=True)}: use another cache folder")
             return f.get_tensor("x0"), f.get_tensor("noise"), meta["caption"]
+
+
+class StaticAttributeVerifier:
+    """`verifier(x0, clip, bucket)` -> the share of ShapesBench's static checks that the decoded
+    teacher sample passes against the training clip's own scene spec: each object's colour found
+    as one coherent object, its shape, the object count and the background colour (motion is
+    left out: a still has none, and short clips judge it poorly). `threshold`: the score a sample
+    needs to be kept without further attempts."""
+
+    name = "static-attributes-v1"
+
+    def __init__(self, vae: VideoVAE, source, fps: float, threshold: float = 0.75):
+        if not hasattr(source, "scene"):
+            raise ValueError("the verifier needs scene specs: procedural clips")
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        self.vae, self.source, self.fps, self.threshold = vae, source, fps, threshold
+
+    @torch.no_grad()
+    def __call__(self, x0: Tensor, index: int, bucket: tuple[int, int, int]) -> float:
+        from edgevid.eval.shapesbench.score import score_video
+        from edgevid.pipeline import frames_to_uint8
+
+        video = self.vae.decode_latents(x0[None].float().to(next(self.vae.parameters()).device))[0]  # (3, T, H, W)
+        frames = frames_to_uint8(((video.float().cpu() + 1) / 2).permute(1, 2, 3, 0).numpy())  # (T, H, W, 3)
+        if len(frames) == 1:
+            frames = np.concatenate([frames, frames])  # a still: one frame shown twice
+        result = score_video(frames, self.source.scene(index, bucket[0]), self.fps)
+        return float(np.mean([result["colour_acc"], result["shape_acc"], result["count_correct"],
+                              result["background_correct"]]))

@@ -8,7 +8,8 @@ Per step, for a batch of clean latents x0 and their captions:
   4. generator step: adv_weight * E[D(x̂_t')] + recon_weight * pseudo-Huber(x̂0, x0)  (Eq. 5, 6)
      with x̂0 = x_t - t v; then the generator's EMA (decay 0.95, §4).
 x0 are encoded clips, or with cfg.teacher_data the teacher's guided samples for the clips' captions
-(LADD's synthetic data; `synthetic.TeacherSamples`), with cfg.paired_noise eps = their own noise.
+(LADD's synthetic data; `synthetic.TeacherSamples`; with cfg.teacher_attempts > 1 rejection-sampled
+by a verifier), with cfg.paired_noise eps = their own noise.
 One AdamW holds both parameter groups (generator: betas 0.9/0.999, heads: 0.5/0.999, §4); each
 phase leaves the other's gradients unset, and AdamW skips parameters without a gradient.
 """
@@ -33,7 +34,7 @@ from edgevid.distill.losses import (
     normalized_pseudo_huber_loss,
     predicted_x0,
 )
-from edgevid.distill.synthetic import TeacherSamples
+from edgevid.distill.synthetic import StaticAttributeVerifier, TeacherSamples
 from edgevid.flow.schedule import interpolate, logit_normal_t, time_grid
 from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
@@ -71,9 +72,12 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
     vae = vae.to(device).eval().requires_grad_(False)
     prompts = PromptCache(text_encoder)
     if cfg.teacher_data:
+        verifier = (StaticAttributeVerifier(vae, source, cfg.fps, cfg.teacher_verify_threshold)
+                    if cfg.teacher_attempts > 1 else None)
         batches = TeacherSamples(teacher.to(device), vae, prompts, source, cfg.buckets, cfg.batch_size, cfg.num_clips,
                                  cfg.seed, Path(run_dir) / "teacher_cache", cfg.teacher_guidance, cfg.teacher_shift,
-                                 cfg.teacher_sample_steps, device=device)
+                                 cfg.teacher_sample_steps, verifier=verifier, attempts=cfg.teacher_attempts,
+                                 device=device)
     else:
         batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
                                 Path(run_dir) / "latent_cache", device)

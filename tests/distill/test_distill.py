@@ -209,7 +209,7 @@ def _teacher_samples(pipe, cache_dir, **changes):
     from edgevid.text import PromptCache
 
     kw = {**dict(buckets=((5, 32, 32),), batch_size=2, num_clips=3, seed=0, cache_dir=cache_dir, guidance=3.0,
-                 shift=3.0, sample_steps=2), **changes}
+                 shift=3.0, sample_steps=2, precision="fp32"), **changes}
     return TeacherSamples(pipe.unet, pipe.vae, PromptCache(pipe.text_encoder), ProceduralClips(seed=0), **kw)
 
 
@@ -222,7 +222,7 @@ def test_teacher_samples_are_the_pipelines_guided_samples_for_the_clips_captions
     indices = [int(i) for i in torch.randint(3, (2,), generator=g)]
     assert captions == [ProceduralClips(seed=0).clip(i, 5, 32, 32).caption for i in indices]
     # The same caption and noise through the pipeline's own sampler give the same x0.
-    out = pipe(captions, num_frames=5, height=32, width=32, num_inference_steps=2, guidance_scale=3.0, shift=3.0,
+    out = pipe.set_precision("fp32")(captions, num_frames=5, height=32, width=32, num_inference_steps=2, guidance_scale=3.0, shift=3.0,
                latents=data.last_noise.clone(), output_type="latent").frames
     torch.testing.assert_close(x0, out, rtol=1e-4, atol=1e-5)
     assert x0.shape == data.last_noise.shape == (2, *pipe.vae.latent_shape(5, 32, 32))
@@ -264,3 +264,52 @@ def test_teacher_data_config_errors():
         DistillConfig(teacher_data=True, num_clips=0)
     with pytest.raises(ValueError, match="paired_noise needs teacher_data"):
         DistillConfig(paired_noise=True, num_clips=4)
+
+
+def test_verifier_passes_the_clips_own_render_and_fails_a_recoloured_one():
+    from edgevid.distill.synthetic import StaticAttributeVerifier
+    from edgevid.eval.shapesbench.controls import recoloured
+
+    source = ProceduralClips(seed=0, fps=24)
+    index, bucket = 3, (17, 128, 128)
+
+    class RenderingVAE:  # "decodes" to a fixed video in [-1, 1]: the verifier's decode step is the VAE's job
+        video = None
+
+        def parameters(self):
+            yield torch.zeros(1)
+
+        def decode_latents(self, z):
+            return torch.from_numpy(self.video).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
+
+    vae = RenderingVAE()
+    verifier = StaticAttributeVerifier(vae, source, fps=24)
+    vae.video = source.clip(index, *bucket).video
+    assert verifier(torch.zeros(1), index, bucket) == 1.0
+    vae.video = recoloured(source.scene(index, 17), 17, 128, 24)
+    assert verifier(torch.zeros(1), index, bucket) < verifier.threshold
+
+
+def test_rejection_sampling_keeps_the_first_draw_that_passes(tmp_path):
+    from safetensors import safe_open
+
+    pipe = make_tiny_pipeline()
+
+    class Stub:  # fails every clip's first draw, passes its second
+        name, threshold, calls = "stub", 0.75, {}
+
+        def __call__(self, z, index, bucket):
+            self.calls[index] = self.calls.get(index, 0) + 1
+            return 0.2 if self.calls[index] == 1 else 0.9
+
+    plain = _teacher_samples(pipe, tmp_path / "plain")
+    plain(0, step_generator(0, 0))
+    stub = Stub()
+    kept = _teacher_samples(pipe, tmp_path / "kept", verifier=stub, attempts=3)
+    kept(0, step_generator(0, 0))
+    assert set(stub.calls.values()) == {2}  # two draws per clip, no third
+    assert not torch.equal(kept.last_noise, plain.last_noise)  # the second draw's noise, not the first's
+    with safe_open(str(next((tmp_path / "kept").glob("*.safetensors"))), framework="pt") as f:
+        assert f.metadata()["verifier_score"] == "0.9000"
+    with pytest.raises(ValueError, match="attempts"):
+        _teacher_samples(pipe, tmp_path / "x", attempts=2)  # more than one draw needs a verifier

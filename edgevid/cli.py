@@ -899,6 +899,9 @@ def add_distill_parser(sub) -> None:
                          "default 1 = no verifier)")
     ds.add_argument("--teacher-verify-threshold", type=float,
                     help="share of colour/shape/count/background checks a sample must pass (default 0.75)")
+    ds.add_argument("--teacher-targets", action="store_true",
+                    help="reconstruction target = the teacher's guided solve from the student's x_t (its "
+                         "--teacher-guidance/-shift/-sample-steps) instead of the clean latent")
     ds.add_argument("--student-shift", type=float, help="timestep shift of the student's grid (default 1)")
     ds.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the student EMA of --run-dir's latest checkpoint to --output")
@@ -922,7 +925,7 @@ def cmd_distill(args) -> None:
                       "teacher_shift", "teacher_sample_steps", "teacher_attempts", "teacher_verify_threshold")}
     if args.student_shift is not None:
         extra["shift"] = args.student_shift
-    for flag in ("cache_latents", "teacher_data", "paired_noise"):
+    for flag in ("cache_latents", "teacher_data", "paired_noise", "teacher_targets"):
         if getattr(args, flag):
             extra[flag] = True
     if args.teacher_data and not args.num_clips:

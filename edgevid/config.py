@@ -369,6 +369,9 @@ class DistillConfig:
     # With teacher_data: rejection sampling. Up to teacher_attempts draws per clip, keeping the
     # first that passes the static-attribute verifier at this threshold (else the best); 1 = none.
     teacher_attempts: int = 1
+    # The reconstruction target: the clean latent x0 (default), or the teacher's guided solve from
+    # the student's x_t (its sampler settings above): consistency distillation with exact targets.
+    teacher_targets: bool = False
     teacher_verify_threshold: float = 0.75
     warmup_steps: int = 20
     seed: int = 0

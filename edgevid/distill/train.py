@@ -9,7 +9,8 @@ Per step, for a batch of clean latents x0 and their captions:
      with x̂0 = x_t - t v; then the generator's EMA (decay 0.95, §4).
 x0 are encoded clips, or with cfg.teacher_data the teacher's guided samples for the clips' captions
 (LADD's synthetic data; `synthetic.TeacherSamples`; with cfg.teacher_attempts > 1 rejection-sampled
-by a verifier), with cfg.paired_noise eps = their own noise.
+by a verifier), with cfg.paired_noise eps = their own noise. With cfg.teacher_targets the
+reconstruction target is the teacher's guided solve from x_t instead of x0 (`synthetic.TeacherTargets`).
 One AdamW holds both parameter groups (generator: betas 0.9/0.999, heads: 0.5/0.999, §4); each
 phase leaves the other's gradients unset, and AdamW skips parameters without a gradient.
 """
@@ -34,7 +35,7 @@ from edgevid.distill.losses import (
     normalized_pseudo_huber_loss,
     predicted_x0,
 )
-from edgevid.distill.synthetic import StaticAttributeVerifier, TeacherSamples
+from edgevid.distill.synthetic import StaticAttributeVerifier, TeacherSamples, TeacherTargets
 from edgevid.flow.schedule import interpolate, logit_normal_t, time_grid
 from edgevid.models.unet import SpatioTemporalUNet
 from edgevid.models.vae import VideoVAE
@@ -82,6 +83,8 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
         batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
                                 Path(run_dir) / "latent_cache", device)
     grid = generator_timesteps(cfg)  # (k,)
+    targets = (TeacherTargets(teacher.to(device), prompts, cfg.teacher_guidance, cfg.teacher_shift,
+                              cfg.teacher_sample_steps) if cfg.teacher_targets else None)
 
     def make_batch(step: int, g: torch.Generator) -> AdversarialBatch:
         x0, captions = batches(step, g)  # (B, C, T', H', W')
@@ -95,10 +98,11 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
         x_t = interpolate(x0, noise, t)
         t_prime = logit_normal_t(B, cfg.disc_t_mean, cfg.disc_t_std, generator=g, device=device)
         x_real = interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t_prime)
+        target = x0 if targets is None else targets(x_t, t, captions)  # the teacher's answer from x_t
         velocity = generator(x_t, t, ctx, mask)
         return AdversarialBatch(
             x_real=x_real, x_fake=fake_sample(x_t, t, t_prime, velocity),
-            recon=normalized_pseudo_huber_loss(predicted_x0(x_t, t, velocity), x0, cfg.huber_c or None),
+            recon=normalized_pseudo_huber_loss(predicted_x0(x_t, t, velocity), target, cfg.huber_c or None),
             discriminate=lambda x: disc(x, t_prime, ctx, mask, pooled), frames=x0.shape[2])
 
     return adversarial_loop(run_dir, generator, disc.heads, cfg, make_batch, resume=resume, progress=progress,

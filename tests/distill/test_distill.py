@@ -313,3 +313,28 @@ def test_rejection_sampling_keeps_the_first_draw_that_passes(tmp_path):
         assert f.metadata()["verifier_score"] == "0.9000"
     with pytest.raises(ValueError, match="attempts"):
         _teacher_samples(pipe, tmp_path / "x", attempts=2)  # more than one draw needs a verifier
+
+
+def test_teacher_targets_continue_the_teachers_own_trajectory():
+    from edgevid.distill.synthetic import TeacherTargets
+    from edgevid.text import PromptCache
+
+    pipe = make_tiny_pipeline().set_precision("fp32")
+    captions = ["a red circle", "a blue square"]
+    noise = torch.randn(2, *pipe.vae.latent_shape(5, 32, 32), generator=torch.Generator().manual_seed(0))
+    states = {}
+    x0 = pipe(captions, num_frames=5, height=32, width=32, num_inference_steps=6, guidance_scale=3.0, shift=3.0,
+              latents=noise.clone(), output_type="latent",
+              callback_on_step_end=lambda p, i, t, kw: states.__setitem__(t, kw["latents"].clone())).frames
+    targets = TeacherTargets(pipe.unet, PromptCache(pipe.text_encoder), 3.0, 3.0, 6, precision="fp32")
+    grid = time_grid(6, 3.0)
+    # From the noise (t = 1) and from the teacher's own state at a grid point, per row.
+    x_t = torch.stack([noise[0], states[float(grid[3])][1]])
+    t = torch.tensor([1.0, float(grid[3])])
+    torch.testing.assert_close(targets(x_t, t, captions), x0, rtol=1e-4, atol=1e-5)
+
+
+def test_distillation_with_teacher_targets(tmp_path):
+    _, student, records = _run(tmp_path, steps=2, teacher_targets=True, teacher_sample_steps=3)
+    assert len(records) == 2 and all(math.isfinite(r["recon"]) for r in records)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["distill"]["teacher_targets"] is True

@@ -209,10 +209,15 @@ def test_distill_on_teacher_samples(tiny_model_dir, tmp_path, capsys):
     assert (defaults["num_inference_steps"], defaults["shift"]) == (2, 2.0)
     config = json.loads((tmp_path / "rd" / "config.json").read_text())["distill"]
     assert (config["teacher_data"], config["teacher_guidance"], config["paired_noise"]) == (True, 2.0, True)
+    assert main(["distill", *common, "--run-dir", str(tmp_path / "rt"), "--steps", "1", "--teacher-targets",
+                 "--teacher-sample-steps", "2"]) == 0
+    assert json.loads((tmp_path / "rt" / "config.json").read_text())["distill"]["teacher_targets"] is True
     capsys.readouterr()
     for bad, words in ((["--teacher-data"], "--num-clips"), (["--paired-noise"], "--teacher-data"),
                        (["--student-shift", "0"], "--student-shift"),
-                       (["--teacher-data", "--num-clips", "2", "--teacher-shift", "-1"], "--teacher-shift")):
+                       (["--teacher-data", "--num-clips", "2", "--teacher-shift", "-1"], "--teacher-shift"),
+                       (["--teacher-attempts", "3"], "--teacher-data"),
+                       (["--teacher-verify-threshold", "1.5"], "--teacher-verify-threshold")):
         assert main(["distill", *common, "--run-dir", str(tmp_path / "bad"), *bad]) == 1
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1, err

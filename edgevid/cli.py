@@ -131,7 +131,8 @@ def add_generate_parser(sub) -> None:
                    help="generate in chunks of this many latent frames (1 latent = 4 video frames), each continuing "
                         "the last --overlap latents of the one before: videos longer than the model was trained on, "
                         "or an earlier first frame with --stream (default: the model's; 0 = all at once)")
-    g.add_argument("--overlap", type=int, help="latent frames shared by consecutive chunks (default: the model's, 4)")
+    g.add_argument("--overlap", type=int,
+                   help="latent frames shared by consecutive chunks (default: the model's; the shipped default's is 1)")
     g.add_argument("--stream", action="store_true",
                    help="write the MP4 chunk by chunk while the rest is still being generated and decoded: the "
                         "first --first-window latents are denoised alone and written first, the rest continues "

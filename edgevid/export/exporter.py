@@ -9,6 +9,7 @@
       time_embeddings.npy    (steps, E) float32: the denoiser's time input at each step (App. F)
       token_table.npy        (V, D) the text encoder's word table (int8 + token_table_scales.npy in int8 exports)
       text.pte  denoiser.pte  decoder_first.pte  decoder_next.pte
+      denoiser_3.pte         (a model that generates in windows: the short last window's graph)
 """
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
     import torch
 
     stages, constants = build_stages(pipe, spec, mobile=mobile)
+    by_name = {s.name: s for s in stages}
     calibration = {}
     if precision == "int8":
         from edgevid.export.quantize import calibration_inputs, calibration_prompts
@@ -103,7 +105,7 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
         if progress:
             print("calibrating the int8 activations on the training-style prompts ...", flush=True)
         prompts = calibration_prompts()
-        calibration = calibration_inputs(pipe, {s.name: s for s in stages}, constants, spec, prompts)
+        calibration = calibration_inputs(pipe, by_name, constants, spec, prompts)
     np.save(out / "time_embeddings.npy", constants["time_embeddings"].astype(np.float32))
     table = _write_token_table(constants["token_table"], out, precision)
     C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
@@ -146,10 +148,13 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
                    "scaling_factor": pipe.vae.config.scaling_factor, "shift_factor": pipe.vae.config.shift_factor},
         "sampler": {"kind": "euler", "steps": spec.num_inference_steps, "shift": spec.shift,
                     "timesteps": [float(t) for t in constants["timesteps"]],
-                    "time_embeddings": "time_embeddings.npy", "noise": "standard normal, float32, (1, C, K, h, w)"},
+                    "time_embeddings": "time_embeddings.npy", "noise": "standard normal, float32, (1, C, K, h, w)",
+                    # the model's windows: each chunk continues the last latents of the one before
+                    "chunks": [{"start": s, "end": e, "stage": name} for s, e, name in spec.denoiser_chunks()],
+                    "continuation_start": spec.continuation_start},
         "text": {"max_length": spec.text_tokens, "dim": pipe.text_encoder.dim, "tokenizer": _tokenizer(pipe.text_encoder, out),
                  "token_table": table},
-        "decoder": {"chunk_latents": min(spec.decode_chunk_latents, K), "states": len(stages[2].output_names) - 1},
+        "decoder": {"chunk_latents": min(spec.decode_chunk_latents, K), "states": len(by_name["decoder_first"].output_names) - 1},
         "shapes": "static: one video size per export (re-export for another size)",
         "stages": entries,
     }

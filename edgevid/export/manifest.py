@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 2  # 2: the word-table lookup moved out of the text graph (token_table.npy)
+# 2: the word-table lookup moved out of the text graph (token_table.npy); 3: windowed sampling
+# (sampler.chunks, a denoiser graph per chunk length)
+MANIFEST_VERSION = 3
 STAGES = ("text", "denoiser", "decoder_first", "decoder_next")
 
 
@@ -37,10 +39,13 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
     for key in ("format", "video", "latent", "sampler", "text", "decoder", "stages", "files"):
         if key not in manifest:
             raise ValueError(f"{path}: missing {key!r}")
-    missing = [s for s in STAGES if s not in manifest["stages"]]
+    chunk_stages = [c.get("stage") for c in manifest["sampler"].get("chunks", [])] if isinstance(manifest["sampler"], dict) else []
+    if not chunk_stages:
+        raise ValueError(f"{path}: the sampler has no chunks; re-export with this edgevid")
+    missing = [s for s in dict.fromkeys([*STAGES, *chunk_stages]) if s not in manifest["stages"]]
     if missing:
-        raise ValueError(f"{path}: no entry for stage(s) {', '.join(missing)}")
-    for name in STAGES:
+        raise ValueError(f"{path}: no entry for stage(s) {', '.join(map(str, missing))}")
+    for name in manifest["stages"]:
         entry = manifest["stages"][name]
         file = folder / entry["file"]
         if not file.exists():

@@ -28,38 +28,39 @@ def calibration_prompts(n: int = CALIBRATION_PROMPTS) -> list[str]:
 @torch.no_grad()
 def calibration_inputs(pipe, stages: dict, constants: dict, spec, prompts: list[str], seed: int = 0) -> dict:
     """{stage name: [input tuples]}: what each stage receives while making the videos of `prompts`
-    (the runner's loop, in torch, over the stages' own eager modules)."""
+    (the runner's own loops, over the stages' eager modules)."""
+    import numpy as np
+
+    from edgevid.export.runner import decode_chunks, sample_chunks
+
     C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
     L = spec.text_tokens
-    n = min(spec.decode_chunk_latents, K)
-    timesteps = torch.as_tensor(constants["timesteps"])
     temb = torch.as_tensor(constants["time_embeddings"])
     out = {name: [] for name in stages}
+
+    def recorded(name):
+        def run(*inputs):
+            inputs = tuple(torch.as_tensor(x) for x in inputs)
+            out[name].append(inputs)
+            result = stages[name].module(*inputs)
+            return [r.numpy() for r in (result if isinstance(result, tuple) else (result,))]
+        return run
+
+    runs = {name: recorded(name) for name in stages}
     gen = torch.Generator().manual_seed(seed)
-    text_example = stages["text"].inputs
+    chunks = [{"start": s, "end": e, "stage": name} for s, e, name in spec.denoiser_chunks()]
     for prompt in prompts:
         text = pipe.text_encoder.encode([prompt])  # tokens (1, l, D), mask (1, l) bool
         l = min(text.tokens.shape[1], L)
         tokens = F.pad(text.tokens[:, :l], (0, 0, 0, L - l))
         mask = torch.zeros(1, L)
         mask[:, :l] = 1.0 if text.mask is None else text.mask[:, :l].float()
-        out["text"].append(text_example)  # dynamic activations only: no scales to calibrate
-        x = torch.randn(1, C, K, h, w, generator=gen)
-        for i in range(len(timesteps) - 1):
-            step = (x, tokens, mask, temb[i:i + 1])
-            out["denoiser"].append(step)
-            x = x + (timesteps[i + 1] - timesteps[i]) * stages["denoiser"].module(*step)
-        states = None
-        for start in range(0, K, n):
-            chunk = x[:, :, start:start + n]
-            if chunk.shape[2] < n:  # the runner pads a short last chunk with its last latent
-                chunk = torch.cat([chunk] + [chunk[:, :, -1:]] * (n - chunk.shape[2]), dim=2)
-            if states is None:
-                out["decoder_first"].append((chunk,))
-                states = stages["decoder_first"].module(chunk)[1:]
-            else:
-                out["decoder_next"].append((chunk, *states))
-                states = stages["decoder_next"].module(chunk, *states)[1:]
+        out["text"].append(stages["text"].inputs)  # dynamic activations only: no scales to calibrate
+        noise = torch.randn(1, C, K, h, w, generator=gen).numpy()
+        x = sample_chunks(lambda stage, x, i: runs[stage](x, tokens, mask, temb[i:i + 1])[0], noise,
+                          np.asarray(constants["timesteps"], np.float32), chunks, spec.continuation_start)
+        for _ in decode_chunks(runs, x, min(spec.decode_chunk_latents, K), pipe.vae.config.temporal_compression):
+            pass
     return out
 
 

@@ -196,11 +196,10 @@ class ExportedPipeline:
         ids, mask = self.tokenize(prompt)
         (tokens,) = self.stages["text"](self.word_embeds(ids), mask)
         timings["text"] = time.perf_counter() - t0
-        x = noise.astype(np.float32)
         t0 = time.perf_counter()
-        for i in range(len(self.timesteps) - 1):  # Euler from t = 1 (noise) to t = 0, as flow.sample_euler
-            (v,) = self.stages["denoiser"](x, tokens, mask, self.temb[i:i + 1])
-            x = x + (self.timesteps[i + 1] - self.timesteps[i]) * v
+        sampler = self.manifest["sampler"]
+        x = sample_chunks(lambda stage, x, i: self.stages[stage](x, tokens, mask, self.temb[i:i + 1])[0],
+                          noise.astype(np.float32), self.timesteps, sampler["chunks"], sampler["continuation_start"])
         timings["denoise"] = time.perf_counter() - t0
         if not np.isfinite(x).all():
             raise FloatingPointError("sampling diverged (the latents became NaN or inf)")
@@ -214,21 +213,58 @@ class ExportedPipeline:
         return rows.astype(np.float32)
 
     def _decode(self, x: np.ndarray):
-        """The streaming decoder, chunk by chunk; a short last chunk is padded with copies of its
-        last latent (the decoder is causal, so the padding changes no earlier frame) and cut."""
-        n, K, tc = self.manifest["decoder"]["chunk_latents"], x.shape[2], self.manifest["latent"]["temporal_compression"]
         t0 = time.perf_counter()
-        states = None
-        for start in range(0, K, n):
-            chunk = x[:, :, start:start + n]
-            real = chunk.shape[2]
-            if real < n:
-                chunk = np.concatenate([chunk] + [chunk[:, :, -1:]] * (n - real), axis=2)
-            if states is None:
-                frames, *states = self.stages["decoder_first"](chunk)
-                keep = 1 + tc * (real - 1)
-            else:
-                frames, *states = self.stages["decoder_next"](chunk, *states)
-                keep = tc * real
-            yield frames[:keep].transpose(0, 2, 3, 1)  # (t, 3, H, W) -> (t, H, W, 3)
+        yield from decode_chunks(self.stages, x, self.manifest["decoder"]["chunk_latents"],
+                                 self.manifest["latent"]["temporal_compression"])
         self.timings["decode"] = time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------- the loops, in numpy
+def sample_chunks(velocity, noise: np.ndarray, timesteps: np.ndarray, chunks: list[dict],
+                  continuation_start: str = "noise") -> np.ndarray:
+    """Euler from t = 1 (noise) to t = 0, chunk by chunk (the pipeline's windows): each chunk after
+    the first continues the last latents of the one before, as flow.sample_euler_with_prefix does
+    (the known frames replaced by their forward-process sample before every step; "hold": the new
+    frames start one step later from the held last known latent). velocity(stage, x, i) is the
+    chunk's denoiser graph at step i. -> latents (1, C, K, h, w)."""
+    pieces, prev, prev_end = [], None, 0
+    for chunk in chunks:
+        start, end, stage = chunk["start"], chunk["end"], chunk["stage"]
+        eps = noise[:, :, start:end]
+        x, first, P = eps.copy(), 0, 0
+        if prev is not None:  # the previous chunk's last prev_end - start latents are this one's prefix
+            P = prev_end - start
+            prefix = prev[:, :, prev.shape[2] - P:]
+            if continuation_start == "hold" and len(timesteps) > 2:
+                first, t1 = 1, float(timesteps[1])
+                x[:, :, P:] = (1 - t1) * prefix[:, :, -1:] + t1 * eps[:, :, P:]
+        for i in range(first, len(timesteps) - 1):
+            t = float(timesteps[i])
+            if P:
+                x[:, :, :P] = (1 - t) * prefix + t * eps[:, :, :P]
+            x = x + np.float32(timesteps[i + 1] - timesteps[i]) * velocity(stage, x, i)
+        if P:
+            x[:, :, :P] = prefix
+        pieces.append(x[:, :, prev_end - start:])
+        prev, prev_end = x, end
+    return np.concatenate(pieces, axis=2)
+
+
+def decode_chunks(stages, x: np.ndarray, n: int, tc: int):
+    """The streaming decoder over latents x (1, C, K, h, w), n latents at a time, yielding frames
+    (t, H, W, 3). A short last chunk is padded with copies of its last latent (the decoder is
+    causal, so the padding changes no earlier frame) and its extra frames cut."""
+    K = x.shape[2]
+    states = None
+    for start in range(0, K, n):
+        chunk = x[:, :, start:start + n]
+        real = chunk.shape[2]
+        if real < n:
+            chunk = np.concatenate([chunk] + [chunk[:, :, -1:]] * (n - real), axis=2)
+        if states is None:
+            frames, *states = stages["decoder_first"](chunk)
+            keep = 1 + tc * (real - 1)
+        else:
+            frames, *states = stages["decoder_next"](chunk, *states)
+            keep = tc * real
+        yield frames[:keep].transpose(0, 2, 3, 1)  # (t, 3, H, W) -> (t, H, W, 3)

@@ -1,7 +1,8 @@
 """The pipeline cut into the graphs an on-device runtime runs, with static shapes.
 
     text      word_embeds (1, L, D), mask (1, L) float 1/0     -> tokens (1, L, D)
-    denoiser  x (1, C, K, h, w), tokens, mask, temb (1, E)      -> velocity (1, C, K, h, w)
+    denoiser  x (1, C, k, h, w), tokens, mask, temb (1, E)      -> velocity (1, C, k, h, w)
+    denoiser_<k'>  the same at a second chunk length k' (a short last chunk), when the plan has one
     decoder_first  z (1, C, n, h, w)                            -> frames (1 + tc(n-1), 3, H, W), states...
     decoder_next   z (1, C, n, h, w), states...                 -> frames (tc n, 3, H, W), states...
 
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from edgevid.compiled import DenoiserStep
 from edgevid.export.mobile import MobileCausalConv3d, mobile_friendly
+from edgevid.flow.sample import chunk_plan
 from edgevid.flow.schedule import time_grid
 from edgevid.models.vae import CausalConv3d
 
@@ -72,24 +74,31 @@ class VideoSpec:
     shift: float
     text_tokens: int  # prompts are padded / truncated to this many tokens
     decode_chunk_latents: int
+    # The latent-frame ranges [start, end) denoised one after the other (the model's windows,
+    # pipeline.SamplingRequest.plan), each continuing the one before (flow.sample_euler_with_prefix).
+    plan: tuple[tuple[int, int], ...]
+    continuation_start: str  # "noise" or "hold": how a continuing chunk's new frames start
+
+    def denoiser_chunks(self) -> list[tuple[int, int, str]]:
+        """(start, end, stage name) per chunk: the first chunk's length is stage `denoiser`, any
+        other length (a short last chunk) `denoiser_<length>`: one static graph per length."""
+        first = self.plan[0][1] - self.plan[0][0]
+        return [(s, e, "denoiser" if e - s == first else f"denoiser_{e - s}") for s, e in self.plan]
 
 
 def video_spec(pipe, num_frames: int | None = None, height: int | None = None, width: int | None = None,
                num_inference_steps: int | None = None) -> VideoSpec:
     d = pipe.defaults
-    spec = VideoSpec(num_frames or d.num_frames, height or d.height, width or d.width, d.fps,
-                     num_inference_steps or d.num_inference_steps, d.shift,
-                     getattr(pipe.text_encoder, "max_length", 64), pipe.vae.config.decode_chunk_frames or 4)
-    pipe.check_inputs("x", spec.num_frames, spec.height, spec.width, spec.num_inference_steps, 1.0)
+    num_frames, height, width = num_frames or d.num_frames, height or d.height, width or d.width
+    steps = num_inference_steps or d.num_inference_steps
+    pipe.check_inputs("x", num_frames, height, width, steps, 1.0)
     if d.guidance_scale != 1.0:
         raise ValueError(f"export needs a guidance-free model (a distilled student, guidance_scale 1); this one "
                          f"uses guidance {d.guidance_scale}")
-    C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
-    if d.window_latent_frames and K > d.window_latent_frames:
-        raise ValueError(f"{spec.num_frames} frames is {K} latent frames, more than the model's window of "
-                         f"{d.window_latent_frames}: chunk-wise generation is not exported; use at most "
-                         f"{pipe.vae.num_frames(d.window_latent_frames)} frames")
-    return spec
+    K = pipe.vae.latent_shape(num_frames, height, width)[1]
+    plan = tuple(chunk_plan(K, d.window_latent_frames, d.overlap_latent_frames))  # as the pipeline's __call__
+    return VideoSpec(num_frames, height, width, d.fps, steps, d.shift, getattr(pipe.text_encoder, "max_length", 64),
+                     pipe.vae.config.decode_chunk_frames or 4, plan, d.continuation_start)
 
 
 @dataclass
@@ -102,7 +111,8 @@ class Stage:
 
 
 def build_stages(pipe, spec: VideoSpec, mobile: bool = True) -> tuple[list[Stage], dict]:
-    """The four stages of `pipe` at `spec`'s shapes, with example inputs, and the constants the
+    """The stages of `pipe` at `spec`'s shapes (text, one denoiser per chunk length, the two
+    decoder chunks), with example inputs, and the constants the
     runner needs: {"timesteps": (S+1,), "time_embeddings": (S, E), "token_table": (V, D)}. mobile: the
     delegation-friendly layer forms (export.mobile), the same function."""
     prep = mobile_friendly if mobile else (lambda m: m)
@@ -124,12 +134,13 @@ def build_stages(pipe, spec: VideoSpec, mobile: bool = True) -> tuple[list[Stage
         first = DecoderStage(vae, first=True)
         states = first(z)[1:]
     state_names = [f"state_{i}" for i in range(len(states))]
+    denoiser = DenoiserStep(unet).eval()
+    lengths = {name: e - s for s, e, name in spec.denoiser_chunks()}  # name -> chunk length, in plan order
     stages = [
         Stage("text", TextStage(prep(text_model)).eval(), (text_model.word_embed.detach()[ids], mask),
               ["word_embeds", "mask"], ["tokens"]),
-        Stage("denoiser", DenoiserStep(unet).eval(), (torch.randn(1, C, K, h, w, generator=gen), tokens, mask,
-                                                        temb[:1].clone()),
-              ["x", "tokens", "mask", "temb"], ["velocity"]),
+        *(Stage(name, denoiser, (torch.randn(1, C, k, h, w, generator=gen), tokens, mask, temb[:1].clone()),
+                ["x", "tokens", "mask", "temb"], ["velocity"]) for name, k in lengths.items()),
         Stage("decoder_first", first.eval(), (z,), ["z"], ["frames", *(f"next_{s}" for s in state_names)]),
         Stage("decoder_next", DecoderStage(vae, first=False).eval(), (z, *states), ["z", *state_names],
               ["frames", *(f"next_{s}" for s in state_names)]),

@@ -86,11 +86,39 @@ def test_executorch_delegates_every_compute_op(exported):
 def test_manifest_records_what_the_runner_needs(exported):
     m = json.loads((exported("onnx") / "manifest.json").read_text())
     assert m["sampler"]["timesteps"] == [1.0, 0.5, 0.0] and m["video"]["fps"] == 8
+    assert m["sampler"]["chunks"] == [{"start": 0, "end": 4, "stage": "denoiser"}]  # no windows: one chunk
     assert m["stages"]["denoiser"]["inputs"][0] == {"name": "x", "shape": [1, 4, 4, 4, 4], "dtype": "float32"}
     assert {"torch", "onnx", "onnxruntime"} <= set(m["toolchain"])
     assert np.load(exported("onnx") / "time_embeddings.npy").shape == (2, 16)
     assert m["text"]["token_table"] == {"file": "token_table.npy", "dtype": "float32"}
     assert set(m["files"]) == {"time_embeddings.npy", "token_table.npy"}  # the hashing tokenizer has no file
+
+
+@pytest.mark.parametrize("fmt,start", [("onnx", "hold"), ("executorch", "noise")])
+def test_windowed_model_round_trip(micro, tmp_path, fmt, start):
+    """A model that generates in windows (the shipped default: 5 latents, overlap 1): one denoiser
+    graph per chunk length, and the runner's numpy loop continues each window as the pipeline does."""
+    from edgevid.export.exporter import export_pipeline
+    from edgevid.export.runner import ExportedPipeline
+    from edgevid.pipeline import replace_defaults
+
+    pytest.importorskip({"onnx": "onnxruntime", "executorch": "executorch"}[fmt])
+    windowed = replace_defaults(micro, num_frames=21, window_latent_frames=3, overlap_latent_frames=1,
+                                continuation_start=start)
+    m = export_pipeline(windowed, tmp_path / "w", fmt, progress=False)
+    assert m["sampler"]["chunks"] == [{"start": 0, "end": 3, "stage": "denoiser"},
+                                      {"start": 2, "end": 5, "stage": "denoiser"},
+                                      {"start": 4, "end": 6, "stage": "denoiser_2"}]
+    assert m["sampler"]["continuation_start"] == start
+    assert m["stages"]["denoiser_2"]["inputs"][0]["shape"] == [1, 4, 2, 4, 4]
+    pipe = ExportedPipeline(tmp_path / "w", threads=1)
+    noise = np.random.default_rng(1).standard_normal(pipe.latent_shape, dtype=np.float32)
+    video = pipe(PROMPT, noise=noise)
+    ref = windowed(PROMPT, latents=torch.from_numpy(noise)).frames[0]
+    assert video.shape == ref.shape == (21, 32, 32, 3)
+    assert np.abs(video - ref).max() < 1e-4
+    one_window = replace_defaults(windowed, window_latent_frames=0)(PROMPT, latents=torch.from_numpy(noise)).frames[0]
+    assert np.abs(one_window - ref).max() > 1e-3  # the windows change the video: the test would see a lost plan
 
 
 def test_runner_refuses_a_mismatch_or_a_missing_file(exported, tmp_path):

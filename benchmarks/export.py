@@ -7,7 +7,7 @@ abs error, the whole default video from the artifacts, and paired ShapesBench.
         --repeats 5 --specs 10 --output docs/export_bench.json
 
 Eager runs the same stages (edgevid.export.stages, the layers as written) on the same inputs;
-"video" is ExportedPipeline(...)(prompt) end to end (tokenizer, 4 denoiser steps, 8 decoder
+"video" is ExportedPipeline(...)(prompt) end to end (tokenizer, the manifest's denoiser chunks, 8 decoder
 chunks) against EdgeVidPipeline(prompt) at the same noise. ShapesBench scores both on the first
 --specs hold-out specs with the same noise per spec, new and legacy adherence.
 """

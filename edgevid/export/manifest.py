@@ -39,7 +39,8 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
     for key in ("format", "video", "latent", "sampler", "text", "decoder", "stages", "files"):
         if key not in manifest:
             raise ValueError(f"{path}: missing {key!r}")
-    chunk_stages = [c.get("stage") for c in manifest["sampler"].get("chunks", [])] if isinstance(manifest["sampler"], dict) else []
+    sampler = manifest["sampler"] if isinstance(manifest["sampler"], dict) else {}
+    chunk_stages = [c.get("stage") for c in sampler.get("chunks", [])]
     if not chunk_stages:
         raise ValueError(f"{path}: the sampler has no chunks; re-export with this edgevid")
     missing = [s for s in dict.fromkeys([*STAGES, *chunk_stages]) if s not in manifest["stages"]]

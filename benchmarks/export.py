@@ -35,6 +35,7 @@ def main(argv=None) -> int:
 
     from edgevid.eval.shapesbench.benchmark import benchmark_specs
     from edgevid.eval.shapesbench.score import aggregate, score_video
+    from edgevid.export.manifest import artifact_bytes
     from edgevid.export.runner import ExportedPipeline
     from edgevid.export.stages import build_stages, video_spec
     from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8, resolve_model_dir
@@ -57,8 +58,9 @@ def main(argv=None) -> int:
                     eager[st.name] = median_seconds(lambda st=st: st.module(*st.inputs), args.repeats)
             results["eager_stage_seconds"] = eager
         files = sum((folder.expanduser() / name).stat().st_size for name in m["files"])  # word table, time embeddings
-        row = {"precision": m["precision"], "bytes": sum(s["bytes"] for s in m["stages"].values()) + files,
-               "stage_bytes": {name: s["bytes"] for name, s in m["stages"].items()}, "file_bytes": files,
+        row = {"precision": m["precision"], "bytes": artifact_bytes(m) + files,
+               "stage_bytes": {name: s["bytes"] for name, s in m["stages"].items()},
+               "stage_files": {name: s["file"] for name, s in m["stages"].items()}, "file_bytes": files,
                "load_seconds": exp.load_seconds, "stages": {}}
         for st in eager_stages:
             inputs = [t.numpy() for t in st.inputs]

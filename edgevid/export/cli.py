@@ -23,7 +23,8 @@ def add_export_parser(sub) -> None:
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("-o", "--output", required=True, help="folder for the artifacts and manifest.json")
     p.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
-                   help="int8: per-channel int8 weights of linears (dynamic 8-bit activations) and convolutions (static, calibrated 8-bit activations); executorch only")
+                   help="int8: per-channel int8 weights of linears with dynamic 8-bit activations (convolutions stay fp32), "
+                        "and an int4 word table; executorch only")
     p.add_argument("--no-mobile-ops", action="store_true",
                    help="export the layers as written (GroupNorm, nearest upsampling, ... stay off XNNPACK)")
     p.add_argument("--num-frames", type=int, help="frames of the exported video (default: the model's)")
@@ -37,6 +38,7 @@ def cmd_export(args) -> None:
     import torch
 
     from edgevid.export.exporter import export_pipeline
+    from edgevid.export.manifest import artifact_bytes
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
     if args.threads:
@@ -45,7 +47,7 @@ def cmd_export(args) -> None:
     t0 = time.perf_counter()
     m = export_pipeline(pipe, args.output, args.format, precision=args.precision, mobile=not args.no_mobile_ops,
                         num_frames=args.num_frames, height=args.height, width=args.width)
-    total = sum(s["bytes"] for s in m["stages"].values())
+    total = artifact_bytes(m)
     v = m["video"]
     print(f"exported {v['num_frames']} frames {v['height']}x{v['width']} ({m['format']}, {m['precision']}): "
           f"{total / 2**20:.1f} MB in {time.perf_counter() - t0:.0f} s -> {args.output}/manifest.json")

@@ -7,9 +7,11 @@
       manifest.json          shapes, dtypes, time grid, fps, sha256 of every file, toolchain versions
       tokenizer.json         (MiniLM WordPiece) or the hashing tokenizer's parameters in the manifest
       time_embeddings.npy    (steps, E) float32: the denoiser's time input at each step (App. F)
-      token_table.npy        (V, D) the text encoder's word table (int8 + token_table_scales.npy in int8 exports)
+      token_table.npy        (V, D) the text encoder's word table (int4 + token_table_scales.npy in int8 exports)
       text.pte  denoiser.pte  decoder_first.pte  decoder_next.pte
-      denoiser_3.pte         (a model that generates in windows: the short last window's graph)
+                             a model that generates in windows also has the short last window's
+                             denoiser graph: method "denoiser_3" of denoiser.pte (ExecuTorch: one
+                             copy of the weights), or its own file denoiser_3.onnx / .tflite / .mlpackage
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevid.export.formats import EXPORTERS, FORMATS, SUFFIX, toolchain_versions
+from edgevid.export.formats import EXPORTERS, FORMATS, MULTI_METHOD, SUFFIX, toolchain_versions
 from edgevid.export.manifest import MANIFEST, MANIFEST_VERSION, file_digest
 from edgevid.export.stages import build_stages, video_spec
 
@@ -44,16 +46,20 @@ def _tokenizer(text_encoder, out: Path) -> dict:
 
 
 def _write_token_table(table: np.ndarray, out: Path, precision: str) -> dict:
-    """The text encoder's word table (V, D), looked up by the runner: float32, or int8 per row
-    with a float32 scale per row (symmetric: row = int8 * scale; 1/4 of the bytes)."""
+    """The text encoder's word table (V, D), looked up by the runner: float32, or in int8 exports
+    int4 with a float16 scale per 32 values of a row (export.quantize.quantize_table_int4; 1/7 of
+    the bytes)."""
     if precision != "int8":
         np.save(out / "token_table.npy", table.astype(np.float32))
         return {"file": "token_table.npy", "dtype": "float32"}
-    scales = np.maximum(np.abs(table).max(axis=1, keepdims=True), 1e-12) / 127.0  # (V, 1)
-    np.save(out / "token_table.npy", np.clip(np.round(table / scales), -127, 127).astype(np.int8))
-    np.save(out / "token_table_scales.npy", scales.astype(np.float32))
-    return {"file": "token_table.npy", "dtype": "int8", "scales": "token_table_scales.npy",
-            "quantization": "symmetric per row: row = int8 * scale"}
+    from edgevid.export.quantize import WORD_TABLE_GROUP, quantize_table_int4
+
+    packed, scales = quantize_table_int4(table, WORD_TABLE_GROUP)
+    np.save(out / "token_table.npy", packed)
+    np.save(out / "token_table_scales.npy", scales)
+    return {"file": "token_table.npy", "dtype": "int4", "scales": "token_table_scales.npy",
+            "quantization": f"symmetric, one float16 scale per {table.shape[1] // scales.shape[1]} values of a row; "
+                            "two values per byte, low nibble first, stored + 8"}
 
 
 def _io(names, tensors) -> list[dict]:
@@ -98,49 +104,48 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
 
     stages, constants = build_stages(pipe, spec, mobile=mobile)
     by_name = {s.name: s for s in stages}
-    calibration = {}
-    if precision == "int8":
-        from edgevid.export.quantize import calibration_inputs, calibration_prompts
-
-        if progress:
-            print("calibrating the int8 activations on the training-style prompts ...", flush=True)
-        prompts = calibration_prompts()
-        calibration = calibration_inputs(pipe, by_name, constants, spec, prompts)
     np.save(out / "time_embeddings.npy", constants["time_embeddings"].astype(np.float32))
     table = _write_token_table(constants["token_table"], out, precision)
     C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
-    entries = {}
+    # Stages that are one module at several input shapes (the denoiser per chunk length) go into
+    # one file as methods where the format allows it, so its weights are stored once.
+    files: dict = {}
     for stage in stages:
-        path = out / (stage.name + SUFFIX[fmt])
+        files.setdefault(id(stage.module) if fmt in MULTI_METHOD else stage.name, []).append(stage)
+    entries = {}
+    for head, *more in files.values():
+        path = out / (head.name + SUFFIX[fmt])
         t0 = time.perf_counter()
         if progress:
-            print(f"exporting {stage.name} ({fmt}, {precision}) ...", flush=True)
-        module = stage.module
-        if precision == "int8":
-            from edgevid.export.quantize import quantize_pt2e
-
-            module = quantize_pt2e(stage.module, stage.inputs, calibration[stage.name])
-        facts = EXPORTERS[fmt](module, stage.inputs, stage.input_names, stage.output_names, path, precision)
-        with torch.no_grad():
-            outputs = stage.module(*stage.inputs)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        entries[stage.name] = {"file": path.name, "sha256": file_digest(path), "bytes": _size(path),
-                               "inputs": _io(stage.input_names, stage.inputs),
-                               "outputs": _io(stage.output_names, outputs),
-                               "export_seconds": round(time.perf_counter() - t0, 1), **facts}
+            extra = f" with {', '.join(st.name for st in more)} as method(s)" if more else ""
+            print(f"exporting {head.name}{extra} ({fmt}, {precision}) ...", flush=True)
+        graphs = {st.name: _prepared(st, precision) for st in (head, *more)}
+        kwargs = {"methods": {st.name: (graphs[st.name], st.inputs) for st in more}} if more else {}
+        facts = EXPORTERS[fmt](graphs[head.name], head.inputs, head.input_names, head.output_names, path, precision,
+                               **kwargs)
+        method_facts = facts.pop("methods", {})
+        seconds = round(time.perf_counter() - t0, 1)
+        digest, size = file_digest(path), _size(path)
+        for st in (head, *more):
+            with torch.no_grad():
+                outputs = st.module(*st.inputs)
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+            entries[st.name] = {"file": path.name, **({"method": st.name} if st is not head else {}),
+                                "sha256": digest, "bytes": size, "inputs": _io(st.input_names, st.inputs),
+                                "outputs": _io(st.output_names, outputs), "export_seconds": seconds,
+                                **(facts if st is head else method_facts.get(st.name, {}))}
         if progress:
             extra = ""
             if "delegation" in facts:
                 d = facts["delegation"]
                 extra = f", {d['partitions']} XNNPACK partition(s), {100 * d['delegated_share']:.1f}% of ops delegated"
-            print(f"  {path.name}: {entries[stage.name]['bytes'] / 2**20:.1f} MB in "
-                  f"{entries[stage.name]['export_seconds']} s{extra}", flush=True)
+            print(f"  {path.name}: {size / 2**20:.1f} MB in {seconds} s{extra}", flush=True)
     manifest = {
         "manifest_version": MANIFEST_VERSION, "format": fmt, "precision": precision, "mobile_ops": mobile,
         "toolchain": versions, "edgevid_version": _version(),
         **({"quantization": {"linear": "int8 weights per channel, dynamic int8 activations",
-                             "conv2d": "int8 weights per channel, static int8 activations",
-                             "calibration_prompts": prompts, "other_ops": "fp32"}} if precision == "int8" else {}),
+                             "conv2d": "fp32", "other_ops": "fp32", "word_table": table["quantization"]}}
+           if precision == "int8" else {}),
         "video": {"num_frames": spec.num_frames, "height": spec.height, "width": spec.width, "fps": spec.fps},
         "latent": {"channels": C, "frames": K, "height": h, "width": w,
                    "temporal_compression": pipe.vae.config.temporal_compression,
@@ -163,6 +168,15 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
     manifest["files"] = {name: file_digest(out / name) for name in extra}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _prepared(stage, precision: str):
+    """The module to export for a stage: itself, or its int8 graph (export.quantize)."""
+    if precision != "int8":
+        return stage.module
+    from edgevid.export.quantize import quantize_pt2e
+
+    return quantize_pt2e(stage.module, stage.inputs)
 
 
 def _version() -> str:

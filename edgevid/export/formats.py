@@ -20,6 +20,7 @@ import torch
 FORMATS = ("executorch", "onnx", "litert", "coreml")
 SUFFIX = {"executorch": ".pte", "onnx": ".onnx", "litert": ".tflite", "coreml": ".mlpackage"}
 RUNS_HERE = ("executorch", "onnx", "litert")  # Core ML predicts on macOS only
+MULTI_METHOD = ("executorch",)  # formats whose files hold several graphs (methods) sharing weights
 PACKAGES = {"executorch": ("executorch",), "onnx": ("onnx", "onnxruntime", "onnxscript"),
             "litert": ("litert-torch", "ai-edge-litert"), "coreml": ("coremltools",)}
 # Ops that move no data through arithmetic: graph plumbing, not compute.
@@ -66,18 +67,23 @@ def delegation_report(edge_program) -> dict:
             "delegated_share": round(delegated / total, 4) if total else 1.0}
 
 
-def export_executorch(module, inputs, input_names, output_names, path: Path, precision: str = "fp32") -> dict:
-    """fp32, or int8: `module` is then already quantized (export.quantize, which needs calibration data)."""
+def export_executorch(module, inputs, input_names, output_names, path: Path, precision: str = "fp32",
+                      methods: dict | None = None) -> dict:
+    """fp32, or int8: `module` is then already quantized (export.quantize). methods: more graphs
+    {name: (module, inputs)} in the same .pte beside "forward" (the denoiser at a second chunk
+    length): the program stores weights once, however many methods use them."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
+    methods = methods or {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        edge = to_edge_transform_and_lower(_export(module, inputs), partitioner=[XnnpackPartitioner()])
-        program = edge.exported_program()
-        report = delegation_report(program)
+        programs = {"forward": _export(module, inputs), **{name: _export(m, x) for name, (m, x) in methods.items()}}
+        edge = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
+        reports = {name: delegation_report(edge.exported_program(name)) for name in programs}
         path.write_bytes(edge.to_executorch().buffer)
-    return {"delegation": report}
+    return {"delegation": reports["forward"],
+            **({"methods": {name: {"delegation": reports[name]} for name in methods}} if methods else {})}
 
 
 def export_onnx(module, inputs, input_names, output_names, path: Path, precision: str = "fp32") -> dict:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 # 2: the word-table lookup moved out of the text graph (token_table.npy); 3: windowed sampling
-# (sampler.chunks, a denoiser graph per chunk length)
-MANIFEST_VERSION = 3
+# (sampler.chunks, a denoiser graph per chunk length); 4: stages may be methods of one file
+# ("method"), int8 exports have linears-only int8 graphs and an int4 word table
+MANIFEST_VERSION = 4
 STAGES = ("text", "denoiser", "decoder_first", "decoder_next")
 
 
@@ -46,14 +47,16 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
     missing = [s for s in dict.fromkeys([*STAGES, *chunk_stages]) if s not in manifest["stages"]]
     if missing:
         raise ValueError(f"{path}: no entry for stage(s) {', '.join(map(str, missing))}")
+    checked = set()
     for name in manifest["stages"]:
         entry = manifest["stages"][name]
         file = folder / entry["file"]
         if not file.exists():
             raise ValueError(f"{folder}: {entry['file']} (stage {name}) is missing")
-        if verify and file_digest(file) != entry["sha256"]:
+        if verify and entry["file"] not in checked and file_digest(file) != entry["sha256"]:
             raise ValueError(f"{folder}: {entry['file']} does not match the manifest (sha256 differs): "
                              f"the artifact and manifest.json come from different exports")
+        checked.add(entry["file"])
     for name, digest in manifest.get("files", {}).items():  # the arrays and the tokenizer beside the graphs
         if not (folder / name).is_file():
             raise ValueError(f"{folder}: {name} is missing")
@@ -61,3 +64,8 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
             raise ValueError(f"{folder}: {name} does not match the manifest (sha256 differs): "
                              f"it and manifest.json come from different exports")
     return manifest
+
+
+def artifact_bytes(manifest: dict) -> int:
+    """Bytes of the stages' files, each file once (stages that are methods of one file share it)."""
+    return sum({entry["file"]: entry["bytes"] for entry in manifest["stages"].values()}.values())

@@ -70,14 +70,19 @@ def _executorch_runtime():
 
 
 class _ExecuTorch:
-    def __init__(self, path: Path, threads: int):
+    """One method of a .pte program; the methods of one file share its program (and weights)."""
+
+    def __init__(self, path: Path, threads: int, method: str = "forward", programs: dict | None = None):
         Runtime = _executorch_runtime()
 
         import torch
 
         self.torch = torch
         torch.set_num_threads(threads)
-        self.method = Runtime.get().load_program(path).load_method("forward")
+        programs = {} if programs is None else programs
+        if path not in programs:
+            programs[path] = Runtime.get().load_program(path)
+        self.method = programs[path].load_method(method)
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         outs = self.method.execute([self.torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
@@ -85,7 +90,8 @@ class _ExecuTorch:
 
 
 class _Onnx:
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, method: str = "forward", programs: dict | None = None):
+        _one_method(path, method)
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -99,7 +105,8 @@ class _Onnx:
 
 
 class _LiteRT:
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, method: str = "forward", programs: dict | None = None):
+        _one_method(path, method)
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
@@ -112,6 +119,11 @@ class _LiteRT:
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         out = self.runner(**{n: np.ascontiguousarray(x, dtype=d) for n, x, d in zip(self.names, inputs, self.dtypes)})
         return [out[n] for n in self.out_names]
+
+
+def _one_method(path: Path, method: str) -> None:
+    if method != "forward":
+        raise ValueError(f"{path.name}: this format has one graph per file; the manifest names method {method!r}")
 
 
 def _arg_index(name: str) -> int:
@@ -162,13 +174,18 @@ class ExportedPipeline:
             raise ValueError(f"unknown format {fmt!r} in the manifest")
         threads = threads or min(2, os.cpu_count() or 1)
         load_t0 = time.perf_counter()
-        self.stages = {name: RUNTIMES[fmt](self.folder / entry["file"], threads) for name, entry in m["stages"].items()}
+        programs = {}  # file -> loaded program: stages that are methods of one file share it
+        self.stages = {name: RUNTIMES[fmt](self.folder / entry["file"], threads, entry.get("method", "forward"), programs)
+                       for name, entry in m["stages"].items()}
         self.load_seconds = time.perf_counter() - load_t0
         self.tokenize = _Tokenizer(self.folder, m["text"]["tokenizer"], m["text"]["max_length"])
         self.temb = np.load(self.folder / m["sampler"]["time_embeddings"]).astype(np.float32)
         table = m["text"]["token_table"]
-        self.token_table = np.load(self.folder / table["file"])  # (V, D) float32, or int8 with per-row scales
+        self.token_table = np.load(self.folder / table["file"])  # (V, D) float32, or quantized with scales
         self.token_scales = np.load(self.folder / table["scales"]) if "scales" in table else None
+        self.token_dtype = table["dtype"]
+        if self.token_dtype not in ("float32", "int8", "int4"):
+            raise ValueError(f"unknown word-table dtype {self.token_dtype!r} in the manifest")
         self.timesteps = np.asarray(m["sampler"]["timesteps"], np.float32)
         lat = m["latent"]
         self.latent_shape = (1, lat["channels"], lat["frames"], lat["height"], lat["width"])
@@ -208,7 +225,9 @@ class ExportedPipeline:
     def word_embeds(self, ids: np.ndarray) -> np.ndarray:
         """ids (1, L) -> the word table's rows (1, L, D) float32: the text graph's input."""
         rows = self.token_table[ids]
-        if self.token_scales is not None:
+        if self.token_dtype == "int4":
+            return dequantize_table_int4(rows, self.token_scales[ids])
+        if self.token_dtype == "int8":
             rows = rows.astype(np.float32) * self.token_scales[ids]
         return rows.astype(np.float32)
 
@@ -220,6 +239,17 @@ class ExportedPipeline:
 
 
 # ----------------------------------------------------------------------------- the loops, in numpy
+def dequantize_table_int4(packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Rows of an int4 word table (export.quantize.quantize_table_int4): packed (..., D/2) uint8,
+    two values per byte (low nibble first, offset by 8), and scales (..., D/group) -> float32 (..., D)."""
+    low = (packed & 0x0F).astype(np.int8) - 8
+    high = (packed >> 4).astype(np.int8) - 8
+    q = np.stack([low, high], axis=-1).reshape(*packed.shape[:-1], 2 * packed.shape[-1])
+    groups = scales.shape[-1]
+    out = q.reshape(*q.shape[:-1], groups, -1).astype(np.float32) * scales[..., None].astype(np.float32)
+    return out.reshape(q.shape)
+
+
 def sample_chunks(velocity, noise: np.ndarray, timesteps: np.ndarray, chunks: list[dict],
                   continuation_start: str = "noise") -> np.ndarray:
     """Euler from t = 1 (noise) to t = 0, chunk by chunk (the pipeline's windows): each chunk after

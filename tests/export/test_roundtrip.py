@@ -95,7 +95,7 @@ def test_manifest_records_what_the_runner_needs(exported):
 
 
 @pytest.mark.parametrize("fmt,start", [("onnx", "hold"), ("executorch", "noise")])
-def test_windowed_model_round_trip(micro, tmp_path, fmt, start):
+def test_windowed_model_round_trip(micro, exported, tmp_path, fmt, start):
     """A model that generates in windows (the shipped default: 5 latents, overlap 1): one denoiser
     graph per chunk length, and the runner's numpy loop continues each window as the pipeline does."""
     from edgevid.export.exporter import export_pipeline
@@ -111,6 +111,14 @@ def test_windowed_model_round_trip(micro, tmp_path, fmt, start):
                                       {"start": 4, "end": 6, "stage": "denoiser_2"}]
     assert m["sampler"]["continuation_start"] == start
     assert m["stages"]["denoiser_2"]["inputs"][0]["shape"] == [1, 4, 2, 4, 4]
+    if fmt == "executorch":  # one file, two methods, the weights stored once
+        assert m["stages"]["denoiser_2"]["file"] == m["stages"]["denoiser"]["file"] == "denoiser.pte"
+        assert m["stages"]["denoiser_2"]["method"] == "denoiser_2" and "method" not in m["stages"]["denoiser"]
+        weights = 4 * sum(p.numel() for p in micro.unet.parameters())
+        one_graph = json.loads((exported("executorch") / "manifest.json").read_text())["stages"]["denoiser"]["bytes"]
+        assert one_graph < m["stages"]["denoiser"]["bytes"] < 2 * one_graph - 0.9 * weights
+    else:
+        assert m["stages"]["denoiser_2"]["file"] == "denoiser_2.onnx"
     pipe = ExportedPipeline(tmp_path / "w", threads=1)
     noise = np.random.default_rng(1).standard_normal(pipe.latent_shape, dtype=np.float32)
     video = pipe(PROMPT, noise=noise)
@@ -232,22 +240,46 @@ def test_a_failed_export_leaves_no_folder(micro, tmp_path, monkeypatch):
 
 
 def test_int8_executorch_round_trip_is_smaller_close_and_fully_delegated(micro, exported, tmp_path):
-    """int8 (export.quantize): linears with dynamic, convolutions with calibrated static int8
-    activations; every compute op still on XNNPACK, and the video close to the fp32 artifacts'."""
+    """int8 (export.quantize): linears int8 with dynamic activations, convolutions fp32, the word
+    table int4; every compute op still on XNNPACK, and the video close to the fp32 artifacts'."""
     from edgevid.export.exporter import export_pipeline
-    from edgevid.export.runner import ExportedPipeline
+    from edgevid.export.runner import ExportedPipeline, dequantize_table_int4
 
     pytest.importorskip("executorch")
     m = export_pipeline(micro, tmp_path / "int8", "executorch", precision="int8", progress=False)
     fp32 = json.loads((exported("executorch") / "manifest.json").read_text())
-    assert m["precision"] == "int8" and len(m["quantization"]["calibration_prompts"]) == 4
+    assert m["precision"] == "int8" and m["quantization"]["conv2d"] == "fp32"
     for name in ("text", "denoiser", "decoder_first", "decoder_next"):
         assert m["stages"][name]["delegation"]["delegated_share"] == 1.0
-        assert m["stages"][name]["bytes"] < 0.8 * fp32["stages"][name]["bytes"]
-    table, scales = np.load(tmp_path / "int8" / "token_table.npy"), np.load(tmp_path / "int8" / "token_table_scales.npy")
+    def linear_bytes(model):  # fp32 bytes of the weights that int8 shrinks to 1/4
+        return 4 * sum(mod.weight.numel() for mod in model.modules() if isinstance(mod, torch.nn.Linear))
+
+    for name, model in (("text", micro.text_encoder.model), ("denoiser", micro.unet)):
+        saved = fp32["stages"][name]["bytes"] - m["stages"][name]["bytes"]
+        assert 0.6 * 0.75 * linear_bytes(model) < saved < 0.75 * linear_bytes(model), name  # less the scales
+    packed, scales = np.load(tmp_path / "int8" / "token_table.npy"), np.load(tmp_path / "int8" / "token_table_scales.npy")
     ref = micro.text_encoder.model.word_embed.detach().numpy()
-    assert table.dtype == np.int8 and scales.shape == (ref.shape[0], 1)
-    assert np.abs(table * scales - ref).max() <= 0.5 * scales.max() + 1e-7  # rounding to the nearest step
+    assert packed.dtype == np.uint8 and packed.shape == (ref.shape[0], ref.shape[1] // 2)
+    group = np.gcd(ref.shape[1], 32)
+    assert scales.dtype == np.float16 and scales.shape == (ref.shape[0], ref.shape[1] // group)
+    step = np.repeat(scales.astype(np.float32), group, axis=1)
+    assert (np.abs(dequantize_table_int4(packed, scales) - ref) <= 0.5 * step + 1e-6).all()  # nearest of 15 levels
     a = ExportedPipeline(exported("executorch"), threads=1)(PROMPT, seed=0)
     b = ExportedPipeline(tmp_path / "int8", threads=1)(PROMPT, seed=0)
     assert a.shape == b.shape and 0 < np.abs(a - b).max() < 0.2 and np.abs(a - b).mean() < 0.02
+
+
+def test_int4_table_packing_round_trips_exactly_representable_rows():
+    from edgevid.export.quantize import quantize_table_int4
+    from edgevid.export.runner import dequantize_table_int4
+
+    rng = np.random.default_rng(0)
+    q = rng.integers(-7, 8, size=(5, 64)).astype(np.float32)
+    q[:, ::32] = 7  # every group reaches the top level: scale exactly 0.25 / 7 * 7
+    table = q * 0.25
+    packed, scales = quantize_table_int4(table)
+    assert np.array_equal(dequantize_table_int4(packed, scales), table)
+    assert np.array_equal(dequantize_table_int4(packed[[3, 1]], scales[[3, 1]]), table[[3, 1]])  # gathered rows
+    assert quantize_table_int4(np.ones((2, 40), np.float32))[1].shape == (2, 5)  # groups of gcd(40, 32) = 8
+    with pytest.raises(ValueError, match="must be even"):
+        quantize_table_int4(np.zeros((2, 9), np.float32))

@@ -10,6 +10,7 @@ MANIFEST = "manifest.json"
 # (sampler.chunks, a denoiser graph per chunk length); 4: stages may be methods of one file
 # ("method"), int8 exports have linears-only int8 graphs and an int4 word table
 MANIFEST_VERSION = 4
+READABLE_VERSIONS = (3, 4)  # a version-3 folder reads as one with no methods and an int8 or float32 word table
 STAGES = ("text", "denoiser", "decoder_first", "decoder_next")
 
 
@@ -34,9 +35,9 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("manifest_version") != MANIFEST_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("manifest_version") not in READABLE_VERSIONS:
         raise ValueError(f"{path}: manifest_version {manifest.get('manifest_version') if isinstance(manifest, dict) else None!r}"
-                         f" is not {MANIFEST_VERSION}; re-export with this edgevid")
+                         f" is not one of {READABLE_VERSIONS}; re-export with this edgevid")
     for key in ("format", "video", "latent", "sampler", "text", "decoder", "stages", "files"):
         if key not in manifest:
             raise ValueError(f"{path}: missing {key!r}")

@@ -904,6 +904,9 @@ def add_distill_parser(sub) -> None:
                     help="reconstruction target = the teacher's guided solve from the student's x_t (its "
                          "--teacher-guidance/-shift/-sample-steps) instead of the clean latent")
     ds.add_argument("--student-shift", type=float, help="timestep shift of the student's grid (default 1)")
+    ds.add_argument("--init-student", metavar="MODEL",
+                    help="start the student from this model's UNet (an earlier student, to continue it on more "
+                         "data or steps) instead of the teacher's")
     ds.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the student EMA of --run-dir's latest checkpoint to --output")
     _add_common_train_flags(ds, lr_and_bf16=False)
@@ -951,8 +954,16 @@ def cmd_distill(args) -> None:
     _check_training("distill", device, args, cfg.steps,
                     lambda *a: estimate_distill(teacher.unet, teacher.vae, cfg, *a))
     desc = {**desc, "teacher": str(args.teacher)}
+    init = None
+    if args.init_student:
+        try:
+            init = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.init_student)).unet
+        except ValueError as e:
+            raise CLIError(f"--init-student: {e}") from None
+        init = getattr(init, "eager", init)
+        desc["init_student"] = str(args.init_student)
     t0 = time.perf_counter()
-    student, _ = distill(args.run_dir, teacher.unet, teacher.vae, teacher.text_encoder, source, cfg,
+    student, _ = distill(args.run_dir, teacher.unet, teacher.vae, teacher.text_encoder, source, cfg, student=init,
                          data_description=desc, resume=args.resume, progress=not args.no_progress, device=device)
     print(f"distilled a {cfg.num_steps}-step student in {time.perf_counter() - t0:.0f} s")
     if args.output:

@@ -188,7 +188,22 @@ def test_distill_then_generate_with_the_student(tiny_model_dir, tmp_path, capsys
     assert probe_video(out)["frames"] == 5
     assert main(["distill", *common, "--steps", "2", "--export-checkpoint", "--output", str(tmp_path / "early")]) == 0
     assert (tmp_path / "early" / "unet" / "model.safetensors").is_file()
+    # Continue the student (not the teacher) on more steps: the generator starts from its weights.
+    more = [*common[:2], "--run-dir", str(tmp_path / "rd2"), *common[4:]]
+    assert main(["distill", *more, "--steps", "1", "--init-student", str(tmp_path / "student"),
+                 "--generator-lr", "0", "--discriminator-lr", "0", "--ema-decay", "0", "--output", str(tmp_path / "s2")]) == 0
+    run = json.loads((tmp_path / "rd2" / "config.json").read_text())
+    assert run["data"]["init_student"] == str(tmp_path / "student") and "teacher_unet" in run
+    import torch
+    from safetensors.torch import load_file
+
+    st, s2, te = (load_file(d / "unet" / "model.safetensors")
+                  for d in (tmp_path / "student", tmp_path / "s2", tiny_model_dir))
+    assert all(torch.equal(st[k], s2[k]) for k in st)  # lr 0: the student's weights ...
+    assert not all(torch.equal(st[k], te[k]) for k in st)  # ... which are not the teacher's
     capsys.readouterr()
+    assert main(["distill", *more, "--init-student", str(tmp_path / "nope")]) == 1
+    assert "--init-student" in capsys.readouterr().err
     # One-line errors: a missing teacher, bad ablation settings.
     assert main(["distill", "--teacher", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r2")]) == 1
     assert "--teacher" in capsys.readouterr().err

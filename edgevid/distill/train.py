@@ -56,19 +56,25 @@ def _mean(losses: list[torch.Tensor]) -> torch.Tensor:
 
 
 def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, text_encoder: TextEncoder, source,
-            cfg: DistillConfig, *, data_description: dict | None = None, resume: bool = False,
-            progress: bool = True, device: str | torch.device = "cpu") -> tuple[SpatioTemporalUNet, list[dict]]:
-    """Distil `teacher` into a cfg.num_steps-step student; returns (EMA student, log records of this call)."""
+            cfg: DistillConfig, *, student: SpatioTemporalUNet | None = None, data_description: dict | None = None,
+            resume: bool = False, progress: bool = True,
+            device: str | torch.device = "cpu") -> tuple[SpatioTemporalUNet, list[dict]]:
+    """Distil `teacher` into a cfg.num_steps-step student; returns (EMA student, log records of this call).
+    student: the generator's start (an earlier student, to continue it on more data); default the teacher."""
     from edgevid.text import PromptCache
 
     if teacher.config.in_channels != vae.config.latent_channels or teacher.config.text_dim != text_encoder.dim:
         raise ValueError("the teacher UNet does not match the VAE's latent channels or the text encoder's width")
+    student = teacher if student is None else student
+    if (student.config.in_channels, student.config.text_dim) != (teacher.config.in_channels, teacher.config.text_dim):
+        raise ValueError("the student UNet does not match the teacher's latent channels or text width")
     run_dir = prepare_run_dir(Path(run_dir), {
-        "task": "distill", "distill": cfg, "unet": teacher.config, "vae": vae.config,
+        "task": "distill", "distill": cfg, "unet": student.config,
+        **({"teacher_unet": teacher.config} if student is not teacher else {}), "vae": vae.config,
         "text_encoder": text_encoder.config, "data": data_description or {},
     }, resume)
     torch.manual_seed(cfg.seed)
-    generator = copy.deepcopy(teacher).to(device).train().requires_grad_(True)
+    generator = copy.deepcopy(student).to(device).train().requires_grad_(True)
     disc = Discriminator(teacher, cfg.head, cfg.head_channels).to(device).train()
     vae = vae.to(device).eval().requires_grad_(False)
     prompts = PromptCache(text_encoder)

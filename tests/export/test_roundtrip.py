@@ -136,6 +136,13 @@ def test_runner_refuses_a_mismatch_or_a_missing_file(exported, tmp_path):
 
     folder = tmp_path / "copy"
     shutil.copytree(exported("onnx"), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["stages"]["denoiser"]["method"] = "denoiser_3"  # ONNX files hold one graph
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="one graph per file"):
+        ExportedPipeline(folder)
+    del manifest["stages"]["denoiser"]["method"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     table = np.load(folder / "token_table.npy")
     np.save(folder / "token_table.npy", table[::-1].copy())  # the arrays beside the graphs are checked too
     with pytest.raises(ValueError, match="token_table.npy does not match the manifest"):

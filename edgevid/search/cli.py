@@ -129,7 +129,9 @@ def cmd_search_run(args) -> None:
     preset = best.plan.to_config(pipe.unet.config)
     (out / "unet.json").write_text(json.dumps(config_to_dict(preset), indent=2) + "\n")
     evaluated = list(result.evaluated.values())
-    plot_pareto(evaluated, out / "pareto.png", hand_designed=start.key, chosen=best.plan.key)
+    label = {"flow_loss": "quality proxy (share of the spatial-only flow loss removed)",
+             "shapesbench": "quality proxy (motion, smoothness, consistency)"}[proxy_cfg.metric]
+    plot_pareto(evaluated, out / "pareto.png", hand_designed=start.key, chosen=best.plan.key, quality_label=label)
     start_cost = predict(table, start)
     summary = {
         "table": str(args.lut), "runtime": table.runtime, "threads": table.threads, "machine": table.machine,

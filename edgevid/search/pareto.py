@@ -8,7 +8,8 @@ from edgevid.search.evolve import Evaluated, pareto_front
 
 
 def plot_pareto(evaluated: list[Evaluated], path: str | Path, hand_designed: str | None = None,
-                chosen: str | None = None, title: str = "temporal-layer search") -> Path:
+                chosen: str | None = None, title: str = "temporal-layer search",
+                quality_label: str = "quality proxy (motion, smoothness, consistency)") -> Path:
     try:
         import matplotlib
     except ImportError:
@@ -27,7 +28,7 @@ def plot_pareto(evaluated: list[Evaluated], path: str | Path, hand_designed: str
             ax.scatter([hits[0].cost.ms], [hits[0].quality], zorder=5, label=f"{label}: {key}",
                        **{"s": 70, **style})
     ax.set_xlabel("predicted latency per denoiser call (ms, look-up table)")
-    ax.set_ylabel("quality proxy (motion, smoothness, consistency)")
+    ax.set_ylabel(quality_label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")

@@ -52,9 +52,9 @@ def _write_token_table(table: np.ndarray, out: Path, precision: str) -> dict:
     if precision != "int8":
         np.save(out / "token_table.npy", table.astype(np.float32))
         return {"file": "token_table.npy", "dtype": "float32"}
-    from edgevid.export.quantize import WORD_TABLE_GROUP, quantize_table_int4
+    from edgevid.export.quantize import quantize_table_int4
 
-    packed, scales = quantize_table_int4(table, WORD_TABLE_GROUP)
+    packed, scales = quantize_table_int4(table)
     np.save(out / "token_table.npy", packed)
     np.save(out / "token_table_scales.npy", scales)
     return {"file": "token_table.npy", "dtype": "int4", "scales": "token_table_scales.npy",

@@ -1,4 +1,4 @@
-"""`edgevid search lut | validate | run`: one parser function beside each command."""
+"""`edgevid search lut | validate | run | score`: one parser function beside each command."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,9 @@ def add_search_parser(sub) -> None:
                            "  edgevid search lut --runtime eager --threads 2 -o lut-eager.json\n"
                            "  edgevid search validate --lut lut-eager.json --num 5\n"
                            "  edgevid search run --lut lut-eager.json --latency-budget 300 --run-dir ~/runs/search "
-                           "-o searched/"))
+                           "-o searched/\n"
+                           "  edgevid search score --plans model 'conv1d1-self_attn1d3-self_attn1d2|self_attn1d1' "
+                           "--train-seeds 0 1 2 --run-dir ~/runs/search"))
     ssub = s.add_subparsers(dest="what", required=True)
     lut = ssub.add_parser("lut", help="measure the look-up table of every temporal layer type and stage on a runtime")
     lut.add_argument("--model", default="teacher", help="model whose UNet backbone the table is for (default: teacher)")
@@ -34,22 +36,49 @@ def add_search_parser(sub) -> None:
     val.set_defaults(func=cmd_search_validate)
     run = ssub.add_parser("run", help="eliminate over-budget plans, then search (Alg. A1) from the model's own plan")
     run.add_argument("--lut", required=True, help="a table from `edgevid search lut` (any runtime)")
-    run.add_argument("--model", default="teacher", help="trained backbone whose spatial layers candidates inherit")
     run.add_argument("--latency-budget", type=float, help="ms per denoiser call, on the table's runtime")
     run.add_argument("--memory-budget", type=float, help="MB (activations + fp32 weights) per denoiser call")
     run.add_argument("--iterations", type=int, default=6)
     run.add_argument("--sample-actions", type=int, help="evaluate only this many random actions per iteration")
     run.add_argument("--kinds", default="conv1d,self_attn1d,cross_attn1d,conv3d,self_attn3d,cross_attn3d",
                      help="temporal layer types to search over (comma-separated)")
-    run.add_argument("--proxy-steps", type=int, help="temporal-layer training steps per candidate (default 150)")
-    run.add_argument("--proxy-specs", type=int, help="hold-out clips scored per candidate (default 8)")
-    run.add_argument("--proxy-metric", choices=("shapesbench", "flow_loss"), default="shapesbench",
-                     help="candidate quality: ShapesBench motion on samples, or the share of the spatial-only "
-                          "model's held-out flow loss (object cells) that the temporal layers remove")
-    run.add_argument("--run-dir", required=True, help="latent cache and quality cache (reused by later runs)")
+    run.add_argument("--start", help="plan key to start from, e.g. 'conv1d1-self_attn1d3-self_attn1d2|self_attn1d1' "
+                                      "(default: the model's own plan, which the plot marks as hand-designed)")
+    _add_proxy_arguments(run)
     run.add_argument("-o", "--output", required=True, help="folder: searched preset (unet.json), search.json, pareto.png")
-    run.add_argument("--threads", type=int, default=1)
     run.set_defaults(func=cmd_search_run)
+    score = ssub.add_parser("score", help="the quality proxy of given plans under several training seeds "
+                                          "(the proxy's noise; plans compared at equal training compute)")
+    score.add_argument("--plans", nargs="+", required=True,
+                       help="plan keys; 'model' is the model's own plan")
+    score.add_argument("--train-seeds", type=int, nargs="+", default=[0],
+                       help="seeds of the temporal layers' init and batch order (the clips stay the same)")
+    score.add_argument("--lut", help="table for each plan's predicted latency (needed by --equal-compute)")
+    score.add_argument("--equal-compute", action="store_true",
+                       help="train each plan for --proxy-steps x (first plan's ms / its ms) steps: equal compute")
+    _add_proxy_arguments(score)
+    score.add_argument("-o", "--output", help="write every result as JSON")
+    score.set_defaults(func=cmd_search_score)
+
+
+def _add_proxy_arguments(p) -> None:
+    p.add_argument("--model", default="teacher", help="trained backbone whose spatial layers candidates inherit")
+    p.add_argument("--proxy-steps", type=int, help="temporal-layer training steps per candidate (default 150)")
+    p.add_argument("--proxy-specs", type=int, help="hold-out clips scored per candidate (default 8)")
+    p.add_argument("--proxy-metric", choices=("shapesbench", "flow_loss"), default="shapesbench",
+                   help="candidate quality: ShapesBench motion on samples, or the share of the spatial-only "
+                        "model's held-out flow loss (object cells) that the temporal layers remove")
+    p.add_argument("--run-dir", required=True, help="latent cache and quality cache (reused by later runs)")
+    p.add_argument("--threads", type=int, default=1)
+
+
+def _proxy_config(args, **overrides):
+    import dataclasses
+
+    from edgevid.search.quality import ProxyConfig
+
+    given = {"steps": args.proxy_steps, "eval_specs": args.proxy_specs, **overrides}
+    return dataclasses.replace(ProxyConfig(metric=args.proxy_metric), **{k: v for k, v in given.items() if v is not None})
 
 
 def _threads(n: int) -> None:
@@ -99,7 +128,7 @@ def cmd_search_run(args) -> None:
 
     from edgevid.config import config_to_dict
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
-    from edgevid.search.evolve import all_plans, eliminate, memory_bytes, search
+    from edgevid.search.evolve import Evaluated, all_plans, eliminate, memory_bytes, search
     from edgevid.search.lut import LatencyTable
     from edgevid.search.pareto import plot_pareto
     from edgevid.search.predict import predict
@@ -110,7 +139,8 @@ def cmd_search_run(args) -> None:
     table = LatencyTable.load(args.lut)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision="fp32")
-    start = TemporalPlan.from_config(pipe.unet.config)
+    own = TemporalPlan.from_config(pipe.unet.config)
+    start = TemporalPlan.from_key(args.start) if args.start else own
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     mem = args.memory_budget * 2**20 if args.memory_budget else None
@@ -118,8 +148,7 @@ def cmd_search_run(args) -> None:
     kept, oom, slow = eliminate(plans, table, mem, args.latency_budget)
     print(f"coarse stage: {len(plans)} plans, {oom} over the memory budget, {slow} then over the latency budget, "
           f"{len(kept)} left")
-    proxy_cfg = dataclasses.replace(ProxyConfig(metric=args.proxy_metric),
-                                    **{k: v for k, v in (("steps", args.proxy_steps), ("eval_specs", args.proxy_specs)) if v})
+    proxy_cfg = _proxy_config(args)
     proxy = TemporalQualityProxy(pipe, proxy_cfg, Path(args.run_dir))
     t0 = time.perf_counter()
     result = search(table, start, proxy, latency_budget=args.latency_budget, memory_budget=mem,
@@ -131,12 +160,16 @@ def cmd_search_run(args) -> None:
     evaluated = list(result.evaluated.values())
     label = {"flow_loss": "quality proxy (share of the spatial-only flow loss removed)",
              "shapesbench": "quality proxy (motion, smoothness, consistency)"}[proxy_cfg.metric]
-    plot_pareto(evaluated, out / "pareto.png", hand_designed=start.key, chosen=best.plan.key, quality_label=label)
+    if own.key not in result.evaluated:  # a search started elsewhere still shows the hand-designed plan
+        result.evaluated[own.key] = Evaluated(own, proxy(own), predict(table, own))
+        evaluated = list(result.evaluated.values())
+    plot_pareto(evaluated, out / "pareto.png", hand_designed=own.key, chosen=best.plan.key, quality_label=label)
     start_cost = predict(table, start)
     summary = {
         "table": str(args.lut), "runtime": table.runtime, "threads": table.threads, "machine": table.machine,
         "latency_budget_ms": args.latency_budget, "memory_budget_mb": args.memory_budget,
         "coarse": {"plans": len(plans), "over_memory": oom, "over_latency": slow, "kept": len(kept)},
+        "hand_designed": own.key,
         "start": {"plan": start.key, "quality": result.evaluated[start.key].quality, "ms": start_cost.ms,
                   "memory_mb": memory_bytes(start_cost) / 2**20},
         "best": {"plan": best.plan.key, "quality": best.quality, "ms": best.cost.ms,
@@ -148,6 +181,51 @@ def cmd_search_run(args) -> None:
         "seconds_per_evaluation": round(sum(proxy.seconds_per_evaluation) / max(1, len(proxy.seconds_per_evaluation)), 1),
     }
     (out / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"searched {best.plan.key}: quality {best.quality:.3f} at {best.cost.ms:.1f} ms, against {start.key}: "
-          f"{summary['start']['quality']:.3f} at {start_cost.ms:.1f} ms; {len(evaluated)} plans evaluated in "
+    own_eval = result.evaluated[own.key]
+    print(f"searched {best.plan.key}: quality {best.quality:.3f} at {best.cost.ms:.1f} ms, against {own.key} "
+          f"(hand-designed): {own_eval.quality:.3f} at {own_eval.cost.ms:.1f} ms; {len(evaluated)} plans evaluated in "
           f"{wall / 3600:.2f} h; wrote {out / 'unet.json'}, {out / 'pareto.png'}, {out / 'search.json'}")
+
+
+def cmd_search_score(args) -> None:
+    import numpy as np
+
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
+    from edgevid.search.lut import LatencyTable
+    from edgevid.search.predict import predict
+    from edgevid.search.quality import TemporalQualityProxy
+    from edgevid.search.space import TemporalPlan
+
+    if args.equal_compute and not args.lut:
+        raise SystemExit("edgevid search score: --equal-compute needs --lut (the plans' predicted latencies)")
+    _threads(args.threads)
+    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision="fp32")
+    plans = [TemporalPlan.from_config(pipe.unet.config) if k == "model" else TemporalPlan.from_key(k)
+             for k in args.plans]
+    table = LatencyTable.load(args.lut) if args.lut else None
+    ms = [predict(table, p).ms if table else None for p in plans]
+    base_steps = _proxy_config(args).steps
+    rows = []
+    for plan, plan_ms in zip(plans, ms):
+        steps = round(base_steps * ms[0] / plan_ms) if args.equal_compute else base_steps
+        qualities, seconds = [], []
+        for seed in args.train_seeds:
+            proxy = TemporalQualityProxy(pipe, _proxy_config(args, steps=steps, train_seed=seed), Path(args.run_dir))
+            qualities.append(proxy(plan))
+            seconds.append(proxy.results[f"{proxy.settings}:{plan.key}"].get("seconds", 0.0))
+            print(f"  {plan.key}, train seed {seed}, {steps} steps: {qualities[-1]:.4f}", flush=True)
+        rows.append({"plan": plan.key, "ms": plan_ms, "steps": steps, "train_seeds": args.train_seeds,
+                     "quality": qualities, "mean": float(np.mean(qualities)),
+                     "std": float(np.std(qualities, ddof=1)) if len(qualities) > 1 else None,
+                     "seconds": seconds})
+    print("| plan | ms | steps | quality per train seed | mean | std |\n|---|---|---|---|---|---|")
+    for r in rows:
+        std = f"{r['std']:.4f}" if r["std"] is not None else ""
+        ms_text = f"{r['ms']:.1f}" if r["ms"] is not None else ""
+        plan_cell = r["plan"].replace("|", "\\|")  # the key's '|' would split the markdown cell
+        print(f"| {plan_cell} | {ms_text} | {r['steps']} | {' / '.join(f'{q:.4f}' for q in r['quality'])} | "
+              f"{r['mean']:.4f} | {std} |")
+    if args.output:
+        Path(args.output).write_text(json.dumps({"metric": args.proxy_metric, "model": args.model, "rows": rows},
+                                                indent=2) + "\n")
+        print(f"wrote {args.output}")

@@ -34,6 +34,25 @@ class TemporalPlan:
         return "-".join(parts[:-1]) + "|" + parts[-1]
 
     @classmethod
+    def from_key(cls, key: str) -> "TemporalPlan":
+        """The inverse of `key`: 'conv1d1-self_attn1d3-none|self_attn1d1' -> its plan."""
+        import re
+
+        stages, sep, mid = key.partition("|")
+        if not sep:
+            raise ValueError(f"a plan key is 'stage-stage-...|mid', e.g. 'conv1d1-self_attn1d1-none|self_attn1d1'; got {key!r}")
+        positions = []
+        for part in (*stages.split("-"), mid):
+            m = re.fullmatch(r"([a-z0-9_]+?)(\d+)", part)
+            if part == "none":
+                positions.append((None, 0))
+            elif m:
+                positions.append((m.group(1), int(m.group(2))))
+            else:
+                raise ValueError(f"cannot read {part!r} in plan key {key!r}: expected 'none' or a layer type and a count")
+        return cls(tuple(positions))
+
+    @classmethod
     def from_config(cls, config: UNetConfig) -> "TemporalPlan":
         positions = []
         for layers in (*config.temporal_layers, config.mid_temporal_layers):

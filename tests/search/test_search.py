@@ -39,6 +39,11 @@ def test_plan_round_trips_configs_and_never_mixes():
         Action("add", "conv3d", 0).apply(plan)
     full = TemporalPlan((("conv1d", MAX_PER_POSITION), (None, 0), (None, 0)))
     assert Action("add", "conv1d", 0) not in actions(full)
+    for p in (plan, full, *all_plans(3, KINDS)[::97]):
+        assert TemporalPlan.from_key(p.key) == p
+    for bad in ("conv1d1-none", "conv1d-none|none", "conv9d1-none|none", "conv1d4-none|none"):
+        with pytest.raises(ValueError):
+            TemporalPlan.from_key(bad)
 
 
 def test_table_building_is_keyed_and_round_trips(tmp_path):
@@ -144,6 +149,18 @@ def test_search_cli_lut_validate_run_on_a_tiny_model(tmp_path, capsys):
     assert (out / "pareto.png").stat().st_size > 1000 and json.loads((out / "unet.json").read_text())["channels"]
     cached = json.loads((tmp_path / "run" / "quality.json").read_text())
     assert len(cached) == 3  # a second run reuses these
+    # score: the given plans under two training seeds, at equal compute (steps scaled by latency)
+    capsys.readouterr()
+    assert main(["search", "score", "--plans", "model", "none-self_attn1d2|none", "--train-seeds", "0", "1",
+                 "--lut", str(lut), "--equal-compute", "--model", str(tmp_path / "model"), "--proxy-steps", "2",
+                 "--proxy-specs", "1", "--run-dir", str(tmp_path / "run"), "-o", str(tmp_path / "score.json")]) == 0
+    rows = json.loads((tmp_path / "score.json").read_text())["rows"]
+    assert [r["plan"] for r in rows] == ["conv1d1-self_attn1d1|self_attn1d1", "none-self_attn1d2|none"]
+    assert all(len(r["quality"]) == 2 and r["std"] is not None for r in rows)
+    assert rows[0]["steps"] == 2 and rows[1]["steps"] == round(2 * rows[0]["ms"] / rows[1]["ms"])
+    assert "\\|" in capsys.readouterr().out  # plan keys escaped in the markdown table
+    with pytest.raises(SystemExit, match="needs --lut"):
+        main(["search", "score", "--plans", "model", "--equal-compute", "--run-dir", str(tmp_path / "run")])
 
 
 def test_flow_loss_proxy_is_paired_and_rewards_trained_temporal_layers(tmp_path):
@@ -170,6 +187,12 @@ def test_flow_loss_proxy_is_paired_and_rewards_trained_temporal_layers(tmp_path)
     assert weights.shape == (pipe.vae.config.latent_channels,) and weights.min() >= 0.05
     uniform = TemporalQualityProxy(pipe, dataclasses.replace(cfg, channel_weighting="uniform"), tmp_path)
     assert uniform.settings != proxy.settings and uniform.channel_weights(None) is None
+    # train_seed: same clips, another init and batch order -> another setting and another trained model;
+    # the default (None) keeps the key results were cached under before the field existed
+    reseeded = TemporalQualityProxy(pipe, dataclasses.replace(cfg, train_seed=1), tmp_path)
+    assert reseeded.settings != proxy.settings
+    assert TemporalQualityProxy(pipe, dataclasses.replace(cfg, train_seed=None), tmp_path).settings == proxy.settings
+    assert reseeded(plan) != proxy(plan)
 
 
 def json_keys(path):

@@ -252,13 +252,15 @@ def object_error(pipe, rung: Rung, n: int = 32) -> dict:
     return out
 
 
-def inflate(source, config):
+def inflate(source, config, spatial_only: bool = False):
     """A UNet of `config` holding `source`'s weights, computing exactly what `source` did.
     Parameters `source` lacks must be ones a newer config adds with a zero-initialised output
     (the pooled-text path, the text refiner), or whole spatial transformers that a config adds
     at another resolution (attention at full latent resolution): their residual branches'
     output projections are zeroed here, so they too start as the identity. A config that only
-    widens layers (res_hidden_channels) gets `source` widened into it (models/grow.py)."""
+    widens layers (res_hidden_channels) gets `source` widened into it (models/grow.py).
+    `spatial_only`: `source`'s temporal layers are left out, and the config's own (whatever the
+    plan) keep their initialisation, whose zeroed output projections make them the identity."""
     from edgevid.models.blocks import SpatialTransformer
     from edgevid.models.grow import unet_chunked, widen_into
     from edgevid.models.unet import SpatioTemporalUNet
@@ -267,8 +269,9 @@ def inflate(source, config):
     if config.res_hidden_channels != source.config.res_hidden_channels:
         widen_into(source, model, chunked=unet_chunked(model))
         return model
+    state = {k: v for k, v in source.state_dict().items() if not (spatial_only and ".temporal." in k)}
     try:
-        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # a layer changed shape
         raise ValueError(f"cannot start {config} from the given UNet: {str(e).splitlines()[1].strip()}") from None
     added = {name for name, m in model.named_modules() if isinstance(m, SpatialTransformer)
@@ -279,7 +282,7 @@ def inflate(source, config):
             torch.nn.init.zeros_(proj.weight)
             torch.nn.init.zeros_(proj.bias)
     allowed = ("text_embed.", "text_refiner.", *(name + "." for name in added))
-    if unexpected or any(not k.startswith(allowed) for k in missing):
+    if unexpected or any(not k.startswith(allowed) and not (spatial_only and ".temporal." in k) for k in missing):
         raise ValueError(f"cannot start {config} from the given UNet: missing {missing}, unexpected {unexpected}")
     return model
 
@@ -348,6 +351,10 @@ def main(argv=None) -> int:
                    help="only score ground truth through --decoder's VAE on the rung (no training) and print it")
     p.add_argument("--steps", type=int, help="override the rung's fixed step count (not a ladder figure then)")
     p.add_argument("--init-from", help="model folder whose UNet starts the run (default: from scratch)")
+    p.add_argument("--temporal-plan", metavar="KEY",
+                   help="the UNet's temporal layers as an `edgevid search` plan key, e.g. "
+                        "'conv1d1-self_attn1d3-self_attn1d2|self_attn1d1'; with --init-from only its spatial "
+                        "layers are kept and the plan's temporal layers start as the identity")
     p.add_argument("--decoder", default="teacher",
                    help="model whose VAE decodes the eval samples (same latent space; default teacher)")
     p.add_argument("--eval-specs", type=int, default=EVAL_SPECS)
@@ -406,6 +413,10 @@ def main(argv=None) -> int:
     text = MiniLMTextEncoder.from_package()
     unet_cfg = dataclasses.replace(UNET_PRESETS["small"], in_channels=teacher.vae.config.latent_channels,
                                    out_channels=teacher.vae.config.latent_channels, **unet_changes)
+    if args.temporal_plan:
+        from edgevid.search.space import TemporalPlan
+
+        unet_cfg = TemporalPlan.from_key(args.temporal_plan).to_config(unet_cfg)
     train_cfg = TrainConfig(**{**BASE_TRAIN, "steps": args.steps or rung.steps, "batch_size": rung.batch_size,
                                "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24,
                                "num_clips": rung.num_clips, "cache_latents": True, **train_changes})
@@ -413,7 +424,7 @@ def main(argv=None) -> int:
     init_from = args.init_from or recipe.init
     if init_from:
         source_unet = EdgeVidPipeline.from_pretrained(resolve_model_dir(init_from)).unet
-        init = inflate(source_unet, unet_cfg)
+        init = inflate(source_unet, unet_cfg, spatial_only=bool(args.temporal_plan))
     run_dir = Path(args.run_dir).expanduser()
     t0 = time.perf_counter()
     if args.eval_only:
@@ -442,6 +453,7 @@ def main(argv=None) -> int:
     scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress, sampler=sampler)
     scores["object_error"] = object_error(pipe, rung)
     result = {"rung": args.rung, "rung_config": dataclasses.asdict(rung), "recipe": args.recipe,
+              "temporal_plan": args.temporal_plan,
               "unet_changes": unet_changes, "train_changes": train_changes, "steps": train_cfg.steps,
               "init_from": init_from, "decoder": args.decoder, "eval_specs": args.eval_specs,
               "sampler": dataclasses.asdict(sampler),

@@ -713,6 +713,10 @@ class MobileVDConfig:
     num_steps: int = 1  # the student's sampling steps (MobileVD: 1)
     batch_size: int = 4
     lr: float = 5e-5  # fine-tuning a trained model: a sixth of the teacher's lr
+    # The fine-tuning loss as the shipped I2V teacher's last runs had it (docs/MOBILEVD.md): each
+    # latent channel weighted by what the decoder shows, and t skewed low, where its error was.
+    channel_weighting: str = "decoder"
+    t_mean: float = -0.5
     buckets: tuple[tuple[int, int, int], ...] = ((17, 128, 256), (17, 256, 512))
     fps: int = 24  # as the teacher: at 8 fps the 4x temporal VAE caps the I2V score at 0.31
     num_clips: int = 1500
@@ -724,6 +728,9 @@ class MobileVDConfig:
             raise ValueError("MobileVDConfig.prune_keep_fraction and funnel_factor must be in (0, 1] (1 = off)")
         if min(self.finetune_steps, self.prune_steps, self.distill_steps) < 0 or self.num_steps < 1:
             raise ValueError("MobileVDConfig step counts must be >= 0 and num_steps >= 1")
+        if self.channel_weighting not in CHANNEL_WEIGHTINGS:
+            raise ValueError(f"MobileVDConfig.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, "
+                             f"got {self.channel_weighting!r}")
 
 # --------------------------------------------------------------------------------------
 # JSON round trip

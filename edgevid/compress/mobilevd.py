@@ -279,7 +279,8 @@ def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progr
     def finetune(stage_dir, init, steps, prune_keep=0):
         train = TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=min(50, steps),
                             buckets=cfg.buckets, fps=cfg.fps, num_clips=cfg.num_clips, cache_latents=cfg.cache_latents,
-                            seed=cfg.seed, checkpoint_every=100, log_every=25, lr_schedule="constant")
+                            seed=cfg.seed, checkpoint_every=100, log_every=25, lr_schedule="constant",
+                            channel_weighting=cfg.channel_weighting, t_mean=cfg.t_mean)
         trained, ema = train_i2v(stage_dir, init.config, train, pipe.vae, source, resume=resume and stage_dir.exists(),
                                  progress=progress, device=device, init_model=init, prune_keep=prune_keep,
                                  cache_dir=cache)

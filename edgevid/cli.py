@@ -898,6 +898,10 @@ def add_distill_parser(sub) -> None:
                     help="with --teacher-data: draw up to N samples per clip and keep the first whose decoded video "
                          "passes the static-attribute verifier against the training clip's scene (else the best; "
                          "default 1 = no verifier)")
+    ds.add_argument("--teacher-filter", action="store_true",
+                    help="with --teacher-data: train only on the teacher samples that pass the static-attribute "
+                         "verifier (draws of failing clips are redrawn; each sample is scored once, "
+                         "RUN_DIR/teacher_cache/verifier_scores.json)")
     ds.add_argument("--teacher-verify-threshold", type=float,
                     help="share of colour/shape/count/background checks a sample must pass (default 0.75)")
     ds.add_argument("--teacher-targets", action="store_true",
@@ -929,7 +933,7 @@ def cmd_distill(args) -> None:
                       "teacher_shift", "teacher_sample_steps", "teacher_attempts", "teacher_verify_threshold")}
     if args.student_shift is not None:
         extra["shift"] = args.student_shift
-    for flag in ("cache_latents", "teacher_data", "paired_noise", "teacher_targets"):
+    for flag in ("cache_latents", "teacher_data", "paired_noise", "teacher_targets", "teacher_filter"):
         if getattr(args, flag):
             extra[flag] = True
     if args.teacher_data and not args.num_clips:
@@ -938,6 +942,8 @@ def cmd_distill(args) -> None:
         raise CLIError("--paired-noise needs --teacher-data")
     if args.teacher_attempts is not None and args.teacher_attempts > 1 and not args.teacher_data:
         raise CLIError("--teacher-attempts needs --teacher-data")
+    if args.teacher_filter and not args.teacher_data:
+        raise CLIError("--teacher-filter needs --teacher-data")
     if args.teacher_verify_threshold is not None and not 0 < args.teacher_verify_threshold <= 1:
         raise CLIError(f"--teacher-verify-threshold must be in (0, 1], got {args.teacher_verify_threshold}")
     if args.student_shift is not None and not args.student_shift > 0:

@@ -373,6 +373,10 @@ class DistillConfig:
     # the student's x_t (its sampler settings above): consistency distillation with exact targets.
     teacher_targets: bool = False
     teacher_verify_threshold: float = 0.75
+    # With teacher_data: train only on the teacher samples that pass the verifier at
+    # teacher_verify_threshold (a draw of a failing clip is redrawn); each cached sample is scored
+    # once. Unlike teacher_attempts it draws no extra samples, so it applies to an existing cache.
+    teacher_filter: bool = False
     warmup_steps: int = 20
     seed: int = 0
     checkpoint_every: int = 100
@@ -391,6 +395,8 @@ class DistillConfig:
             raise ValueError("DistillConfig.teacher_data needs num_clips > 0 (each clip is sampled once and cached)")
         if self.paired_noise and not self.teacher_data:
             raise ValueError("DistillConfig.paired_noise needs teacher_data (real clips have no source noise)")
+        if self.teacher_filter and not self.teacher_data:
+            raise ValueError("DistillConfig.teacher_filter needs teacher_data (it filters the teacher's samples)")
         if self.teacher_attempts < 1 or (self.teacher_attempts > 1 and not self.teacher_data):
             raise ValueError("DistillConfig.teacher_attempts must be >= 1, and > 1 only with teacher_data")
         if not 0 < self.teacher_verify_threshold <= 1:

@@ -14,6 +14,11 @@ student learns from the teacher's good draws rather than all of them. The verifi
 decoded sample against the *training* clip's scene spec (known by construction), never a
 benchmark spec.
 
+With `keep_passing` (a verifier), training sees only the cached samples that pass it: a drawn
+clip whose sample fails is redrawn (up to MAX_REDRAWS times, from the same generator, so the
+batches stay a pure function of the step). No extra teacher samples are drawn for it, so it
+filters an existing cache; each sample is scored once (`verifier_scores.json` beside the cache).
+
 With `paired_noise`, the distillation's x_t is built from the very noise the teacher started
 from, so x_t lies on the straight line between the noise and the teacher's answer (the
 rectified-flow "reflow" coupling): at t = 1 the reconstruction target is a function of the
@@ -36,6 +41,9 @@ from edgevid.models.vae import VideoVAE
 from edgevid.train.loop import step_generator
 
 
+MAX_REDRAWS = 64  # keep_passing: draws per batch slot before a failing sample is used anyway
+
+
 class TeacherSamples:
     """`batches(step, g)` -> (x0 (B, C, T', H', W'), captions), like `LatentBatches`, with x0 from
     the teacher's sampler; `last_noise` is the noise each x0 of the last draw was sampled from.
@@ -45,7 +53,8 @@ class TeacherSamples:
                  buckets: tuple[tuple[int, int, int], ...], batch_size: int, num_clips: int, seed: int,
                  cache_dir: str | Path, guidance: float, shift: float, sample_steps: int, chunk: int = 4,
                  precision: str | None = "auto", verifier: "StaticAttributeVerifier | None" = None,
-                 attempts: int = 1, device: str | torch.device = "cpu"):
+                 attempts: int = 1, keep_passing: "StaticAttributeVerifier | None" = None,
+                 device: str | torch.device = "cpu"):
         if num_clips <= 0:
             raise ValueError("teacher samples need num_clips > 0: each of a finite set of clips is sampled once")
         if sample_steps < 1 or not guidance >= 0 or not shift > 0:
@@ -62,6 +71,15 @@ class TeacherSamples:
         if verifier is not None:
             self.sampler.update(verifier=verifier.name, attempts=int(attempts))
         self.verifier, self.attempts = verifier, attempts
+        self.keep_passing = keep_passing
+        self._scores_path = self.cache_dir / "verifier_scores.json"
+        self._scores: dict[str, float] = {}
+        if keep_passing is not None and self._scores_path.is_file():
+            saved = json.loads(self._scores_path.read_text())
+            if saved.get("verifier") == keep_passing.name:
+                self._scores = saved["scores"]
+        self.redraws = 0  # keep_passing: failing draws replaced so far
+        self.kept_failing = 0  # keep_passing: slots where MAX_REDRAWS draws all failed
         from edgevid.precision import resolve_precision
 
         self.precision = resolve_precision(precision, torch.device(device).type)
@@ -71,10 +89,34 @@ class TeacherSamples:
     def __call__(self, step: int, g: torch.Generator) -> tuple[Tensor, list[str]]:
         bucket = self.buckets[int(torch.randint(len(self.buckets), (1,), generator=g))]
         indices = [int(i) for i in torch.randint(self.num_clips, (self.batch_size,), generator=g)]
+        if self.keep_passing is not None:
+            indices = [self._passing(i, bucket, g) for i in indices]
         self.fill(indices, bucket)
         x0, noise, captions = zip(*(self._cache[(i, bucket)] for i in indices))
         self.last_noise = torch.stack(noise).to(self.device)
         return torch.stack(x0).to(self.device), list(captions)
+
+    def _passing(self, index: int, bucket: tuple[int, int, int], g: torch.Generator) -> int:
+        """`index`, or the first redraw (from `g`) whose sample passes `keep_passing`."""
+        for _ in range(MAX_REDRAWS):
+            if self.score(index, bucket) >= self.keep_passing.threshold:
+                return index
+            self.redraws += 1
+            index = int(torch.randint(self.num_clips, (1,), generator=g))
+        self.kept_failing += 1
+        return index
+
+    def score(self, index: int, bucket: tuple[int, int, int]) -> float:
+        """`keep_passing`'s score of the clip's sample (drawn if not cached), computed once."""
+        name = self._file(index, bucket).name
+        if name not in self._scores:
+            self.fill([index], bucket)
+            self._scores[name] = round(float(self.keep_passing(self._cache[(index, bucket)][0], index, bucket)), 4)
+            self._scores_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._scores_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"verifier": self.keep_passing.name, "scores": self._scores}, sort_keys=True))
+            tmp.replace(self._scores_path)
+        return self._scores[name]
 
     def caption(self, index: int, num_frames: int) -> str:
         if hasattr(self.source, "caption"):

@@ -79,11 +79,12 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
     vae = vae.to(device).eval().requires_grad_(False)
     prompts = PromptCache(text_encoder)
     if cfg.teacher_data:
-        verifier = (StaticAttributeVerifier(vae, source, cfg.fps, cfg.teacher_verify_threshold)
-                    if cfg.teacher_attempts > 1 else None)
+        check = (StaticAttributeVerifier(vae, source, cfg.fps, cfg.teacher_verify_threshold)
+                 if cfg.teacher_attempts > 1 or cfg.teacher_filter else None)
         batches = TeacherSamples(teacher.to(device), vae, prompts, source, cfg.buckets, cfg.batch_size, cfg.num_clips,
                                  cfg.seed, Path(run_dir) / "teacher_cache", cfg.teacher_guidance, cfg.teacher_shift,
-                                 cfg.teacher_sample_steps, verifier=verifier, attempts=cfg.teacher_attempts,
+                                 cfg.teacher_sample_steps, verifier=check if cfg.teacher_attempts > 1 else None,
+                                 attempts=cfg.teacher_attempts, keep_passing=check if cfg.teacher_filter else None,
                                  device=device)
     else:
         batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,

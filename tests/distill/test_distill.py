@@ -315,6 +315,38 @@ def test_rejection_sampling_keeps_the_first_draw_that_passes(tmp_path):
         _teacher_samples(pipe, tmp_path / "x", attempts=2)  # more than one draw needs a verifier
 
 
+def test_filter_trains_only_on_passing_samples_and_scores_each_once(tmp_path):
+    pipe = make_tiny_pipeline()
+
+    class Stub:  # passes clips 0 and 2 only
+        name, threshold = "stub", 0.75
+
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, z, index, bucket):
+            self.calls.append(index)
+            return 0.9 if index in (0, 2) else 0.1
+
+    stub = Stub()
+    data = _teacher_samples(pipe, tmp_path / "cache", num_clips=4, batch_size=3, keep_passing=stub)
+    seen = set()
+    for step in range(6):
+        _, captions = data(step, step_generator(0, step))
+        seen |= set(captions)
+    source = ProceduralClips(seed=0)
+    assert seen <= {source.clip(i, 5, 32, 32).caption for i in (0, 2)} and data.redraws > 0
+    assert len(stub.calls) == len(set(stub.calls)) <= 4 and data.kept_failing == 0  # each sample scored once
+    # The scores survive in the cache folder: a new reader scores nothing again, and draws the same batches.
+    again = _teacher_samples(pipe, tmp_path / "cache", num_clips=4, batch_size=3, keep_passing=Stub())
+    x0, _ = again(0, step_generator(0, 0))
+    first, _ = _teacher_samples(pipe, tmp_path / "cache", num_clips=4, batch_size=3, keep_passing=stub)(
+        0, step_generator(0, 0))
+    assert again.keep_passing.calls == [] and torch.equal(x0, first)
+    with pytest.raises(ValueError, match="teacher_filter needs teacher_data"):
+        DistillConfig(teacher_filter=True)
+
+
 def test_teacher_targets_continue_the_teachers_own_trajectory():
     from edgevid.distill.synthetic import TeacherTargets
     from edgevid.text import PromptCache

@@ -902,6 +902,9 @@ def add_distill_parser(sub) -> None:
                     help="with --teacher-data: train only on the teacher samples that pass the static-attribute "
                          "verifier (draws of failing clips are redrawn; each sample is scored once, "
                          "RUN_DIR/teacher_cache/verifier_scores.json)")
+    ds.add_argument("--teacher-filter-buckets", metavar="BUCKETS",
+                    help="with --teacher-filter: filter only these of --buckets, e.g. 1x256x256,17x256x256 "
+                         "(default: all)")
     ds.add_argument("--teacher-verify-threshold", type=float,
                     help="share of colour/shape/count/background checks a sample must pass (default 0.75)")
     ds.add_argument("--teacher-targets", action="store_true",
@@ -944,6 +947,10 @@ def cmd_distill(args) -> None:
         raise CLIError("--teacher-attempts needs --teacher-data")
     if args.teacher_filter and not args.teacher_data:
         raise CLIError("--teacher-filter needs --teacher-data")
+    if args.teacher_filter_buckets:
+        if not args.teacher_filter:
+            raise CLIError("--teacher-filter-buckets needs --teacher-filter")
+        extra["teacher_filter_buckets"] = _parse_buckets(args.teacher_filter_buckets)
     if args.teacher_verify_threshold is not None and not 0 < args.teacher_verify_threshold <= 1:
         raise CLIError(f"--teacher-verify-threshold must be in (0, 1], got {args.teacher_verify_threshold}")
     if args.student_shift is not None and not args.student_shift > 0:

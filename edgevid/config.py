@@ -377,6 +377,7 @@ class DistillConfig:
     # teacher_verify_threshold (a draw of a failing clip is redrawn); each cached sample is scored
     # once. Unlike teacher_attempts it draws no extra samples, so it applies to an existing cache.
     teacher_filter: bool = False
+    teacher_filter_buckets: tuple[tuple[int, int, int], ...] = ()  # the buckets filtered; () = every bucket
     warmup_steps: int = 20
     seed: int = 0
     checkpoint_every: int = 100
@@ -397,6 +398,9 @@ class DistillConfig:
             raise ValueError("DistillConfig.paired_noise needs teacher_data (real clips have no source noise)")
         if self.teacher_filter and not self.teacher_data:
             raise ValueError("DistillConfig.teacher_filter needs teacher_data (it filters the teacher's samples)")
+        if self.teacher_filter_buckets and (not self.teacher_filter
+                                            or not set(map(tuple, self.teacher_filter_buckets)) <= set(map(tuple, self.buckets))):
+            raise ValueError("DistillConfig.teacher_filter_buckets needs teacher_filter and must be among the buckets")
         if self.teacher_attempts < 1 or (self.teacher_attempts > 1 and not self.teacher_data):
             raise ValueError("DistillConfig.teacher_attempts must be >= 1, and > 1 only with teacher_data")
         if not 0 < self.teacher_verify_threshold <= 1:

@@ -85,6 +85,7 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
                                  cfg.seed, Path(run_dir) / "teacher_cache", cfg.teacher_guidance, cfg.teacher_shift,
                                  cfg.teacher_sample_steps, verifier=check if cfg.teacher_attempts > 1 else None,
                                  attempts=cfg.teacher_attempts, keep_passing=check if cfg.teacher_filter else None,
+                                 filter_buckets=tuple(map(tuple, cfg.teacher_filter_buckets)) or None,
                                  device=device)
     else:
         batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,

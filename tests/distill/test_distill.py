@@ -345,6 +345,15 @@ def test_filter_trains_only_on_passing_samples_and_scores_each_once(tmp_path):
     assert again.keep_passing.calls == [] and torch.equal(x0, first)
     with pytest.raises(ValueError, match="teacher_filter needs teacher_data"):
         DistillConfig(teacher_filter=True)
+    # filter_buckets: a bucket left out of it is drawn unfiltered, and its samples are never scored
+    other = Stub()
+    loose = _teacher_samples(pipe, tmp_path / "loose", num_clips=4, batch_size=3, keep_passing=other,
+                             filter_buckets={(9, 32, 32)})
+    _, captions = loose(0, step_generator(0, 0))
+    assert other.calls == [] and loose.redraws == 0
+    with pytest.raises(ValueError, match="teacher_filter_buckets"):
+        DistillConfig(teacher_data=True, num_clips=4, teacher_filter=True, buckets=((5, 32, 32),),
+                      teacher_filter_buckets=((9, 32, 32),))
 
 
 def test_teacher_targets_continue_the_teachers_own_trajectory():

@@ -668,6 +668,10 @@ def add_train_parser(sub) -> None:
                                                  "steps more, where image-to-video's error is: docs/MOBILEVD.md)")
     ti.add_argument("--t-std", type=float, help="logit-normal time sampling s (default 1)")
     _add_channel_weighting_flag(ti)
+    ti.add_argument("--residual-scale", type=float,
+                    help="run the flow on the clip's motion residual from its frozen video, (x - image) / S "
+                         "(static regions are 0, the model's error reaches the latent S times smaller; "
+                         "default 0 = from noise to the latent, or --init-from's own setting)")
     ti.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output")
     ti.add_argument("--init-from", metavar="MODEL_DIR",
@@ -780,7 +784,7 @@ def cmd_train_i2v(args) -> None:
     from edgevid.models.weights import load_component, load_state_strict, read_json, read_safetensors
     from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline, Img2VidDefaults
     from edgevid.train.checkpoint import latest_checkpoint
-    from edgevid.train.i2v import train_i2v
+    from edgevid.train.i2v import train_i2v, with_residual_scale
 
     if args.preset not in SVD_UNET_PRESETS:
         raise CLIError(f"unknown SVDUNet preset {args.preset!r}; choose from {sorted(SVD_UNET_PRESETS)}")
@@ -793,6 +797,10 @@ def cmd_train_i2v(args) -> None:
     vae = load_component(VideoVAE, VAEConfig, args.vae)
     c = vae.config.latent_channels
     unet_cfg = dataclasses.replace(SVD_UNET_PRESETS[args.preset], in_channels=2 * c, out_channels=c)
+    if args.residual_scale is not None:
+        if not args.residual_scale >= 0:
+            raise CLIError(f"--residual-scale must be >= 0, got {args.residual_scale}")
+        unet_cfg = dataclasses.replace(unet_cfg, residual_scale=args.residual_scale)
     height, width = _parse_size(args.sample_size)
     defaults = Img2VidDefaults(num_frames=args.sample_frames, height=height, width=width, fps=cfg.fps,
                                num_inference_steps=args.sample_steps)
@@ -819,6 +827,8 @@ def cmd_train_i2v(args) -> None:
             init = EdgeVidImg2VidPipeline.from_pretrained(args.init_from, precision="fp32").unet
         except (ValueError, OSError) as e:
             raise CLIError(f"--init-from: {e}") from None
+        if args.residual_scale is not None:  # the same weights, continued in another flow space
+            init = with_residual_scale(init, args.residual_scale)
         unet_cfg = init.config
         if unet_cfg.out_channels != c:
             raise CLIError(f"--init-from: its denoiser makes {unet_cfg.out_channels} latent channels, the VAE has {c}")

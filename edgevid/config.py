@@ -529,6 +529,12 @@ class SVDUNetConfig:
     # The network embeds timestep * timestep_scale. SVD's EDM preconditioning passes
     # c_noise = 0.25 * log(sigma) (scale 1); edgevid's rectified flow passes t in [0, 1] (scale 1000).
     timestep_scale: float = 1.0
+    # Image-to-video only (edgevid.train.i2v.ImageAnchor): 0 = the flow runs from pure noise to the
+    # clip's latent (SVD's setting); s > 0 = it runs on the clip's residual from its frozen video,
+    # (x0 - image latent at every frame) / s, so that a static region is exactly 0 and the model's
+    # error reaches the latent s times smaller. The frozen video's latent *is* the image latent at
+    # every frame with edgevid's causal VAE (checked in tests/train/test_i2v.py).
+    residual_scale: float = 0.0
 
     # ---- MobileVD optimisations (all off = SVD) ----
     # MobileVD Fig. 2 / Tab. 8 "optimized cross-attention": with a single context token the softmax
@@ -578,6 +584,8 @@ class SVDUNetConfig:
                              "(the sinusoids have cos/sin halves)")
         if not self.timestep_scale > 0:
             raise ValueError(f"SVDUNetConfig.timestep_scale must be > 0, got {self.timestep_scale}")
+        if not self.residual_scale >= 0:
+            raise ValueError(f"SVDUNetConfig.residual_scale must be >= 0 (0 = off), got {self.residual_scale}")
         if self.temporal_downsample:
             if len(self.temporal_downsample) != n:
                 raise ValueError(f"SVDUNetConfig.temporal_downsample needs one flag per stage ({n}) or none, "

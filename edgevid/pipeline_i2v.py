@@ -27,7 +27,7 @@ from edgevid.models.vae import VideoVAE
 from edgevid.models.weights import load_component, read_json, save_component
 from edgevid.pipeline import MODEL_INDEX, EdgeVidPipelineOutput, _convert, _to_unit_frames, _version
 from edgevid.precision import PipelinePrecision
-from edgevid.train.i2v import NOISE_AUG_DEFAULT, with_clean_image
+from edgevid.train.i2v import NOISE_AUG_DEFAULT, ImageAnchor
 
 
 @dataclass(frozen=True)
@@ -140,12 +140,14 @@ class EdgeVidImg2VidPipeline(PipelinePrecision):  # set_precision, autocast, dev
         ids = added_time_ids(B, d.fps, d.motion_bucket_id if motion_bucket_id is None else motion_bucket_id, aug,
                              device=self.device)
         # 3. Integrate the flow from noise to data, the first latent frame held at the image.
-        velocity = with_clean_image(lambda x, t: self.unet(x, t, cond, ids), image_latent)
+        #    (In the flow's space: the clip's residual from its frozen video for a residual model.)
+        space = ImageAnchor(image_latent, self.unet.config.residual_scale)
+        velocity = space.velocity(lambda x, t: self.unet(x, t, cond, ids))
         callback = None
         if callback_on_step_end is not None:
-            callback = lambda i, t, x: callback_on_step_end(self, i, float(t), {"latents": x})  # noqa: E731
+            callback = lambda i, t, x: callback_on_step_end(self, i, float(t), {"latents": space.from_flow(x)})  # noqa: E731
         with self.autocast():
-            x = sample_euler(velocity, latents, time_grid(steps, d.shift), callback=callback)
+            x = space.from_flow(sample_euler(velocity, latents, time_grid(steps, d.shift), callback=callback))
         x[:, :, 0] = image_latent
         if output_type == "latent":
             return EdgeVidPipelineOutput(frames=x)

@@ -32,7 +32,7 @@ from edgevid.flow.schedule import interpolate, logit_normal_t
 from edgevid.models.blocks import AttnSpec
 from edgevid.models.i2v import Img2VidDenoiser, added_time_ids, latent_motion
 from edgevid.models.vae import VideoVAE
-from edgevid.train.i2v import NOISE_AUG_MAX, with_clean_image
+from edgevid.train.i2v import NOISE_AUG_MAX, ImageAnchor
 from edgevid.train.latents import LatentBatches
 from edgevid.train.loop import prepare_run_dir
 
@@ -88,6 +88,10 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
     student = student if student is not None else teacher
     if teacher.config.out_channels != vae.config.latent_channels:
         raise ValueError("the teacher does not match the VAE's latent channels")
+    if teacher.config.residual_scale != student.config.residual_scale:
+        raise ValueError(f"the student's flow runs at residual_scale {student.config.residual_scale}, its teacher's "
+                         f"at {teacher.config.residual_scale}: the discriminator reads the teacher at the student's "
+                         "noise levels, so both must match")
     run_dir = prepare_run_dir(Path(run_dir), {
         "task": "distill_i2v", "distill": cfg, "unet": student.config, "teacher_unet": teacher.config,
         "vae": vae.config, "data": data_description or {},
@@ -109,19 +113,24 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
         ids = added_time_ids(B, source.fps, 0.0, aug)
         ids[:, 1] = latent_motion(x0)
 
+        # Everything below is in the flow's space (ImageAnchor: the latent itself, or a residual
+        # model's motion residual); networks read latents, through space.from_flow.
+        space = ImageAnchor(image, generator.config.residual_scale)
+        r0 = space.to_flow(x0)
+
         def with_image(x):
-            return torch.cat([image[:, :, None], x[:, :, 1:]], dim=2)  # frame 0 <- the clean image latent
+            return torch.cat([r0[:, :, :1], x[:, :, 1:]], dim=2)  # frame 0 <- the clean image (in the flow's space)
 
         t = grid[torch.randint(len(grid), (B,), generator=g)].to(device)
-        x_t = with_image(interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t))
+        x_t = with_image(interpolate(r0, torch.randn(x0.shape, generator=g).to(x0), t))
         t_prime = logit_normal_t(B, cfg.disc_t_mean, cfg.disc_t_std, generator=g, device=device)
-        x_real = with_image(interpolate(x0, torch.randn(x0.shape, generator=g).to(x0), t_prime))
-        velocity = with_clean_image(lambda x, tt: generator(x, tt, image_aug, ids), image)(x_t, t)
+        x_real = with_image(interpolate(r0, torch.randn(x0.shape, generator=g).to(x0), t_prime))
+        velocity = space.velocity(lambda x, tt: generator(x, tt, image_aug, ids))(x_t, t)
         x0_hat = predicted_x0(x_t, t, velocity)  # the given frame 0 is excluded from the reconstruction
         return AdversarialBatch(
             x_real=x_real, x_fake=with_image(fake_sample(x_t, t, t_prime, velocity)),
-            recon=normalized_pseudo_huber_loss(x0_hat[:, :, 1:], x0[:, :, 1:], cfg.huber_c or None),
-            discriminate=lambda x: disc(x, t_prime, image_aug, ids), frames=x0.shape[2])
+            recon=normalized_pseudo_huber_loss(x0_hat[:, :, 1:], r0[:, :, 1:], cfg.huber_c or None),
+            discriminate=lambda x: disc(space.from_flow(x), t_prime, image_aug, ids), frames=x0.shape[2])
 
     return adversarial_loop(run_dir, generator, disc.heads, cfg, make_batch, resume=resume, progress=progress,
                             desc="distill i2v")

@@ -48,6 +48,45 @@ def with_clean_image(velocity_fn: Callable[[Tensor, Tensor], Tensor], image_late
     return velocity
 
 
+class ImageAnchor:
+    """The space the flow runs in, for a model with `SVDUNetConfig.residual_scale` s.
+
+    s = 0: the latent itself (identity maps). s > 0: r = (x - a) / s, where a is the image latent
+    at every latent frame - exactly the latent of the frozen video (the image repeated), which
+    edgevid's causal VAE encodes as its first latent again at every later frame. The flow then
+    goes from noise to the clip's *motion residual*: static regions are 0, and whatever error
+    the model leaves is s times smaller in the latent the decoder sees. The network still reads
+    a latent-space x (`from_flow`), so it sees an image-like input at every t."""
+
+    def __init__(self, image_latent: Tensor, scale: float):
+        self.image, self.scale = image_latent, float(scale)  # (B, C, H', W')
+
+    def _anchor(self, x: Tensor) -> Tensor:
+        return self.image[:, :, None].to(x.dtype).expand_as(x)
+
+    def to_flow(self, x: Tensor) -> Tensor:
+        return x if self.scale == 0 else (x - self._anchor(x)) / self.scale
+
+    def from_flow(self, r: Tensor) -> Tensor:
+        return r if self.scale == 0 else self._anchor(r) + self.scale * r
+
+    def velocity(self, velocity_fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+        """A latent-space network call velocity_fn(x, t) as a velocity in the flow's space, with the
+        clean image held in the first latent frame (with_clean_image)."""
+        held = with_clean_image(velocity_fn, self.image)
+        return held if self.scale == 0 else (lambda r, t: held(self.from_flow(r), t))
+
+
+def with_residual_scale(model: Img2VidDenoiser, scale: float) -> Img2VidDenoiser:
+    """`model` (its weights unchanged) declared to run its flow at `residual_scale` = scale."""
+    import dataclasses
+
+    config = dataclasses.replace(model.config, residual_scale=float(scale))
+    model.config = config
+    model.unet.config = config
+    return model
+
+
 def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: TrainConfig, vae: VideoVAE, source, *,
               data_description: dict | None = None, resume: bool = False, progress: bool = True,
               device: str | torch.device = "cpu", init_model: Img2VidDenoiser | None = None,
@@ -105,8 +144,9 @@ def train_i2v(run_dir: str | Path, unet_config: SVDUNetConfig, train_config: Tra
         weight[:, :, 0] = 0.0  # the given frame is not a prediction
         if channel_weight is not None:
             weight = weight * channel_weight  # (B, C, T', H', W')
-        velocity = with_clean_image(lambda x, t: model(x, t, image_aug, ids), image)
-        loss = rectified_flow_loss(velocity, x0, cfg.t_mean, cfg.t_std, generator=g, weight=weight)
+        space = ImageAnchor(image, model.config.residual_scale)
+        velocity = space.velocity(lambda x, t: model(x, t, image_aug, ids))
+        loss = rectified_flow_loss(velocity, space.to_flow(x0), cfg.t_mean, cfg.t_std, generator=g, weight=weight)
         return loss, {"frames": float(x0.shape[2]), "motion": float(ids[:, 1].mean())}
 
     train_loop(run_dir=run_dir, model=model, optimizer=optimizer, ema=ema, step_fn=step_fn, total_steps=cfg.steps,

@@ -205,3 +205,83 @@ def test_train_i2v_cli_exports_a_checkpoint_and_continues_from_it(tmp_path):
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["t_mean"] == -0.5
     # decoder channel weighting reaches the image-to-video trainer too (measured once, kept in the run)
     assert len(json.loads((tmp_path / "b" / "channel_weights.json").read_text())["weights"]) == VAE_PRESETS["tiny"].latent_channels
+
+
+# ---------------------------------------------------------------------------- the residual flow (ImageAnchor)
+def test_frozen_video_latent_is_the_image_latent_at_every_frame():
+    """What the residual flow's anchor rests on: the causal VAE encodes a still image repeated
+    over the clip as its first latent again at every later latent frame (shipped-VAE-sized
+    channels are not needed for this: it is the architecture's, so random weights show it)."""
+    torch.manual_seed(0)
+    vae = VideoVAE(VAE_PRESETS["tiny"]).eval()
+    image = torch.rand(1, 3, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        z = vae.encode_latents(image.expand(-1, -1, 9, -1, -1).contiguous())  # (1, C, 3, 4, 4)
+    for k in range(1, z.shape[2]):
+        torch.testing.assert_close(z[:, :, k], z[:, :, 0], rtol=0, atol=1e-6)
+
+
+def test_image_anchor_maps_and_the_oracle_velocity_reproduces_the_clip():
+    from edgevid.train.i2v import ImageAnchor
+
+    image, x0 = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 3, 4, 4)
+    x0[:, :, 0] = image
+    plain, space = ImageAnchor(image, 0.0), ImageAnchor(image, 0.5)
+    assert plain.to_flow(x0) is x0 and plain.from_flow(x0) is x0
+    r0 = space.to_flow(x0)
+    torch.testing.assert_close(space.from_flow(r0), x0)
+    assert r0[:, :, 0].abs().max() == 0  # the given frame is the anchor: 0 in the residual
+    torch.testing.assert_close(r0[:, :, 1:], 2 * (x0[:, :, 1:] - image[:, :, None]))
+    # A pipeline whose network is the flow-space oracle (r_t - r0) / t returns x0 exactly: the sampler
+    # integrates in the residual space and maps back, with the network reading latent-space inputs.
+    pipe = _tiny_pipeline(frames=9, size=32, steps=3)
+    pipe.set_precision("fp32")
+    img = ProceduralClips(seed=1).clip(0, 9, 32, 32).video[0]
+    z_img = pipe.vae.encode_latents(pipe.prepare_image(img, 32, 32))[:, :, 0]
+    target = torch.randn(1, *pipe.vae.latent_shape(9, 32, 32))
+    target[:, :, 0] = z_img
+    seen = []
+
+    class Oracle(torch.nn.Module):
+        config = dataclasses.replace(TINY, residual_scale=0.5)
+
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))  # the pipeline reads its device from a parameter
+
+        def forward(self, x, t, cond, ids):
+            seen.append(x)
+            s = ImageAnchor(z_img, 0.5)
+            return (s.to_flow(x) - s.to_flow(target)) / t.view(-1, 1, 1, 1, 1)
+
+    pipe.unet = Oracle()
+    out = pipe(img, output_type="latent", generator=torch.Generator().manual_seed(0)).frames
+    torch.testing.assert_close(out, target, rtol=0, atol=1e-5)
+    assert seen[0][:, :, 1:].std() < 1.0  # the network's first input is the image plus 0.5 x noise, not noise
+
+
+def test_residual_training_distillation_and_their_checks(tmp_path):
+    from edgevid.config import DistillConfig
+    from edgevid.distill.i2v import distill_i2v
+    from edgevid.train.i2v import with_residual_scale
+
+    residual = dataclasses.replace(TINY, residual_scale=0.5)
+    vae = VideoVAE(VAE_PRESETS["tiny"])
+    cfg = TrainConfig(steps=2, batch_size=2, buckets=((5, 32, 32),), warmup_steps=1, checkpoint_every=2,
+                      log_every=1, num_clips=4, cache_latents=True)
+    _, ema = train_i2v(tmp_path / "run", residual, cfg, vae, ProceduralClips(seed=0), progress=False)
+    assert ema.config.residual_scale == 0.5
+    dcfg = DistillConfig(num_steps=1, steps=1, batch_size=2, buckets=((5, 32, 32),), head_channels=32,
+                         warmup_steps=1, checkpoint_every=1, log_every=1)
+    student, records = distill_i2v(tmp_path / "d", ema, vae, ProceduralClips(seed=0), dcfg, progress=False)
+    assert student.config.residual_scale == 0.5 and np.isfinite(records[0]["g_loss"])
+    pipe = EdgeVidImg2VidPipeline(vae, student, Img2VidDefaults(num_frames=5, height=32, width=32, num_inference_steps=1))
+    pipe.save_pretrained(tmp_path / "m")
+    assert EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "m").unet.config.residual_scale == 0.5
+    with pytest.raises(ValueError, match="residual_scale"):
+        distill_i2v(tmp_path / "x", Img2VidDenoiser(TINY), vae, ProceduralClips(seed=0), dcfg, student=student,
+                    progress=False)
+    with pytest.raises(ValueError, match="residual_scale"):
+        dataclasses.replace(TINY, residual_scale=-1.0)
+    model = with_residual_scale(Img2VidDenoiser(TINY), 0.25)
+    assert model.config.residual_scale == model.unet.config.residual_scale == 0.25

@@ -270,7 +270,7 @@ def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progr
             log(f"stage {stage_index} {name}: read back from {folder}")
             return
         model = build(run_dir / "runs" / f"{stage_index:02d}_{name}").cpu().eval()
-        steps = 1 if name.endswith("1step") else pipe.defaults.num_inference_steps
+        steps = cfg.num_steps if name.startswith("adversarial_") else pipe.defaults.num_inference_steps
         EdgeVidImg2VidPipeline(pipe.vae, model, replace_i2v_defaults(pipe, num_inference_steps=steps).defaults
                                ).save_pretrained(folder)
         log(f"stage {stage_index} {name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "

@@ -177,6 +177,10 @@ def test_compress_mobilevd_cli_writes_every_stage(tmp_path, capsys):
     assert student(np.zeros((32, 32, 3), np.uint8)).frames.shape == (1, 5, 32, 32, 3)
     # resume reads the finished stages back instead of training them again
     assert main(argv + ["--resume"]) == 0 and "read back" in capsys.readouterr().out
+    # a k-step student: the architecture stages are reused, and the stage folder samples in k steps
+    assert main(argv + ["--resume", "--num-steps", "2"]) == 0, capsys.readouterr().err
+    two = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "run" / "stages" / "05_adversarial_2step")
+    assert two.defaults.num_inference_steps == 2
     assert main(argv[:4] + ["--run-dir", str(tmp_path / "r2"), "--temporal-multiscaling", "1,1"]) == 1
     assert "--temporal-multiscaling needs 2" in capsys.readouterr().err
 

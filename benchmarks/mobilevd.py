@@ -3,6 +3,7 @@ image-to-video teacher, with FLOPs per NFE, CPU latency per NFE and of the whole
 
     python benchmarks/mobilevd.py --threads 2                      # architectures, random weights
     python benchmarks/mobilevd.py --teacher ~/runs/i2v/teacher-1-model --threads 2
+    python benchmarks/mobilevd.py --pipelines campaign/i2v_teacher edgevid/weights/i2v --threads 2
 
 Rows (cumulative, as the paper's table):
     teacher (svd-cpu)          25 NFE
@@ -17,6 +18,10 @@ The clip: 17 frames of 512x256 (5 latent frames of 32x64 with the causal 4x VAE,
 --threads threads; "clip" = VAE-encode the image + NFE x denoiser + decode 17 frames. Only the
 architecture is timed here: weights do not change the cost. Quality per row comes from
 `edgevid eval --model DIR` on the models `edgevid compress mobilevd` writes (docs/MOBILEVD.md).
+
+--pipelines DIR...: trained image-to-video pipelines timed end to end instead, as a user gets them:
+`pipe(image)` from a uint8 image to decoded frames at the model's own defaults (steps, size, frames),
+i.e. preprocessing + VAE encode + NFE x denoiser + decode, without writing a file.
 """
 from __future__ import annotations
 
@@ -58,6 +63,27 @@ def ablation_rows(teacher: Img2VidDenoiser, keep_fraction: float, funnel_factor:
     return [(name, nfe, teacher.with_unet(u).eval()) for name, nfe, u in rows]
 
 
+def time_pipelines(paths: list[str], repeats: int) -> None:
+    """The end-to-end clip time of each trained pipeline folder (median of `repeats` after a warm-up)."""
+    import numpy as np
+
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
+
+    print("| pipeline | steps | frames | size | params M | GFLOPs / NFE | clip s (median, warm) |")
+    print("|---|---|---|---|---|---|---|")
+    image = np.random.default_rng(0).integers(0, 256, (256, 512, 3), dtype=np.uint8)
+    for path in paths:
+        pipe = EdgeVidImg2VidPipeline.from_pretrained(path, precision="fp32")
+        d = pipe.defaults
+        C, T, H, W = pipe.vae.latent_shape(d.num_frames, d.height, d.width)
+        x, latent = torch.randn(1, C, T, H, W), torch.randn(1, C, H, W)
+        gflop = count_flops(pipe.unet, x, torch.tensor([0.5]), latent, added_time_ids(1, d.fps, 7.0, 0.02)) / 1e9
+        clip_s = median_seconds(lambda: pipe(image, generator=torch.Generator().manual_seed(0)), repeats)
+        params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
+        print(f"| {path} | {d.num_inference_steps} | {d.num_frames} | {d.width}x{d.height} | {params:.2f} | "
+              f"{gflop:.2f} | {clip_s:.2f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", help="an image-to-video model folder (default: random svd-cpu weights)")
@@ -65,9 +91,16 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--keep-fraction", type=float, default=0.3, help="temporal blocks kept (MobileVD: 0.3)")
     p.add_argument("--funnel-factor", type=float, default=0.5, help="MobileVD's fun-factor (0.5)")
+    p.add_argument("--pipelines", nargs="+", metavar="DIR",
+                   help="time these trained pipelines end to end instead of the architecture ablation")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    print(f"{args.threads} threads, torch {torch.__version__}")
+    if args.pipelines:
+        with torch.no_grad():
+            time_pipelines(args.pipelines, args.repeats)
+        return
     if args.teacher:
         from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
 

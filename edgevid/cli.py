@@ -199,8 +199,8 @@ def add_animate_parser(sub) -> None:
     a = sub.add_parser("animate", help="animate a still image (image-to-video, MobileVD)")
     a.add_argument("image", help="a png / jpg / webp file; resized to cover the model's size and centre-cropped")
     a.add_argument("-o", "--output", required=True, help="output file (.mp4 or .gif)")
-    a.add_argument("--model", help="an image-to-video model folder (`edgevid train i2v --output`; default: the "
-                                   "shipped one, edgevid/weights/i2v)")
+    a.add_argument("--model", help="an image-to-video model folder (`edgevid train i2v --output`, `edgevid compress "
+                                   "mobilevd --output`; default: the shipped 1-step one, 'i2v')")
     a.add_argument("--num-frames", type=int, help="frames, 1 + 4k (default: the model's, 17)")
     a.add_argument("--height", type=int, help="pixels (default: the model's, 256)")
     a.add_argument("--width", type=int, help="pixels (default: the model's, 512)")
@@ -230,10 +230,15 @@ def cmd_animate(args) -> None:
                          ("fps", 1, MAX_FPS[out.suffix.lower()]), ("steps", 1, MAX_STEPS)):
         _check_int(args, name, lo, hi)
     _check_int(args, "seed", *SEED_RANGE)
-    model = Path(args.model) if args.model else default_i2v_model_dir()
+    from edgevid.pipeline import resolve_model_dir
+
+    model = resolve_model_dir(args.model) if args.model else default_i2v_model_dir()
     if not (model / "model_index.json").is_file():
         raise CLIError(f"no image-to-video model at {model}" + ("" if args.model else
-                       "; none ships yet: train one with `edgevid train i2v ... --output DIR` and pass --model DIR"))
+                       " (the shipped one is missing: reinstall edgevid, or pass --model DIR)"))
+    if not _is_i2v_model(model):
+        raise CLIError(f"{args.model} is a text-to-video model; `animate` needs an image-to-video one "
+                       "(leave --model out for the shipped one)")
     import torch
 
     _set_threads(args.threads)

@@ -99,17 +99,18 @@ def default_model_dir() -> Path:
 
 
 def shipped_models() -> list[str]:
-    """Names of the pipelines shipped inside the package ("default", and "teacher" once distilled)."""
+    """Names of the pipelines shipped inside the package: "default" and "teacher" (text-to-video),
+    "i2v" (image-to-video, an EdgeVidImg2VidPipeline folder)."""
     root = default_model_dir().parent
     return sorted(p.name for p in root.iterdir() if (p / MODEL_INDEX).is_file())
 
 
 def resolve_model_dir(model: str | Path | None) -> Path:
-    """None or a shipped model's name ("default", "teacher") -> its folder; anything else is a path."""
+    """None or a shipped model's name ("default", "teacher", "i2v") -> its folder; anything else is a path."""
     if model is None:
         return default_model_dir()
     path = Path(model)
-    if path.is_dir() or str(model) not in ("default", "teacher"):
+    if path.is_dir() or str(model) not in ("default", "teacher", "i2v"):
         return path
     shipped = default_model_dir().parent / str(model)
     if not (shipped / MODEL_INDEX).is_file():

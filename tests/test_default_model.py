@@ -1,7 +1,8 @@
 """The models shipped inside the package load and generate (short, low resolution: fast).
 
 "default" is the 4-step, guidance-free distilled student that `edgevid generate` uses;
-"teacher" is the 25-step classifier-free-guided model it was distilled from (`--model teacher`).
+"teacher" is the 25-step classifier-free-guided model it was distilled from (`--model teacher`);
+"i2v" is the 1-step MobileVD image-to-video student that `edgevid animate` uses.
 """
 import numpy as np
 import pytest
@@ -48,3 +49,25 @@ def test_default_is_the_teachers_student_with_a_compressed_decoder():
     diff = [(a - b).abs().max().item() for a, b in zip(student.unet.state_dict().values(),
                                                        teacher.unet.state_dict().values())]
     assert max(diff) > 1e-3
+
+
+def test_shipped_image_to_video_model_is_a_compressed_one_step_student():
+    """MobileVD's recipe applied to the residual-flow teacher (`edgevid compress mobilevd`): optimized
+    cross-attention, temporal multiscaling, pruned temporal blocks and merged funnels, 1 step."""
+    from edgevid.config import SVD_UNET_PRESETS
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
+
+    pipe = EdgeVidImg2VidPipeline.from_pretrained(resolve_model_dir("i2v"))
+    d, cfg = pipe.defaults, pipe.unet.config
+    assert (d.num_inference_steps, d.num_frames, d.height, d.width, d.fps) == (1, 17, 256, 512, 24)
+    assert cfg.optimized_cross_attention and any(cfg.temporal_downsample) and cfg.funnel_vo_dims
+    assert cfg.residual_scale == 0.5  # the flow runs on the motion residual from the image
+    assert len(cfg.temporal_block_names()) < len(SVD_UNET_PRESETS["svd-cpu"].temporal_block_names())
+    image = np.full((64, 128, 3), 255, np.uint8)
+    image[16:48, 48:80] = (220, 30, 30)  # a red square on white
+    frames = pipe(image, num_frames=5, height=64, width=128, generator=torch.Generator().manual_seed(0)).frames
+    assert frames.shape == (1, 5, 64, 128, 3) and np.isfinite(frames).all()
+    # the given image comes back as frame 0, and the square is still there in the last frame
+    assert np.abs(frames[0, 0] - image / 255.0).mean() < 0.05
+    square = frames[0, -1, 20:44, 52:76]
+    assert square[..., 0].mean() > 0.6 and square[..., 1].mean() < 0.4

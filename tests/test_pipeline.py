@@ -122,7 +122,7 @@ def test_shipped_model_names_resolve():
     from edgevid.pipeline import default_model_dir, resolve_model_dir, shipped_models
 
     assert resolve_model_dir(None) == default_model_dir() == resolve_model_dir("default")
-    assert shipped_models() == ["default", "teacher"]
+    assert shipped_models() == ["default", "i2v", "teacher"]
     assert resolve_model_dir("teacher") == default_model_dir().parent / "teacher"
     assert resolve_model_dir("teacher") != default_model_dir()
 

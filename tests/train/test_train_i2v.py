@@ -106,6 +106,7 @@ def test_animate_cli_writes_a_video_and_rejects_bad_inputs(tmp_path, capsys):
         "no such image": ["animate", str(tmp_path / "missing.png")],
         "cannot read as an image": ["animate", str(tmp_path / "notes.png")],
         "no image-to-video model": ["animate", str(tmp_path / "still.png"), "--model", str(tmp_path)],
+        "is a text-to-video model": ["animate", str(tmp_path / "still.png"), "--model", "default"],
         "--num-frames must be": ["animate", str(tmp_path / "still.png"), "--num-frames", "2"],
     }
     for message, argv in cases.items():

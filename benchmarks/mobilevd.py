@@ -96,8 +96,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"{args.threads} threads, torch {torch.__version__}")
     if args.pipelines:
+        print(f"{args.threads} threads, torch {torch.__version__}")
         with torch.no_grad():
             time_pipelines(args.pipelines, args.repeats)
         return

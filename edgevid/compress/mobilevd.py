@@ -261,7 +261,8 @@ def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progr
     model = teacher
     stage_index = 0
 
-    def stage(name: str, build):
+    def stage(name: str, build, steps: int = pipe.defaults.num_inference_steps):
+        """Run `build` (or read its folder back) and write the result as a pipeline sampling in `steps`."""
         nonlocal model, stage_index
         stage_index += 1
         folder = run_dir / "stages" / f"{stage_index:02d}_{name}"
@@ -270,7 +271,6 @@ def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progr
             log(f"stage {stage_index} {name}: read back from {folder}")
             return
         model = build(run_dir / "runs" / f"{stage_index:02d}_{name}").cpu().eval()
-        steps = cfg.num_steps if name.startswith("adversarial_") else pipe.defaults.num_inference_steps
         EdgeVidImg2VidPipeline(pipe.vae, model, replace_i2v_defaults(pipe, num_inference_steps=steps).defaults
                                ).save_pretrained(folder)
         log(f"stage {stage_index} {name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
@@ -319,6 +319,6 @@ def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progr
                                     cache_latents=cfg.cache_latents, seed=cfg.seed)
         stage(f"adversarial_{cfg.num_steps}step", lambda d: distill_i2v(
             d, teacher, pipe.vae, source, distill_cfg, student=model, resume=resume and d.exists(),
-            progress=progress, device=device, cache_dir=cache)[0])
+            progress=progress, device=device, cache_dir=cache)[0], steps=cfg.num_steps)
     steps = cfg.num_steps if cfg.distill_steps else pipe.defaults.num_inference_steps
     return EdgeVidImg2VidPipeline(pipe.vae, model, replace_i2v_defaults(pipe, num_inference_steps=steps).defaults)

@@ -1036,6 +1036,10 @@ def add_compress_parser(sub) -> None:
     cm.add_argument("--distill-steps", type=int, help="adversarial steps at the end (default 600; 0 = none)")
     cm.add_argument("--num-steps", type=int, help="sampling steps of the student (default 1)")
     cm.add_argument("--num-clips", type=int, help="clips whose latents are cached and reused (default 1500)")
+    cm.add_argument("--select-every", type=int,
+                    help="score the adversarial stage's EMA every N steps on validation scenes and keep the best "
+                         "(default 100; 0 = keep the last)")
+    cm.add_argument("--select-videos", type=int, help="validation scenes per score (default 12)")
     _add_common_train_flags(cm)
     cm.set_defaults(func=cmd_compress_mobilevd)
 
@@ -1073,7 +1077,8 @@ def cmd_compress_mobilevd(args) -> None:
     from edgevid.config import MobileVDConfig
     from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
 
-    extra = _given(args, "finetune_steps", "prune_steps", "distill_steps", "num_steps", "num_clips")
+    extra = _given(args, "finetune_steps", "prune_steps", "distill_steps", "num_steps", "num_clips", "select_every",
+                   "select_videos")
     if args.prune_keep is not None:
         extra["prune_keep_fraction"] = args.prune_keep
     if args.funnel_factor is not None:

@@ -382,6 +382,10 @@ class DistillConfig:
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
+    # Best-EMA selection (image-to-video): every select_every steps the EMA is scored on
+    # select_videos validation scenes (not the benchmark's) and the best is kept; 0 = the last EMA.
+    select_every: int = 0
+    select_videos: int = 12
 
     def __post_init__(self):
         if self.num_steps < 1 or self.steps < 1 or self.batch_size < 1:
@@ -398,6 +402,8 @@ class DistillConfig:
             raise ValueError("DistillConfig.paired_noise needs teacher_data (real clips have no source noise)")
         if self.teacher_filter and not self.teacher_data:
             raise ValueError("DistillConfig.teacher_filter needs teacher_data (it filters the teacher's samples)")
+        if self.select_every < 0 or self.select_videos < 1:
+            raise ValueError("DistillConfig.select_every must be >= 0 (0 = off) and select_videos >= 1")
         if self.teacher_filter_buckets and (not self.teacher_filter
                                             or not set(map(tuple, self.teacher_filter_buckets)) <= set(map(tuple, self.buckets))):
             raise ValueError("DistillConfig.teacher_filter_buckets needs teacher_filter and must be among the buckets")
@@ -729,6 +735,10 @@ class MobileVDConfig:
     prune_steps: int = 300  # steps that learn the gates' importances (with the model)
     distill_steps: int = 600  # adversarial steps at the end (0 = no distillation)
     num_steps: int = 1  # the student's sampling steps (MobileVD: 1)
+    # The adversarial stage keeps its best EMA, scored every select_every steps on select_videos
+    # validation scenes (docs/MOBILEVD.md: at 1500 steps the last EMA had collapsed); 0 = the last.
+    select_every: int = 100
+    select_videos: int = 12
     batch_size: int = 4
     lr: float = 5e-5  # fine-tuning a trained model: a sixth of the teacher's lr
     # The fine-tuning loss as the shipped I2V teacher's last runs had it (docs/MOBILEVD.md): each
@@ -744,8 +754,9 @@ class MobileVDConfig:
     def __post_init__(self):
         if not 0 < self.prune_keep_fraction <= 1 or not 0 < self.funnel_factor <= 1:
             raise ValueError("MobileVDConfig.prune_keep_fraction and funnel_factor must be in (0, 1] (1 = off)")
-        if min(self.finetune_steps, self.prune_steps, self.distill_steps) < 0 or self.num_steps < 1:
-            raise ValueError("MobileVDConfig step counts must be >= 0 and num_steps >= 1")
+        if min(self.finetune_steps, self.prune_steps, self.distill_steps, self.select_every) < 0 \
+                or self.num_steps < 1 or self.select_videos < 1:
+            raise ValueError("MobileVDConfig step counts and select_every must be >= 0, num_steps and select_videos >= 1")
         if self.channel_weighting not in CHANNEL_WEIGHTINGS:
             raise ValueError(f"MobileVDConfig.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, "
                              f"got {self.channel_weighting!r}")

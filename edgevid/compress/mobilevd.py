@@ -316,9 +316,22 @@ def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progr
     if cfg.distill_steps:
         distill_cfg = DistillConfig(num_steps=cfg.num_steps, steps=cfg.distill_steps, batch_size=cfg.batch_size,
                                     buckets=cfg.buckets, fps=cfg.fps, num_clips=cfg.num_clips,
-                                    cache_latents=cfg.cache_latents, seed=cfg.seed)
+                                    cache_latents=cfg.cache_latents, seed=cfg.seed, select_every=cfg.select_every,
+                                    select_videos=cfg.select_videos)
+        student_defaults = replace_i2v_defaults(pipe, num_inference_steps=cfg.num_steps).defaults
+
+        def validate(student) -> float:
+            """i2v_score of the student on validation scenes (not the benchmark's)."""
+            from edgevid.eval.i2v import VALIDATION_SPEC_SEED, evaluate_i2v
+
+            result, _ = evaluate_i2v(EdgeVidImg2VidPipeline(pipe.vae, student.eval(), student_defaults, precision="fp32"),
+                                     limit=cfg.select_videos, spec_seed=VALIDATION_SPEC_SEED, controls=False,
+                                     progress=False)
+            log(f"validation i2v_score {result['i2v_score']:.3f}")
+            return result["i2v_score"]
+
         stage(f"adversarial_{cfg.num_steps}step", lambda d: distill_i2v(
             d, teacher, pipe.vae, source, distill_cfg, student=model, resume=resume and d.exists(),
-            progress=progress, device=device, cache_dir=cache)[0], steps=cfg.num_steps)
+            progress=progress, device=device, cache_dir=cache, validate=validate)[0], steps=cfg.num_steps)
     steps = cfg.num_steps if cfg.distill_steps else pipe.defaults.num_inference_steps
     return EdgeVidImg2VidPipeline(pipe.vae, model, replace_i2v_defaults(pipe, num_inference_steps=steps).defaults)

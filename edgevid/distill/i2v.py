@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -82,9 +83,11 @@ class I2VDiscriminator(nn.Module):
 def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, source, cfg: DistillConfig, *,
                 student: Img2VidDenoiser | None = None, data_description: dict | None = None, resume: bool = False,
                 progress: bool = True, device: str | torch.device = "cpu",
-                cache_dir: str | Path | None = None) -> tuple[Img2VidDenoiser, list[dict]]:
+                cache_dir: str | Path | None = None,
+                validate: Callable[[Img2VidDenoiser], float] | None = None) -> tuple[Img2VidDenoiser, list[dict]]:
     """Fine-tune `student` (default: a copy of `teacher`) into a cfg.num_steps-step image-to-video
-    model against `teacher`'s discriminator; returns (EMA student, log records of this call)."""
+    model against `teacher`'s discriminator; returns (EMA student, log records of this call).
+    With `validate` and cfg.select_every, the best-scoring EMA is returned (adversarial_loop)."""
     student = student if student is not None else teacher
     if teacher.config.out_channels != vae.config.latent_channels:
         raise ValueError("the teacher does not match the VAE's latent channels")
@@ -133,4 +136,4 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
             discriminate=lambda x: disc(space.from_flow(x), t_prime, image_aug, ids), frames=x0.shape[2])
 
     return adversarial_loop(run_dir, generator, disc.heads, cfg, make_batch, resume=resume, progress=progress,
-                            desc="distill i2v")
+                            desc="distill i2v", validate=validate)

@@ -129,13 +129,18 @@ class AdversarialBatch:
 
 def adversarial_loop(run_dir: Path, generator: nn.Module, heads: nn.Module, cfg: DistillConfig,
                      make_batch: Callable[[int, torch.Generator], AdversarialBatch], *, resume: bool, progress: bool,
-                     desc: str) -> tuple[nn.Module, list[dict]]:
+                     desc: str, validate: Callable[[nn.Module], float] | None = None) -> tuple[nn.Module, list[dict]]:
     """Steps 3-4 of the recipe, shared by text- and image-to-video distillation: per step the
     discriminator phase on `heads` (Eq. 4), the generator phase (Eq. 5 + 6), the EMA, the log and
-    the checkpoints. One AdamW holds both groups; returns (EMA generator, log records of this call)."""
+    the checkpoints. One AdamW holds both groups; returns (EMA generator, log records of this call).
+
+    With `validate` (EMA generator -> score, higher is better) and cfg.select_every > 0, the EMA is
+    scored every select_every steps and the best one is kept in RUN_DIR/best and returned instead
+    of the last: adversarial training can collapse late while its losses look flat."""
     from tqdm.auto import tqdm
 
     ema = EMA(generator, cfg.ema_decay)
+    best = BestEMA(Path(run_dir) / "best") if validate is not None and cfg.select_every > 0 else None
     optimizer = torch.optim.AdamW([
         {"params": list(generator.parameters()), "lr": cfg.generator_lr, "betas": cfg.generator_betas},
         {"params": list(heads.parameters()), "lr": cfg.discriminator_lr, "betas": cfg.discriminator_betas},
@@ -194,10 +199,45 @@ def adversarial_loop(run_dir: Path, generator: nn.Module, heads: nn.Module, cfg:
                 f.write(json.dumps({**record, "sec_per_step": (now - tick) / (done - tick_step)}) + "\n")
             tick, tick_step = now, done
             bar.set_postfix(recon=f"{record['recon']:.4f}", d=f"{logs.get('d_loss', 0):.3f}")
+        if best is not None and (done % cfg.select_every == 0 or done == cfg.steps) and done not in best.scores:
+            score = best.offer(done, validate(ema.model), ema.model)
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"step": done, "val_score": score, "best_step": best.step}) + "\n")
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             save_checkpoint(run_dir, done, trained, optimizer, ema.model)
     bar.close()
+    if best is not None and best.step is not None:
+        best.load_into(ema.model)
     return ema.model, records
+
+
+class BestEMA:
+    """The best-scoring EMA weights of a run and every score so far, in FOLDER (model.safetensors,
+    scores.json), so that a resumed run keeps its best."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        path = folder / "scores.json"
+        state = json.loads(path.read_text()) if path.is_file() else {"scores": {}, "step": None}
+        self.scores = {int(k): v for k, v in state["scores"].items()}  # step -> score
+        self.step = state["step"]  # the step of the best weights, None before the first score
+
+    def offer(self, step: int, score: float, model: nn.Module) -> float:
+        from safetensors.torch import save_file
+
+        self.scores[step] = float(score)
+        if self.step is None or score > self.scores[self.step]:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                      self.folder / "model.safetensors")
+            self.step = step
+        (self.folder / "scores.json").write_text(json.dumps({"scores": self.scores, "step": self.step}, indent=1))
+        return float(score)
+
+    def load_into(self, model: nn.Module) -> None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(self.folder / "model.safetensors"))
 
 
 def _check_finite(loss: torch.Tensor, step: int, what: str) -> None:

@@ -44,6 +44,9 @@ MONOTONE_MIN = 0.8
 SMOOTH_FRAMES = 4  # the causal VAE's temporal compression
 
 
+VALIDATION_SPEC_SEED = 1  # scenes for model selection during training, disjoint from the benchmark's (seed 0)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two uint8 images (H, W, 3); 100 for identical images."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
@@ -129,12 +132,16 @@ def aggregate_i2v(results: list[dict]) -> dict:
 
 
 def evaluate_i2v(pipe, limit: int = 50, num_inference_steps: int | None = None, seed: int = 0,
-                 progress: bool = True) -> tuple[dict, list[np.ndarray]]:
+                 progress: bool = True, spec_seed: int = 0, controls: bool = True) -> tuple[dict, list[np.ndarray]]:
     """Animate frame 0 of the first `limit` hold-out benchmark scenes with `pipe`
     (EdgeVidImg2VidPipeline, at its default size and length) and score each clip. Video i uses
     seed `seed + i`. The result holds the model's means, and beside them, on the same scenes:
     ground truth, the VAE ceiling (ground truth through the pipeline's VAE) and the frozen control
-    (the image in every frame), so that every figure reads against its ceiling and its floor."""
+    (the image in every frame), so that every figure reads against its ceiling and its floor.
+
+    `spec_seed` draws other scenes of the hold-out distribution (VALIDATION_SPEC_SEED: the
+    validation scenes that training may select on; 0: the benchmark); `controls=False` skips the
+    three reference rows (validation during training needs only the model's score)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -147,13 +154,16 @@ def evaluate_i2v(pipe, limit: int = 50, num_inference_steps: int | None = None, 
     d = pipe.defaults
     T, H, W, fps = d.num_frames, d.height, d.width, d.fps
     per_video, videos, rows = [], [], {"ground_truth": [], "vae_ceiling": [], "frozen": []}
-    for i, (spec, _) in enumerate(tqdm(benchmark_specs(max(200, limit))[:limit], desc="I2V eval", disable=not progress)):
+    specs = benchmark_specs(max(200, limit), seed=spec_seed)[:limit]
+    for i, (spec, _) in enumerate(tqdm(specs, desc="I2V eval", disable=not progress)):
         truth = render_video(spec, T, H, W, fps)  # (T, H, W, 3) uint8
         image = truth[0]
         video = frames_to_uint8(pipe(image, num_inference_steps=num_inference_steps,
                                      generator=torch.Generator().manual_seed(seed + i)).frames[0])
         videos.append(video)
         per_video.append({"index": i, "seed": seed + i, **score_i2v(video, image, spec, fps)})
+        if not controls:
+            continue
         with torch.no_grad():
             recon = pipe.vae.decode_latents(pipe.vae.encode_latents(
                 torch.from_numpy(truth).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]))  # (1, 3, T, H, W)
@@ -163,8 +173,9 @@ def evaluate_i2v(pipe, limit: int = 50, num_inference_steps: int | None = None, 
         rows["frozen"].append(score_i2v(np.repeat(image[None], T, 0), image, spec, fps))
     summary = aggregate_i2v(per_video)
     result = {"i2v_score": summary["i2v_score"], "summary": summary,
-              **{name: aggregate_i2v(r) for name, r in rows.items()},
+              **{name: aggregate_i2v(r) for name, r in rows.items() if r},
               "settings": {"num_videos": limit, "num_frames": T, "height": H, "width": W, "fps": fps, "seed": seed,
+                           "spec_seed": spec_seed,
                            "num_inference_steps": num_inference_steps or d.num_inference_steps},
               "per_video": per_video}
     return result, videos

@@ -157,6 +157,32 @@ def test_one_step_adversarial_distillation_of_a_compressed_student(tmp_path):
     assert pipe(np.zeros((32, 32, 3), np.uint8)).frames.shape == (1, 5, 32, 32, 3)
 
 
+def test_adversarial_stage_returns_its_best_scored_ema_and_keeps_it_across_resume(tmp_path):
+    from edgevid.config import DistillConfig
+    from edgevid.distill.i2v import distill_i2v
+
+    torch.manual_seed(0)
+    teacher = Img2VidDenoiser(TINY).eval()
+    cfg = DistillConfig(num_steps=1, steps=3, batch_size=2, buckets=((5, 32, 32),), head_channels=8, warmup_steps=1,
+                        checkpoint_every=1, log_every=1, generator_lr=1e-2, select_every=1, select_videos=1)
+    scores, seen = iter([0.1, 0.9, 0.3]), []
+
+    def validate(model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(scores)
+
+    vae = VideoVAE(VAE_PRESETS["tiny"])
+    best, _ = distill_i2v(tmp_path / "d", teacher, vae, ProceduralClips(seed=0), cfg, progress=False, validate=validate)
+    assert len(seen) == 3 and any(not torch.equal(seen[1][k], seen[2][k]) for k in seen[1])  # the EMA moved
+    assert all(torch.equal(v, seen[1][k]) for k, v in best.state_dict().items())  # step 2's, not the last
+    log = [json.loads(line) for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["best_step"]) for r in log if "val_score" in r] == [(1, 1), (2, 2), (3, 2)]
+    # a finished run resumed: nothing is scored again and the best is still returned
+    again, _ = distill_i2v(tmp_path / "d", teacher, vae, ProceduralClips(seed=0), cfg, progress=False, resume=True,
+                           validate=lambda m: pytest.fail("scored again"))
+    assert all(torch.equal(v, seen[1][k]) for k, v in again.state_dict().items())
+
+
 def test_compress_mobilevd_cli_writes_every_stage(tmp_path, capsys):
     from edgevid.cli import main
 
@@ -164,8 +190,9 @@ def test_compress_mobilevd_cli_writes_every_stage(tmp_path, capsys):
     argv = ["compress", "mobilevd", "--model", str(tmp_path / "teacher"), "--run-dir", str(tmp_path / "run"),
             "--output", str(tmp_path / "student"), "--temporal-multiscaling", "1,0", "--prune-keep", "0.5",
             "--finetune-steps", "1", "--prune-steps", "2", "--distill-steps", "1", "--batch-size", "2",
-            "--buckets", "5x32x32", "--num-clips", "4", "--threads", "1", "--no-progress"]
+            "--buckets", "5x32x32", "--num-clips", "4", "--select-videos", "2", "--threads", "1", "--no-progress"]
     assert main(argv) == 0, capsys.readouterr().err
+    assert "validation i2v_score" in capsys.readouterr().out  # the adversarial stage scored its EMA
     stages = sorted(p.name for p in (tmp_path / "run" / "stages").iterdir())
     assert stages == ["01_cross_attention", "02_temporal_multiscaling", "03_temporal_pruning", "04_channel_funnels",
                       "05_adversarial_1step"]

@@ -52,7 +52,7 @@ class VAEConfig:
     # Latent normalisation, z_model = (z - shift_factor) * scaling_factor, fitted after VAE
     # training so that diffusion sees zero-mean, unit-variance latents. A float applies to
     # every channel; a tuple (one value per latent channel) normalises each channel on its
-    # own, which matters when channels differ in scale (docs/TRAINING_LOG.md: 0.14-0.25 std after
+    # own, which matters when channels differ in scale (docs/DESIGN.md: 0.14-0.25 std after
     # one scalar pair).
     scaling_factor: float | tuple[float, ...] = 1.0
     shift_factor: float | tuple[float, ...] = 0.0

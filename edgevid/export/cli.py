@@ -18,8 +18,12 @@ def add_export_parser(sub) -> None:
                        epilog="examples:\n  edgevid export --format executorch -o out/default-et\n"
                               "  edgevid export --format onnx -o out/default-onnx\n"
                               "  edgevid export --format executorch --precision int8 -o out/default-et-int8\n"
-                              "  edgevid run-exported out/default-et \"a red circle moving right\" -o out.mp4")
-    p.add_argument("--model", default="default", help="shipped model name or folder (default: default)")
+                              "  edgevid run-exported out/default-et \"a red circle moving right\" -o out.mp4\n"
+                              "  edgevid export --model i2v --format executorch -o out/i2v-et   # image-to-video\n"
+                              "  edgevid run-exported out/i2v-et still.png -o out.mp4")
+    p.add_argument("--model", default="default",
+                   help="shipped model name or folder, text-to-video or image-to-video (default: default; i2v: the "
+                        "image-to-video model)")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("-o", "--output", required=True, help="folder for the artifacts and manifest.json")
     p.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
@@ -41,9 +45,14 @@ def cmd_export(args) -> None:
     from edgevid.export.manifest import artifact_bytes
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
+    from edgevid.cli.common import _is_i2v_model
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model))
+    model_dir = resolve_model_dir(args.model)
+    cls = EdgeVidImg2VidPipeline if _is_i2v_model(model_dir) else EdgeVidPipeline
+    pipe = cls.from_pretrained(model_dir, precision="fp32")
     t0 = time.perf_counter()
     m = export_pipeline(pipe, args.output, args.format, precision=args.precision, mobile=not args.no_mobile_ops,
                         num_frames=args.num_frames, height=args.height, width=args.width)
@@ -57,7 +66,8 @@ def add_run_exported_parser(sub) -> None:
     p = sub.add_parser("run-exported", help="generate a video from an export folder alone (its runtime, the "
                                             "tokenizer and numpy; no edgevid model code)")
     p.add_argument("folder", help="a folder written by `edgevid export`")
-    p.add_argument("prompt")
+    p.add_argument("prompt", metavar="PROMPT|IMAGE",
+                   help="the prompt; for an image-to-video export, the image file (resized and cropped to its size)")
     p.add_argument("-o", "--output", required=True, help=".mp4 or .gif")
     p.add_argument("--seed", type=int, default=0, help="noise seed (numpy's generator)")
     p.add_argument("--threads", type=int, help="runtime threads (default: up to 2)")
@@ -66,17 +76,22 @@ def add_run_exported_parser(sub) -> None:
 
 
 def cmd_run_exported(args) -> None:
-    from edgevid.export.runner import ExportedPipeline
+    from edgevid.export.runner import ExportedImg2VidPipeline, open_exported
     from edgevid.io.video import export
 
     out = Path(args.output)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise ValueError(f"output must end in .mp4 or .gif, got {args.output!r}")
     t0 = time.perf_counter()
-    pipe = ExportedPipeline(args.folder, threads=args.threads, verify=not args.no_verify)
+    pipe = open_exported(args.folder, threads=args.threads, verify=not args.no_verify)
     loaded = time.perf_counter() - t0
+    condition = args.prompt
+    if isinstance(pipe, ExportedImg2VidPipeline):
+        from edgevid.io.image import load_image
+
+        condition = load_image(args.prompt, *pipe.image_size)
     t1 = time.perf_counter()
-    video = pipe(args.prompt, seed=args.seed)
+    video = pipe(condition, seed=args.seed)
     gen = time.perf_counter() - t1
     export((video * 255).round().clip(0, 255).astype("uint8"), out, fps=pipe.fps)
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in pipe.timings.items())

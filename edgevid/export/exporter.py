@@ -25,6 +25,7 @@ import numpy as np
 from edgevid.export.formats import EXPORTERS, FORMATS, MULTI_METHOD, SUFFIX, toolchain_versions
 from edgevid.export.manifest import MANIFEST, MANIFEST_VERSION, file_digest
 from edgevid.export.stages import build_stages, video_spec
+from edgevid.export.stages_i2v import build_i2v_stages, img2vid_spec
 
 PRECISIONS = ("fp32", "int8")
 
@@ -69,8 +70,9 @@ def _io(names, tensors) -> list[dict]:
 def export_pipeline(pipe, out_dir: str | Path, fmt: str, precision: str = "fp32", mobile: bool = True,
                     num_frames: int | None = None, height: int | None = None, width: int | None = None,
                     progress: bool = True) -> dict:
-    """Export every stage of `pipe` (a guidance-free student) for `fmt` into out_dir; returns
-    the manifest. mobile: the delegation-friendly layer forms (edgevid.export.mobile)."""
+    """Export every stage of `pipe` (a guidance-free text-to-video student, or an image-to-video
+    pipeline) for `fmt` into out_dir; returns the manifest. mobile: the delegation-friendly layer
+    forms (edgevid.export.mobile)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if precision not in PRECISIONS:
@@ -78,7 +80,8 @@ def export_pipeline(pipe, out_dir: str | Path, fmt: str, precision: str = "fp32"
     if precision == "int8" and fmt != "executorch":
         raise ValueError("int8 artifacts are made for --format executorch (XNNPACK's quantized kernels)")
     versions = toolchain_versions(fmt)
-    spec = video_spec(pipe, num_frames, height, width)
+    image_to_video = _is_img2vid(pipe)
+    spec = (img2vid_spec if image_to_video else video_spec)(pipe, num_frames, height, width)
     final = Path(out_dir)
     if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / MANIFEST).is_file())):
         raise ValueError(f"{final} exists and is not an export folder; choose an empty or new folder")
@@ -89,7 +92,8 @@ def export_pipeline(pipe, out_dir: str | Path, fmt: str, precision: str = "fp32"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     try:
-        manifest = _export_into(pipe, out, fmt, precision, mobile, spec, versions, progress)
+        export_into = _export_img2vid_into if image_to_video else _export_into
+        manifest = export_into(pipe, out, fmt, precision, mobile, spec, versions, progress)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -100,13 +104,88 @@ def export_pipeline(pipe, out_dir: str | Path, fmt: str, precision: str = "fp32"
 
 
 def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, versions: dict, progress: bool) -> dict:
-    import torch
-
     stages, constants = build_stages(pipe, spec, mobile=mobile)
     by_name = {s.name: s for s in stages}
     np.save(out / "time_embeddings.npy", constants["time_embeddings"].astype(np.float32))
     table = _write_token_table(constants["token_table"], out, precision)
     C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
+    entries = _write_stages(stages, out, fmt, precision, progress)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION, "format": fmt, "precision": precision, "mobile_ops": mobile,
+        "toolchain": versions, "edgevid_version": _version(),
+        **({"quantization": {"linear": "int8 weights per channel, dynamic int8 activations",
+                             "conv2d": "fp32", "other_ops": "fp32", "word_table": table["quantization"]}}
+           if precision == "int8" else {}),
+        "video": {"num_frames": spec.num_frames, "height": spec.height, "width": spec.width, "fps": spec.fps},
+        "latent": {"channels": C, "frames": K, "height": h, "width": w,
+                   "temporal_compression": pipe.vae.config.temporal_compression,
+                   "normalisation": "the decoder graphs take normalised latents (denormalised inside)",
+                   "scaling_factor": pipe.vae.config.scaling_factor, "shift_factor": pipe.vae.config.shift_factor},
+        "sampler": {"kind": "euler", "steps": spec.num_inference_steps, "shift": spec.shift,
+                    "timesteps": [float(t) for t in constants["timesteps"]],
+                    "time_embeddings": "time_embeddings.npy", "noise": "standard normal, float32, (1, C, K, h, w)",
+                    # the model's windows: each chunk continues the last latents of the one before
+                    "chunks": [{"start": s, "end": e, "stage": name} for s, e, name in spec.denoiser_chunks()],
+                    "continuation_start": spec.continuation_start},
+        "text": {"max_length": spec.text_tokens, "dim": pipe.text_encoder.dim, "tokenizer": _tokenizer(pipe.text_encoder, out),
+                 "token_table": table},
+        "decoder": {"chunk_latents": min(spec.decode_chunk_latents, K), "states": len(by_name["decoder_first"].output_names) - 1},
+        "shapes": "static: one video size per export (re-export for another size)",
+        "stages": entries,
+    }
+    extra = [manifest["sampler"]["time_embeddings"], table["file"], *([table["scales"]] if "scales" in table else []),
+             *([manifest["text"]["tokenizer"]["file"]] if "file" in manifest["text"]["tokenizer"] else [])]
+    manifest["files"] = {name: file_digest(out / name) for name in extra}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _is_img2vid(pipe) -> bool:
+    from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
+
+    return isinstance(pipe, EdgeVidImg2VidPipeline)
+
+
+def _export_img2vid_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, versions: dict,
+                         progress: bool) -> dict:
+    """An image-to-video pipeline (export.stages_i2v): encoder, denoiser, the two decoder chunks."""
+    stages, constants = build_i2v_stages(pipe, spec, mobile=mobile)
+    np.save(out / "time_embeddings.npy", constants["time_embeddings"].astype(np.float32))
+    C, K, h, w = pipe.vae.latent_shape(spec.num_frames, spec.height, spec.width)
+    entries = _write_stages(stages, out, fmt, precision, progress)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION, "task": "image-to-video", "format": fmt, "precision": precision,
+        "mobile_ops": mobile, "toolchain": versions, "edgevid_version": _version(),
+        **({"quantization": {"linear": "int8 weights per channel, dynamic int8 activations", "conv2d": "fp32",
+                             "other_ops": "fp32"}} if precision == "int8" else {}),
+        "video": {"num_frames": spec.num_frames, "height": spec.height, "width": spec.width, "fps": spec.fps},
+        "image": {"input": "uint8 (H, W, 3) of the video's size -> float32 (1, 3, 1, H, W) = pixels / 127.5 - 1"},
+        "latent": {"channels": C, "frames": K, "height": h, "width": w,
+                   "temporal_compression": pipe.vae.config.temporal_compression,
+                   "normalisation": "the encoder graph returns and the decoder graphs take normalised latents"},
+        "sampler": {"kind": "euler", "steps": spec.num_inference_steps, "shift": spec.shift,
+                    "timesteps": [float(t) for t in constants["timesteps"]], "time_embeddings": "time_embeddings.npy",
+                    "residual_scale": spec.residual_scale, "noise_aug_strength": spec.noise_aug_strength,
+                    "motion_bucket_id": spec.motion_bucket_id,
+                    "noise": "standard normal, float32: the clip (1, C, K, h, w), then the image augmentation (1, C, h, w)",
+                    "flow": "r from the noise; cond = image_latent + noise_aug_strength * augmentation noise; "
+                            "r += (t[i+1] - t[i]) * denoiser(r, image_latent, cond, time_embeddings[i]); "
+                            "latents = image_latent + residual_scale * r (r itself if residual_scale is 0), "
+                            "latent frame 0 = image_latent"},
+        "decoder": {"chunk_latents": min(spec.decode_chunk_latents, K),
+                    "states": len(entries["decoder_first"]["outputs"]) - 1},
+        "shapes": "static: one video size per export (re-export for another size)",
+        "stages": entries,
+    }
+    manifest["files"] = {"time_embeddings.npy": file_digest(out / "time_embeddings.npy")}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _write_stages(stages, out: Path, fmt: str, precision: str, progress: bool) -> dict:
+    """Export each stage into `out`; returns the manifest's "stages" entries."""
+    import torch
+
     # Stages that are one module at several input shapes (the denoiser per chunk length) go into
     # one file as methods where the format allows it, so its weights are stored once.
     files: dict = {}
@@ -140,34 +219,7 @@ def _export_into(pipe, out: Path, fmt: str, precision: str, mobile: bool, spec, 
                 d = facts["delegation"]
                 extra = f", {d['partitions']} XNNPACK partition(s), {100 * d['delegated_share']:.1f}% of ops delegated"
             print(f"  {path.name}: {size / 2**20:.1f} MB in {seconds} s{extra}", flush=True)
-    manifest = {
-        "manifest_version": MANIFEST_VERSION, "format": fmt, "precision": precision, "mobile_ops": mobile,
-        "toolchain": versions, "edgevid_version": _version(),
-        **({"quantization": {"linear": "int8 weights per channel, dynamic int8 activations",
-                             "conv2d": "fp32", "other_ops": "fp32", "word_table": table["quantization"]}}
-           if precision == "int8" else {}),
-        "video": {"num_frames": spec.num_frames, "height": spec.height, "width": spec.width, "fps": spec.fps},
-        "latent": {"channels": C, "frames": K, "height": h, "width": w,
-                   "temporal_compression": pipe.vae.config.temporal_compression,
-                   "normalisation": "the decoder graphs take normalised latents (denormalised inside)",
-                   "scaling_factor": pipe.vae.config.scaling_factor, "shift_factor": pipe.vae.config.shift_factor},
-        "sampler": {"kind": "euler", "steps": spec.num_inference_steps, "shift": spec.shift,
-                    "timesteps": [float(t) for t in constants["timesteps"]],
-                    "time_embeddings": "time_embeddings.npy", "noise": "standard normal, float32, (1, C, K, h, w)",
-                    # the model's windows: each chunk continues the last latents of the one before
-                    "chunks": [{"start": s, "end": e, "stage": name} for s, e, name in spec.denoiser_chunks()],
-                    "continuation_start": spec.continuation_start},
-        "text": {"max_length": spec.text_tokens, "dim": pipe.text_encoder.dim, "tokenizer": _tokenizer(pipe.text_encoder, out),
-                 "token_table": table},
-        "decoder": {"chunk_latents": min(spec.decode_chunk_latents, K), "states": len(by_name["decoder_first"].output_names) - 1},
-        "shapes": "static: one video size per export (re-export for another size)",
-        "stages": entries,
-    }
-    extra = [manifest["sampler"]["time_embeddings"], table["file"], *([table["scales"]] if "scales" in table else []),
-             *([manifest["text"]["tokenizer"]["file"]] if "file" in manifest["text"]["tokenizer"] else [])]
-    manifest["files"] = {name: file_digest(out / name) for name in extra}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    return entries
 
 
 def _prepared(stage, precision: str):

@@ -11,7 +11,16 @@ MANIFEST = "manifest.json"
 # ("method"), int8 exports have linears-only int8 graphs and an int4 word table
 MANIFEST_VERSION = 4
 READABLE_VERSIONS = (3, 4)  # a version-3 folder reads as one with no methods and an int8 or float32 word table
-STAGES = ("text", "denoiser", "decoder_first", "decoder_next")
+STAGES = ("text", "denoiser", "decoder_first", "decoder_next")  # text-to-video
+TASKS = {  # manifest["task"] (absent: text-to-video) -> (sections, stages) an export must have
+    "text-to-video": (("format", "video", "latent", "sampler", "text", "decoder", "stages", "files"), STAGES),
+    "image-to-video": (("format", "video", "image", "latent", "sampler", "decoder", "stages", "files"),
+                       ("encoder", "denoiser", "decoder_first", "decoder_next")),
+}
+
+
+def manifest_task(manifest: dict) -> str:
+    return manifest.get("task", "text-to-video")
 
 
 def file_digest(path: Path) -> str:
@@ -38,14 +47,20 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict:
     if not isinstance(manifest, dict) or manifest.get("manifest_version") not in READABLE_VERSIONS:
         raise ValueError(f"{path}: manifest_version {manifest.get('manifest_version') if isinstance(manifest, dict) else None!r}"
                          f" is not one of {READABLE_VERSIONS}; re-export with this edgevid")
-    for key in ("format", "video", "latent", "sampler", "text", "decoder", "stages", "files"):
+    task = manifest_task(manifest)
+    if task not in TASKS:
+        raise ValueError(f"{path}: unknown task {task!r}; this edgevid reads {', '.join(TASKS)}")
+    sections, stages = TASKS[task]
+    for key in sections:
         if key not in manifest:
             raise ValueError(f"{path}: missing {key!r}")
-    sampler = manifest["sampler"] if isinstance(manifest["sampler"], dict) else {}
-    chunk_stages = [c.get("stage") for c in sampler.get("chunks", [])]
-    if not chunk_stages:
-        raise ValueError(f"{path}: the sampler has no chunks; re-export with this edgevid")
-    missing = [s for s in dict.fromkeys([*STAGES, *chunk_stages]) if s not in manifest["stages"]]
+    chunk_stages = []
+    if task == "text-to-video":
+        sampler = manifest["sampler"] if isinstance(manifest["sampler"], dict) else {}
+        chunk_stages = [c.get("stage") for c in sampler.get("chunks", [])]
+        if not chunk_stages:
+            raise ValueError(f"{path}: the sampler has no chunks; re-export with this edgevid")
+    missing = [s for s in dict.fromkeys([*stages, *chunk_stages]) if s not in manifest["stages"]]
     if missing:
         raise ValueError(f"{path}: no entry for stage(s) {', '.join(map(str, missing))}")
     checked = set()

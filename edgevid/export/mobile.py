@@ -150,7 +150,7 @@ class MobileCausalConv3d(nn.Module):
         if self.kt > 1:
             past = cache.get(self) if cache is not None else None
             if past is None:
-                first = x[:, :, :1]
+                first = x if T == 1 else x[:, :, :1]  # (a whole-tensor slice would be an undelegated alias)
                 past = torch.cat([first] + [first.clone() for _ in range(self.kt - 2)], dim=2)  # repeat frame 0
                 # (XNNPACK's concatenation takes each input once: the copies are clones)
             x = torch.cat([past, x], dim=2)  # (B, C, kt-1 + T, H, W)
@@ -272,6 +272,89 @@ class MobileSpatialDecoder(nn.Module):
                 x = block(x)
             x = shuffle(conv(act(x)) + self.level_shortcuts[i](x))
         return x
+
+
+def _linear_kernel(fn, cin: int, k: int) -> Tensor:
+    """The (cout, cin, k, k) kernel of a linear, parameter-free map `fn` from (1, cin, k, k) to
+    (1, cout, 1, 1), read off one-hot inputs: e.g. `vae.down_shortcut` as a stride-k conv."""
+    eye = torch.eye(cin * k * k).reshape(cin * k * k, cin, k, k)
+    return fn(eye)[:, :, 0, 0].T.reshape(-1, cin, k, k)
+
+
+class MobileSpatialEncoder(nn.Module):
+    """vae.SpatialEncoder (shortcut form) without channel indexing or pixel_unshuffle: the input
+    shortcut folded into conv_in's centre tap, each downsampling shortcut a fixed stride-2 conv,
+    the output shortcut a fixed 1x1 conv. NCHW throughout (ExecuTorch's portable kernels refuse
+    mixed dim orders)."""
+
+    def __init__(self, enc: vae_lib.SpatialEncoder):
+        super().__init__()
+        self.shortcuts, self.conv_in, self.levels, self.conv_out = enc.shortcuts, enc.conv_in, enc.levels, enc.conv_out
+        if not self.shortcuts:
+            return
+        cin, cout = enc.conv_in.in_channels, enc.conv_in.out_channels
+        self.conv_in = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv_in.weight.data.copy_(enc.conv_in.weight.detach() + vae_lib._centre_tap(_resample_matrix(cin, cout), 3))
+        self.conv_in.bias.data.copy_(enc.conv_in.bias.detach())
+        self.down = nn.ModuleDict()
+        for i, level in enumerate(enc.levels):
+            for j, layer in enumerate(level):
+                if isinstance(layer, nn.Conv2d):
+                    conv = nn.Conv2d(layer.in_channels, layer.out_channels, 2, stride=2, bias=False)
+                    conv.weight.data.copy_(_linear_kernel(
+                        lambda x, c=layer.out_channels: vae_lib.down_shortcut(x, c), layer.in_channels, 2))
+                    conv.weight.requires_grad_(False)
+                    self.down[f"{i}_{j}"] = conv
+        self.out_shortcut = channel_map(_resample_matrix(enc.conv_out.in_channels, enc.conv_out.out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv_in(x)
+        for i, level in enumerate(self.levels):
+            for j, layer in enumerate(level):
+                key = f"{i}_{j}"
+                x = layer(x) + self.down[key](x) if self.shortcuts and key in self.down else layer(x)
+        h = self.conv_out(F.silu(x))
+        return h + self.out_shortcut(x) if self.shortcuts else h
+
+
+class MobileTemporalEncoder(nn.Module):
+    """vae.TemporalEncoder with its shortcuts as fixed 1x1 convs and frame 0's repeats as clones
+    (XNNPACK's cat takes each input once)."""
+
+    def __init__(self, enc: vae_lib.TemporalEncoder):
+        super().__init__()
+        self.tc, self.shortcuts = enc.tc, enc.shortcuts
+        self.conv_in, self.down, self.blocks, self.conv_out = enc.conv_in, enc.down, enc.blocks, enc.conv_out
+        cs, ct, c2 = _causal_in(enc.conv_in), _causal_in(enc.conv_out), _causal_out(enc.conv_out)  # c2 = 2C
+        self.in_shortcut = channel_map(_resample_matrix(cs, ct))
+        self.down_shortcut = channel_map(_resample_matrix(ct * self.tc, ct))
+        self.out_shortcut = channel_map(_resample_matrix(ct, c2 // 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.silu(self.conv_in(x))
+        x = h + _frames_conv(self.in_shortcut, x) if self.shortcuts else h
+        if self.tc > 1:
+            first = x if x.shape[2] == 1 else x[:, :, :1]  # a still: no slice (an undelegated alias)
+            x = torch.cat([first.clone() for _ in range(self.tc - 1)] + [x], dim=2)
+            x = vae_lib.time_to_channels(x, self.tc)
+        h = self.down(x)
+        x = h + _frames_conv(self.down_shortcut, x) if self.shortcuts else h
+        for block in self.blocks:
+            x = block(x)
+        h = self.conv_out(F.silu(x))
+        if self.shortcuts:
+            C = h.shape[1] // 2
+            h = torch.cat([h[:, :C] + _frames_conv(self.out_shortcut, x), h[:, C:]], dim=1)
+        return h
+
+
+def _causal_in(conv: nn.Module) -> int:
+    """Input channels of a vae.CausalConv3d or its MobileCausalConv3d."""
+    return conv.in_channels if isinstance(conv, MobileCausalConv3d) else conv.conv.in_channels
+
+
+def _causal_out(conv: nn.Module) -> int:
+    return conv.out_channels if isinstance(conv, MobileCausalConv3d) else (conv.pointwise or conv.conv).out_channels
 
 
 def _in_channels(conv: nn.Module) -> int:
@@ -418,6 +501,10 @@ def _replacement(module: nn.Module) -> nn.Module | None:
         return MobileTemporalDecoder(module)
     if isinstance(module, vae_lib.SpatialDecoder):
         return MobileSpatialDecoder(module)
+    if isinstance(module, vae_lib.SpatialEncoder):
+        return MobileSpatialEncoder(module)
+    if isinstance(module, vae_lib.TemporalEncoder):
+        return MobileTemporalEncoder(module)
     return None
 
 

@@ -1,5 +1,8 @@
 """Generate a video from an export folder alone: its runtime, the tokenizer and numpy.
 
+Text-to-video folders run with ExportedPipeline, image-to-video ones with
+ExportedImg2VidPipeline; open_exported(folder) picks by the manifest's task.
+
 No edgevid model code is imported (tests/export/test_runner.py blocks it): the sampler and the
 chunked decoding are re-stated here in numpy from manifest.json, so what runs is only what was
 exported. torch is imported only by the ExecuTorch runtime, whose Python API takes torch tensors.
@@ -163,10 +166,29 @@ class _Tokenizer:
 
 
 # ----------------------------------------------------------------------------- the pipeline
-class ExportedPipeline:
+def open_exported(folder: str | Path, threads: int | None = None, verify: bool = True):
+    """The runner for an export folder's task: ExportedPipeline (text-to-video) or
+    ExportedImg2VidPipeline (image-to-video)."""
+    from edgevid.export.manifest import manifest_task
+
+    task = manifest_task(read_manifest(folder, verify=False))
+    cls = ExportedImg2VidPipeline if task == "image-to-video" else ExportedPipeline
+    return cls(folder, threads=threads, verify=verify)
+
+
+class _Exported:
+    """What both runners share: the manifest (checked), the runtime's stages, the decoder loop."""
+    task = ""
+
     def __init__(self, folder: str | Path, threads: int | None = None, verify: bool = True):
+        from edgevid.export.manifest import manifest_task
+
         self.folder = Path(folder)
         self.manifest = m = read_manifest(self.folder, verify=verify)
+        if manifest_task(m) != self.task:
+            other = "ExportedImg2VidPipeline" if self.task == "text-to-video" else "ExportedPipeline"
+            raise ValueError(f"{self.folder}: the export's task is {manifest_task(m)}; run it with {other} "
+                             "(or `edgevid run-exported`, which picks the runner)")
         fmt = m["format"]
         if fmt == "coreml":
             raise ValueError("Core ML packages run on macOS only (coremltools' MLModel.predict); see docs/EXPORT.md")
@@ -178,14 +200,7 @@ class ExportedPipeline:
         self.stages = {name: RUNTIMES[fmt](self.folder / entry["file"], threads, entry.get("method", "forward"), programs)
                        for name, entry in m["stages"].items()}
         self.load_seconds = time.perf_counter() - load_t0
-        self.tokenize = _Tokenizer(self.folder, m["text"]["tokenizer"], m["text"]["max_length"])
         self.temb = np.load(self.folder / m["sampler"]["time_embeddings"]).astype(np.float32)
-        table = m["text"]["token_table"]
-        self.token_table = np.load(self.folder / table["file"])  # (V, D) float32, or quantized with scales
-        self.token_scales = np.load(self.folder / table["scales"]) if "scales" in table else None
-        self.token_dtype = table["dtype"]
-        if self.token_dtype not in ("float32", "int8", "int4"):
-            raise ValueError(f"unknown word-table dtype {self.token_dtype!r} in the manifest")
         self.timesteps = np.asarray(m["sampler"]["timesteps"], np.float32)
         lat = m["latent"]
         self.latent_shape = (1, lat["channels"], lat["frames"], lat["height"], lat["width"])
@@ -194,6 +209,27 @@ class ExportedPipeline:
     @property
     def fps(self) -> int:
         return self.manifest["video"]["fps"]
+
+    def _decode(self, x: np.ndarray):
+        t0 = time.perf_counter()
+        yield from decode_chunks(self.stages, x, self.manifest["decoder"]["chunk_latents"],
+                                 self.manifest["latent"]["temporal_compression"])
+        self.timings["decode"] = time.perf_counter() - t0
+
+
+class ExportedPipeline(_Exported):
+    task = "text-to-video"
+
+    def __init__(self, folder: str | Path, threads: int | None = None, verify: bool = True):
+        super().__init__(folder, threads, verify)
+        m = self.manifest
+        self.tokenize = _Tokenizer(self.folder, m["text"]["tokenizer"], m["text"]["max_length"])
+        table = m["text"]["token_table"]
+        self.token_table = np.load(self.folder / table["file"])  # (V, D) float32, or quantized with scales
+        self.token_scales = np.load(self.folder / table["scales"]) if "scales" in table else None
+        self.token_dtype = table["dtype"]
+        if self.token_dtype not in ("float32", "int8", "int4"):
+            raise ValueError(f"unknown word-table dtype {self.token_dtype!r} in the manifest")
 
     def __call__(self, prompt: str, seed: int = 0, noise: np.ndarray | None = None) -> np.ndarray:
         """-> float32 (T, H, W, 3) in [0, 1]."""
@@ -231,11 +267,63 @@ class ExportedPipeline:
             rows = rows.astype(np.float32) * self.token_scales[ids]
         return rows.astype(np.float32)
 
-    def _decode(self, x: np.ndarray):
+
+class ExportedImg2VidPipeline(_Exported):
+    """An image-to-video export (export.stages_i2v): the image's latent, the flow in numpy as the
+    manifest's sampler.flow states it, then the streaming decoder.
+
+        >>> pipe = ExportedImg2VidPipeline("out/i2v-et")
+        >>> video = pipe(image, seed=0)  # image uint8 (H, W, 3) of the export's size -> (T, H, W, 3) in [0, 1]
+    """
+    task = "image-to-video"
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.manifest["video"]["height"], self.manifest["video"]["width"]
+
+    def __call__(self, image: np.ndarray, seed: int = 0, noise: np.ndarray | None = None,
+                 aug_noise: np.ndarray | None = None) -> np.ndarray:
+        """-> float32 (T, H, W, 3) in [0, 1]."""
+        return np.concatenate(list(self.stream(image, seed, noise, aug_noise)), axis=0)
+
+    def stream(self, image: np.ndarray, seed: int = 0, noise: np.ndarray | None = None,
+               aug_noise: np.ndarray | None = None):
+        """Yield the clip's frames chunk by chunk, (t, H, W, 3) float32 in [0, 1]. The noise is
+        numpy's: the clip's, then the image augmentation's (the PyTorch pipeline draws its
+        `latents` and augmentation noise in that order; pass both to reproduce one of its clips)."""
+        image = np.asarray(image)
+        H, W = self.image_size
+        if image.dtype != np.uint8 or image.shape != (H, W, 3):
+            raise ValueError(f"image must be uint8 (H, W, 3) = ({H}, {W}, 3), the export's size, got {image.dtype} "
+                             f"{image.shape}; edgevid.io.load_image(path, {H}, {W}) resizes and crops a file")
+        rng = np.random.default_rng(seed)
+        C, h, w = self.latent_shape[1], self.latent_shape[3], self.latent_shape[4]
+        if noise is None:
+            noise = rng.standard_normal(self.latent_shape, dtype=np.float32)
+        if aug_noise is None:
+            aug_noise = rng.standard_normal((1, C, h, w), dtype=np.float32)
+        for name, array, shape in (("noise", noise, self.latent_shape), ("aug_noise", aug_noise, (1, C, h, w))):
+            if tuple(array.shape) != tuple(shape):
+                raise ValueError(f"{name} must have shape {tuple(shape)} (this export's static clip), got {tuple(array.shape)}")
+        timings = self.timings = {}
+        sampler = self.manifest["sampler"]
         t0 = time.perf_counter()
-        yield from decode_chunks(self.stages, x, self.manifest["decoder"]["chunk_latents"],
-                                 self.manifest["latent"]["temporal_compression"])
-        self.timings["decode"] = time.perf_counter() - t0
+        pixels = (image.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None, :, None]  # (1, 3, 1, H, W)
+        (latent,) = self.stages["encoder"](np.ascontiguousarray(pixels))
+        timings["encode"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cond = (latent + np.float32(sampler["noise_aug_strength"]) * aug_noise).astype(np.float32)
+        r = noise.astype(np.float32)
+        for i in range(len(self.timesteps) - 1):
+            v = self.stages["denoiser"](r, latent, cond, self.temb[i:i + 1])[0]
+            r = r + np.float32(self.timesteps[i + 1] - self.timesteps[i]) * v
+        s = np.float32(sampler["residual_scale"])
+        x = r if s == 0 else latent[:, :, None] + s * r
+        x[:, :, 0] = latent
+        timings["denoise"] = time.perf_counter() - t0
+        if not np.isfinite(x).all():
+            raise FloatingPointError("sampling diverged (the latents became NaN or inf)")
+        yield from self._decode(np.ascontiguousarray(x, dtype=np.float32))
 
 
 # ----------------------------------------------------------------------------- the loops, in numpy

@@ -111,9 +111,14 @@ class SVDUNet(nn.Module):
 
     def forward(self, x: Tensor, timestep: Tensor | float, context: Tensor, added_time_ids: Tensor) -> Tensor:
         self._check_inputs(x, timestep, context, added_time_ids)
-        B, C, T, H, W = x.shape
         timestep = torch.as_tensor(timestep, dtype=torch.float32, device=x.device)
-        emb = self.embed_time(timestep.expand(B), added_time_ids)  # (B, D): broadcast over frames
+        return self.forward_embedded(x, self.embed_time(timestep.expand(x.shape[0]), added_time_ids), context)
+
+    def forward_embedded(self, x: Tensor, emb: Tensor, context: Tensor) -> Tensor:
+        """forward with the time embedding given, (B, time_embed_dim) from `embed_time`: a sampler
+        with a fixed time grid and fixed micro-conditions computes it once (SnapGen-V App. F;
+        edgevid.export ships it as a constant)."""
+        B, C, T, H, W = x.shape
         stages = self.frame_counts(T)
 
         # (B, C, T, H, W) -> (B*T, C, H, W), as a 4-D transpose (litert-torch miscompiles a 5-D

@@ -186,7 +186,7 @@ def resample_channels(x: Tensor, cout: int) -> Tensor:
     if cout % cin == 0:
         return x.repeat_interleave(cout // cin, dim=1)
     if cout > cin:  # e.g. RGB -> 16: each input channel repeated about cout / cin times
-        return x[:, (torch.arange(cout) * cin // cout).tolist()]
+        return x[:, [i * cin // cout for i in range(cout)]]  # a Python list: torch.export traces it
     return torch.stack([group.mean(1) for group in x.tensor_split(cout, dim=1)], 1)  # e.g. 16 -> RGB
 
 

@@ -94,6 +94,24 @@ def test_whole_unet_vae_and_text_encoder():
         torch.testing.assert_close(mobile.mobile_friendly(bert)(ids, keep.float()), bert(ids, keep), **TOL)
 
 
+@pytest.mark.parametrize("preset", ["tiny", "snapgen8"])
+def test_encoder_shortcuts_as_fixed_convs(preset):
+    """The VAE encoder (image-to-video export): channel resampling, space-to-channel shortcuts and
+    frame 0's repeats as fixed convs and clones, for a still and a clip."""
+    from edgevid.config import VAE_PRESETS
+    from edgevid.models.vae import VideoVAE
+
+    torch.manual_seed(0)
+    vae = randomize_(VideoVAE(VAE_PRESETS[preset]), scale=0.02).eval()
+    swapped = mobile.mobile_friendly(vae)
+    assert isinstance(swapped.spatial_encoder, mobile.MobileSpatialEncoder)
+    assert isinstance(swapped.temporal_encoder, mobile.MobileTemporalEncoder)
+    for frames in (1, 5):
+        x = torch.rand(1, 3, frames, 32, 32) * 2 - 1
+        with torch.no_grad():
+            torch.testing.assert_close(swapped.encode_latents(x), vae.encode_latents(x), **TOL)
+
+
 def test_mobile_friendly_leaves_the_original_alone():
     unet = SpatioTemporalUNet(dataclasses.replace(UNET_PRESETS["tiny"], text_dim=32))
     before = {type(m) for m in unet.modules()}

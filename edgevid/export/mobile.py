@@ -336,7 +336,8 @@ class MobileTemporalEncoder(nn.Module):
         if self.tc > 1:
             first = x if x.shape[2] == 1 else x[:, :, :1]  # a still: no slice (an undelegated alias)
             x = torch.cat([first.clone() for _ in range(self.tc - 1)] + [x], dim=2)
-            x = vae_lib.time_to_channels(x, self.tc)
+            B, C, T, H, W = x.shape  # vae.time_to_channels with H and W merged: rank 5 (Core ML's limit)
+            x = x.reshape(B, C, T // self.tc, self.tc, H * W).transpose(2, 3).reshape(B, C * self.tc, T // self.tc, H, W)
         h = self.down(x)
         x = h + _frames_conv(self.down_shortcut, x) if self.shortcuts else h
         for block in self.blocks:

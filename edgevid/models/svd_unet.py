@@ -343,18 +343,18 @@ def halve_frames(h: Tensor, num_frames: int) -> Tensor:
     """Average frames in pairs (0, 1), (2, 3), ...; an odd last frame is a group of its own.
     (B*T, C, H, W) -> (B*ceil(T/2), C, H, W)."""
     BT, C, H, W = h.shape
-    v = h.view(BT // num_frames, num_frames, C, H, W)  # (B*T, C, H, W) -> (B, T, C, H, W)
+    v = h.reshape(BT // num_frames, num_frames, C * H * W)  # (B*T, C, H, W) -> (B, T, CHW): rank <= 5 for Core ML
     if num_frames % 2:
         v = torch.cat([v, v[:, -1:]], dim=1)  # the pair (last, last) averages to the last frame
-    return v.unflatten(1, (-1, 2)).mean(dim=2).flatten(0, 1)  # (B, T/2, 2, C, H, W) -> (B*T/2, C, H, W)
+    return v.unflatten(1, (-1, 2)).mean(dim=2).reshape(-1, C, H, W)  # (B, T/2, 2, CHW) -> (B*T/2, C, H, W)
 
 
 def double_frames(h: Tensor, num_frames: int, out_frames: int) -> Tensor:
     """Repeat every frame twice and keep the first out_frames (nearest-neighbour in time).
     (B*T, C, H, W) -> (B*out_frames, C, H, W)."""
     BT, C, H, W = h.shape
-    v = h.view(BT // num_frames, num_frames, C, H, W)  # (B*T, C, H, W) -> (B, T, C, H, W)
-    return v.repeat_interleave(2, dim=1)[:, :out_frames].flatten(0, 1)  # (B, T_out, ...) -> (B*T_out, ...)
+    v = h.reshape(BT // num_frames, num_frames, C * H * W)  # (B*T, C, H, W) -> (B, T, CHW)
+    return v.repeat_interleave(2, dim=1)[:, :out_frames].reshape(-1, C, H, W)  # (B, T_out, CHW) -> (B*T_out, C, H, W)
 
 
 # --------------------------------------------------------------------------------------

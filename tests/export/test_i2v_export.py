@@ -43,7 +43,8 @@ def exported(micro, tmp_path_factory):
 
     def get(fmt):
         if fmt not in cache:
-            pytest.importorskip({"executorch": "executorch", "onnx": "onnxruntime"}[fmt])
+            pytest.importorskip({"executorch": "executorch", "onnx": "onnxruntime", "litert": "ai_edge_litert",
+                                 "coreml": "coremltools"}[fmt])
             cache[fmt] = tmp_path_factory.mktemp(f"i2v-{fmt}")
             export_pipeline(micro, cache[fmt], fmt, progress=False)
         return cache[fmt]
@@ -65,7 +66,7 @@ def _eager(micro, image, noise, seed):
     return micro(image, latents=torch.from_numpy(noise), generator=torch.Generator().manual_seed(seed)).frames[0]
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "executorch"])
+@pytest.mark.parametrize("fmt", ["onnx", "executorch", "litert"])
 def test_i2v_round_trip_matches_eager(micro, exported, fmt):
     from edgevid.export.runner import ExportedImg2VidPipeline
 
@@ -96,6 +97,15 @@ def test_i2v_manifest_and_delegation(exported):
     # forms yet (docs/EXPORT.md): it runs, split into partitions, and the manifest says so.
     d = m["stages"]["denoiser"]["delegation"]
     assert d["partitions"] > 1 and 0.8 < d["delegated_share"] < 1.0, d
+
+
+def test_i2v_coreml_package_spec(exported):
+    """Core ML runs on macOS only: here the packages are built and their specs read back."""
+    m = json.loads((exported("coreml") / "manifest.json").read_text())
+    spec = m["stages"]["denoiser"]
+    names = [i["name"] for i in spec["inputs"]]
+    assert names == ["r", "image_latent", "cond", "emb"] and (exported("coreml") / spec["file"]).is_dir()
+    assert m["stages"]["encoder"]["outputs"][0]["shape"] == [1, 4, 4, 4]
 
 
 def test_i2v_runner_refusals(exported):

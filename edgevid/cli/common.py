@@ -243,12 +243,9 @@ def _steps_done(args) -> int:
         return 0
 
 
-def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
-    """The EMA UNet of a train t2v / distill run's latest checkpoint -> a pipeline folder (the run's own UNet config)."""
-    from edgevid.config import UNetConfig, config_from_dict
-    from edgevid.models.unet import SpatioTemporalUNet
-    from edgevid.models.weights import load_state_strict, read_json, read_safetensors
-    from edgevid.pipeline import EdgeVidPipeline
+def _run_checkpoint(args) -> tuple[Path, dict]:
+    """--export-checkpoint: the run's latest checkpoint and its config.json (with a 'unet' section)."""
+    from edgevid.models.weights import read_json
     from edgevid.train.checkpoint import latest_checkpoint
 
     if not args.output:
@@ -259,6 +256,17 @@ def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
     run_cfg = read_json(Path(args.run_dir) / "config.json")
     if not isinstance(run_cfg.get("unet"), dict):
         raise CLIError(f"--export-checkpoint: {Path(args.run_dir) / 'config.json'} has no 'unet' config")
+    return ckpt, run_cfg
+
+
+def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
+    """The EMA UNet of a train t2v / distill run's latest checkpoint -> a pipeline folder (the run's own UNet config)."""
+    from edgevid.config import UNetConfig, config_from_dict
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.models.weights import load_state_strict, read_safetensors
+    from edgevid.pipeline import EdgeVidPipeline
+
+    ckpt, run_cfg = _run_checkpoint(args)
     unet = SpatioTemporalUNet(config_from_dict(UNetConfig, run_cfg["unet"], f"{args.run_dir}/config.json unet"))
     load_state_strict(unet, read_safetensors(ckpt / "ema.safetensors"), ckpt)
     EdgeVidPipeline(vae.cpu(), unet.eval(), text_encoder.cpu(), defaults).save_pretrained(args.output)

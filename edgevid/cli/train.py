@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from edgevid.cli.common import (CLIError, _add_common_train_flags, _check_training, _device, _export_checkpoint,
-                                _given, _source, _train_common)
+                                _given, _run_checkpoint, _source, _train_common)
 
 
 def add_train_parser(sub) -> None:
@@ -182,9 +182,8 @@ def cmd_train_i2v(args) -> None:
     from edgevid.config import SVD_UNET_PRESETS, SVDUNetConfig, TrainConfig, VAEConfig, config_from_dict
     from edgevid.models.i2v import Img2VidDenoiser
     from edgevid.models.vae import VideoVAE
-    from edgevid.models.weights import load_component, load_state_strict, read_json, read_safetensors
+    from edgevid.models.weights import load_component, load_state_strict, read_safetensors
     from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline, Img2VidDefaults
-    from edgevid.train.checkpoint import latest_checkpoint
     from edgevid.train.i2v import train_i2v, with_residual_scale
 
     if args.preset not in SVD_UNET_PRESETS:
@@ -208,12 +207,7 @@ def cmd_train_i2v(args) -> None:
     if args.output:  # fail now, not after training, on defaults the model could not generate
         EdgeVidImg2VidPipeline(vae, Img2VidDenoiser(unet_cfg), defaults)
     if args.export_checkpoint:
-        if not args.output:
-            raise CLIError("--export-checkpoint needs --output")
-        ckpt = latest_checkpoint(Path(args.run_dir))
-        if ckpt is None:
-            raise CLIError(f"--export-checkpoint: {args.run_dir} holds no checkpoint")
-        run_cfg = read_json(Path(args.run_dir) / "config.json")
+        ckpt, run_cfg = _run_checkpoint(args)
         model = Img2VidDenoiser(config_from_dict(SVDUNetConfig, run_cfg["unet"], f"{args.run_dir}/config.json unet"))
         load_state_strict(model, read_safetensors(ckpt / "ema.safetensors"), ckpt)
         if args.fps is None:  # the frame rate the run trained at (a conditioning input), not the flag's default

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevid.export.manifest import read_manifest
+from edgevid.export.manifest import manifest_task, read_manifest
 
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")  # the test encoder's hashing tokenizer (text/tiny.py)
 
@@ -169,8 +169,6 @@ class _Tokenizer:
 def open_exported(folder: str | Path, threads: int | None = None, verify: bool = True):
     """The runner for an export folder's task: ExportedPipeline (text-to-video) or
     ExportedImg2VidPipeline (image-to-video)."""
-    from edgevid.export.manifest import manifest_task
-
     task = manifest_task(read_manifest(folder, verify=False))
     cls = ExportedImg2VidPipeline if task == "image-to-video" else ExportedPipeline
     return cls(folder, threads=threads, verify=verify)
@@ -181,8 +179,6 @@ class _Exported:
     task = ""
 
     def __init__(self, folder: str | Path, threads: int | None = None, verify: bool = True):
-        from edgevid.export.manifest import manifest_task
-
         self.folder = Path(folder)
         self.manifest = m = read_manifest(self.folder, verify=verify)
         if manifest_task(m) != self.task:

@@ -739,6 +739,11 @@ class MobileVDConfig:
     # validation scenes (docs/MOBILEVD.md: at 1500 steps the last EMA had collapsed); 0 = the last.
     select_every: int = 100
     select_videos: int = 12
+    # The adversarial stage's generator lr, adversarial weight and EMA decay (DistillConfig's
+    # generator_lr, adv_weight, ema_decay; the defaults are the shipped run's).
+    distill_lr: float = 1e-5
+    adv_weight: float = 1.0
+    distill_ema_decay: float = 0.95
     batch_size: int = 4
     lr: float = 5e-5  # fine-tuning a trained model: a sixth of the teacher's lr
     # The fine-tuning loss as the shipped I2V teacher's last runs had it (docs/MOBILEVD.md): each
@@ -755,8 +760,10 @@ class MobileVDConfig:
         if not 0 < self.prune_keep_fraction <= 1 or not 0 < self.funnel_factor <= 1:
             raise ValueError("MobileVDConfig.prune_keep_fraction and funnel_factor must be in (0, 1] (1 = off)")
         if min(self.finetune_steps, self.prune_steps, self.distill_steps, self.select_every) < 0 \
-                or self.num_steps < 1 or self.select_videos < 1:
-            raise ValueError("MobileVDConfig step counts and select_every must be >= 0, num_steps and select_videos >= 1")
+                or self.num_steps < 1 or self.select_videos < 1 or self.distill_lr <= 0 or self.adv_weight < 0 \
+                or not 0 <= self.distill_ema_decay < 1:
+            raise ValueError("MobileVDConfig step counts and select_every must be >= 0, num_steps and select_videos >= 1, "
+                             "distill_lr > 0, adv_weight >= 0 and distill_ema_decay in [0, 1)")
         if self.channel_weighting not in CHANNEL_WEIGHTINGS:
             raise ValueError(f"MobileVDConfig.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, "
                              f"got {self.channel_weighting!r}")

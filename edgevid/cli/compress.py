@@ -47,6 +47,9 @@ def add_compress_parser(sub) -> None:
                     help="score the adversarial stage's EMA every N steps on validation scenes and keep the best "
                          "(default 100; 0 = keep the last)")
     cm.add_argument("--select-videos", type=int, help="validation scenes per score (default 12)")
+    cm.add_argument("--distill-lr", type=float, help="generator lr of the adversarial stage (default 1e-5)")
+    cm.add_argument("--adv-weight", type=float, help="weight of the adversarial loss (default 1; 0 = reconstruction only)")
+    cm.add_argument("--distill-ema-decay", type=float, help="EMA decay of the adversarial stage (default 0.95)")
     _add_common_train_flags(cm)
     cm.set_defaults(func=cmd_compress_mobilevd)
 
@@ -85,7 +88,7 @@ def cmd_compress_mobilevd(args) -> None:
     from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
 
     extra = _given(args, "finetune_steps", "prune_steps", "distill_steps", "num_steps", "num_clips", "select_every",
-                   "select_videos")
+                   "select_videos", "distill_lr", "adv_weight", "distill_ema_decay")
     if args.prune_keep is not None:
         extra["prune_keep_fraction"] = args.prune_keep
     if args.funnel_factor is not None:

@@ -317,7 +317,8 @@ def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progr
         distill_cfg = DistillConfig(num_steps=cfg.num_steps, steps=cfg.distill_steps, batch_size=cfg.batch_size,
                                     buckets=cfg.buckets, fps=cfg.fps, num_clips=cfg.num_clips,
                                     cache_latents=cfg.cache_latents, seed=cfg.seed, select_every=cfg.select_every,
-                                    select_videos=cfg.select_videos)
+                                    select_videos=cfg.select_videos, generator_lr=cfg.distill_lr,
+                                    adv_weight=cfg.adv_weight, ema_decay=cfg.distill_ema_decay)
         student_defaults = replace_i2v_defaults(pipe, num_inference_steps=cfg.num_steps).defaults
 
         def validate(student) -> float:

@@ -190,9 +190,12 @@ def test_compress_mobilevd_cli_writes_every_stage(tmp_path, capsys):
     argv = ["compress", "mobilevd", "--model", str(tmp_path / "teacher"), "--run-dir", str(tmp_path / "run"),
             "--output", str(tmp_path / "student"), "--temporal-multiscaling", "1,0", "--prune-keep", "0.5",
             "--finetune-steps", "1", "--prune-steps", "2", "--distill-steps", "1", "--batch-size", "2",
-            "--buckets", "5x32x32", "--num-clips", "4", "--select-videos", "2", "--threads", "1", "--no-progress"]
+            "--buckets", "5x32x32", "--num-clips", "4", "--select-videos", "2", "--threads", "1", "--no-progress",
+            "--distill-lr", "2e-5", "--adv-weight", "0.5", "--distill-ema-decay", "0.9"]
     assert main(argv) == 0, capsys.readouterr().err
     assert "validation i2v_score" in capsys.readouterr().out  # the adversarial stage scored its EMA
+    distill = json.loads((tmp_path / "run" / "runs" / "05_adversarial_1step" / "config.json").read_text())["distill"]
+    assert (distill["generator_lr"], distill["adv_weight"], distill["ema_decay"]) == (2e-5, 0.5, 0.9)
     stages = sorted(p.name for p in (tmp_path / "run" / "stages").iterdir())
     assert stages == ["01_cross_attention", "02_temporal_multiscaling", "03_temporal_pruning", "04_channel_funnels",
                       "05_adversarial_1step"]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from edgevid.models import blocks, vae as vae_lib
+from edgevid.models import blocks, i2v as i2v_lib, svd_unet, vae as vae_lib
 from edgevid.text.bert import BertModel
 
 
@@ -396,18 +396,19 @@ class MobileAttention(nn.Module):
         return self.out(attend(q, k, v, context_mask).transpose(1, 2).reshape(N, L, C))
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, keep: Tensor | None = None) -> Tensor:
-    """softmax(q k^T / sqrt(d) + key bias) v with 3D bmm: q (N, h, L, d), k and v (N, h, S, d),
-    keep (N, S) 1/0 or bool or None -> (N, h, L, d)."""
+def attend(q: Tensor, k: Tensor, v: Tensor, keep: Tensor | None = None, scale: float | None = None) -> Tensor:
+    """softmax(q k^T * scale + key bias) v with 3D bmm: q and k (N, h, L or S, d), v (N, h, S, e),
+    keep (N, S) 1/0 or bool or None, scale 1/sqrt(d) unless given -> (N, h, L, e)."""
     N, h, L, d = q.shape
-    S = k.shape[2]
-    scores = torch.bmm((q * d ** -0.5).reshape(N * h, L, d), k.reshape(N * h, S, d).transpose(1, 2))
+    S, e = k.shape[2], v.shape[3]
+    scale = d ** -0.5 if scale is None else scale
+    scores = torch.bmm((q * scale).reshape(N * h, L, d), k.reshape(N * h, S, d).transpose(1, 2))
     scores = scores.reshape(N, h, L, S)
     if keep is not None:
         keep = keep if keep.is_floating_point() else keep.to(q.dtype)
         scores = scores + blocks.key_bias(keep).reshape(N, 1, 1, S)
     p = torch.softmax(scores, dim=-1).reshape(N * h, L, S)
-    return torch.bmm(p, v.reshape(N * h, S, d)).reshape(N, h, L, d)
+    return torch.bmm(p, v.reshape(N * h, S, e)).reshape(N, h, L, e)
 
 
 class MobileResBlock(nn.Module):
@@ -474,6 +475,178 @@ class MobileBert(nn.Module):
         return layer.ffn_norm(x + layer.ffn_out(F.gelu(layer.ffn_in(x))))
 
 
+# ----------------------------------------------------------------------------- the SVD UNet (image-to-video)
+class MobileSVDAttention(nn.Module):
+    """svd_unet.Attention with attend() in place of F.scaled_dot_product_attention, whose edge
+    decomposition leaves its masking (eq, any, where, full_like, logical_not) on portable kernels.
+    The softmax keeps the layer's own scale (a merged funnel's q/k are narrower than dim)."""
+
+    def __init__(self, attn: svd_unet.Attention):
+        super().__init__()
+        self.heads, self.scale = attn.heads, attn.scale
+        self.to_q, self.to_k, self.to_v, self.to_out = attn.to_q, attn.to_k, attn.to_v, attn.to_out
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        context = x if context is None else context
+        (N, L, _), S, h = x.shape, context.shape[1], self.heads
+        q = self.to_q(x).reshape(N, L, h, -1).transpose(1, 2)  # (N, L, qk) -> (N, heads, L, qk/heads)
+        k = self.to_k(context).reshape(N, S, h, -1).transpose(1, 2)
+        v = self.to_v(context).reshape(N, S, h, -1).transpose(1, 2)
+        return self.to_out(attend(q, k, v, scale=self.scale).transpose(1, 2).reshape(N, L, -1))
+
+
+class MobileFeedForward(nn.Module):
+    """svd_unet.FeedForward (GEGLU) with value and gate cut by slices, not `chunk` (split_with_sizes
+    stays off XNNPACK)."""
+
+    def __init__(self, ff: svd_unet.FeedForward):
+        super().__init__()
+        self.proj, self.out = ff.proj, ff.out
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.proj(x)
+        n = y.shape[-1] // 2
+        return self.out(y[..., :n] * F.gelu(y[..., n:]))
+
+
+def halve_frames(h: Tensor, num_frames: int) -> Tensor:
+    """svd_unet.halve_frames with the pair mean as a sum of two slices times 0.5 (XNNPACK's mean
+    takes only the last two dims of a 4D tensor); the same numbers: both halve the same sum."""
+    BT, C, H, W = h.shape
+    v = h.reshape(BT // num_frames, num_frames, C * H * W)  # (B*T, C, H, W) -> (B, T, CHW)
+    if num_frames % 2:
+        v = torch.cat([v, v[:, -1:]], dim=1)
+    v = v.reshape(v.shape[0], -1, 2 * C * H * W)  # (B, T/2, 2 CHW): the pairs side by side
+    return ((v[:, :, :C * H * W] + v[:, :, C * H * W:]) * 0.5).reshape(-1, C, H, W)
+
+
+def double_frames(h: Tensor, num_frames: int, out_frames: int, ones: Tensor) -> Tensor:
+    """svd_unet.double_frames with the repeat as a broadcast product with `ones` (1, 1, 2, 1)
+    (repeat_interleave and expand stay off XNNPACK, and its concatenation wants distinct inputs)."""
+    BT, C, H, W = h.shape
+    B = BT // num_frames
+    v = h.reshape(B, num_frames, 1, C * H * W) * ones  # (B, T, 2, CHW): frame t at 2t and 2t + 1
+    return v.reshape(B, 2 * num_frames, C * H * W)[:, :out_frames].reshape(-1, C, H, W)
+
+
+class MobileSVDDownsample(nn.Module):
+    """svd_unet.Downsample with the mobile halve_frames."""
+
+    def __init__(self, down: svd_unet.Downsample):
+        super().__init__()
+        self.halve_time, self.conv = down.halve_time, down.conv
+
+    def forward(self, h: Tensor, num_frames: int) -> Tensor:
+        return self.conv(halve_frames(h, num_frames) if self.halve_time else h)
+
+
+class MobileSVDUpsample(nn.Module):
+    """svd_unet.Upsample: nearest 2x as a depthwise transposed conv of ones (as MobileUpsample),
+    the same 3x3 conv, and the mobile double_frames."""
+
+    def __init__(self, up: svd_unet.Upsample):
+        super().__init__()
+        self.double_time, self.conv = up.double_time, up.conv
+        self.register_buffer("ones", torch.ones(up.conv.in_channels, 1, 2, 2), persistent=False)
+        self.register_buffer("pair", torch.ones(1, 1, 2, 1), persistent=False)
+
+    def forward(self, h: Tensor, num_frames: int, out_frames: int) -> Tensor:
+        h = self.conv(F.conv_transpose2d(h, self.ones, stride=2, groups=h.shape[1]))
+        return double_frames(h, num_frames, out_frames, self.pair) if self.double_time else h
+
+
+class MobileResnetBlock2D(nn.Module):
+    """svd_unet.ResnetBlock2D with the time embedding broadcast through a reshape, not indexing
+    with None (unsqueeze stays off XNNPACK)."""
+
+    def __init__(self, block: svd_unet.ResnetBlock2D):
+        super().__init__()
+        self.norm1, self.conv1, self.time_emb_proj = block.norm1, block.conv1, block.time_emb_proj
+        self.norm2, self.conv2, self.conv_shortcut = block.norm2, block.conv2, block.conv_shortcut
+
+    def forward(self, x: Tensor, emb: Tensor, num_frames: int) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        BT, C, H, W = h.shape
+        t = self.time_emb_proj(F.silu(emb))  # (B, C)
+        h = (h.reshape(BT // num_frames, num_frames, C, H, W) + t.reshape(-1, 1, C, 1, 1)).reshape(BT, C, H, W)
+        h = self.conv2(F.silu(self.norm2(h)))
+        return (x if self.conv_shortcut is None else self.conv_shortcut(x)) + h
+
+
+class MobileTemporalResnetBlock(nn.Module):
+    """svd_unet.TemporalResnetBlock with the time embedding broadcast through a reshape."""
+
+    def __init__(self, block: svd_unet.TemporalResnetBlock):
+        super().__init__()
+        self.norm1, self.conv1, self.time_emb_proj = block.norm1, block.conv1, block.time_emb_proj
+        self.norm2, self.conv2, self.gate = block.norm2, block.conv2, block.gate
+
+    def forward(self, v: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(v)))
+        h = h + self.time_emb_proj(F.silu(emb)).reshape(h.shape[0], -1, 1, 1, 1)
+        return v + self.conv2(F.silu(self.norm2(h)))
+
+
+MAX_FRAME_POSITIONS = 128  # latent frames (in input-frame units) the mobile position table covers
+
+
+class MobileTransformerSpatioTemporal(nn.Module):
+    """svd_unet.TransformerSpatioTemporalModel with its frame-position embeddings precomputed: the
+    position MLP of the sinusoid of 0 .. MAX_FRAME_POSITIONS - 1 is a table, and the positions
+    0, s, 2s, ... of a stage with frame stride s are its rows, picked by a reshape and a slice
+    (arange, the sinusoid and index arithmetic would stay off XNNPACK). The blend weight
+    sigmoid(mix_factor) is a constant too. For export: the table holds the weights of the moment."""
+
+    def __init__(self, model: svd_unet.TransformerSpatioTemporalModel):
+        super().__init__()
+        self.norm, self.proj_in, self.proj_out = model.norm, model.proj_in, model.proj_out
+        self.transformer_blocks, self.temporal_transformer_blocks = model.transformer_blocks, model.temporal_transformer_blocks
+        self.has_temporal = model.time_pos_embed is not None
+        if self.has_temporal:
+            C = model.proj_in.out_features
+            with torch.no_grad():
+                positions = torch.arange(MAX_FRAME_POSITIONS, dtype=torch.float32)
+                table = model.time_pos_embed(svd_unet.timestep_sinusoid(positions, C))  # (P, C)
+                alpha = torch.sigmoid(model.time_mixer.mix_factor).reshape(1, 1, 1)
+            self.register_buffer("positions", table, persistent=False)
+            self.register_buffer("alpha", alpha, persistent=False)
+
+    def forward(self, h: Tensor, context: Tensor, num_frames: int, frame_stride: int) -> Tensor:
+        BT, C, H, W = h.shape
+        B, T = BT // num_frames, num_frames
+        x = self.proj_in(self.norm(h).permute(0, 2, 3, 1).reshape(BT, H * W, C))  # (B*T, H*W, C)
+        if self.has_temporal:
+            if T * frame_stride > MAX_FRAME_POSITIONS:
+                raise ValueError(f"the mobile position table covers {MAX_FRAME_POSITIONS} frame positions, "
+                                 f"this stage needs {T * frame_stride}")
+            pos = self.positions[:T * frame_stride]
+            if frame_stride > 1:  # rows 0, s, 2s, ...: the first column of a (T, s, C) view
+                pos = pos.reshape(T, frame_stride, C)[:, :1]
+            pos = pos.reshape(1, T, 1, C)
+        for k, block in enumerate(self.transformer_blocks):
+            x = block(x, context)
+            if str(k) in self.temporal_transformer_blocks:
+                temporal = self.temporal_transformer_blocks[str(k)]
+                x_mix = (x.reshape(B, T, H * W, C) + pos).reshape(BT, H * W, C)
+                blended = self.alpha * x + (1.0 - self.alpha) * temporal(x_mix, context, T)
+                x = svd_unet.gated(x, blended, temporal.gate)
+        x = self.proj_out(x)
+        return x.reshape(BT, H, W, C).permute(0, 3, 1, 2) + h  # (B*T, H*W, C) -> (B*T, C, H, W)
+
+
+class MobileLatentImageEmbedder(nn.Module):
+    """i2v.LatentImageEmbedder with the global mean as XNNPACK's (keepdim, over dims 2 and 3) and
+    the token axis added by a reshape."""
+
+    def __init__(self, embed: i2v_lib.LatentImageEmbedder):
+        super().__init__()
+        self.convs, self.proj, self.norm = embed.convs, embed.proj, embed.norm
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = _mean23(self.convs(z)).reshape(z.shape[0], -1)  # (B, 2w, H'/2, W'/2) -> (B, 2w)
+        return self.norm(self.proj(h)).reshape(z.shape[0], 1, -1)  # (B, 1, dim)
+
+
 # ----------------------------------------------------------------------------- the swap
 def _replacement(module: nn.Module) -> nn.Module | None:
     if isinstance(module, nn.GroupNorm):
@@ -506,7 +679,13 @@ def _replacement(module: nn.Module) -> nn.Module | None:
         return MobileSpatialEncoder(module)
     if isinstance(module, vae_lib.TemporalEncoder):
         return MobileTemporalEncoder(module)
-    return None
+    svd_forms = {svd_unet.Attention: MobileSVDAttention, svd_unet.FeedForward: MobileFeedForward,
+                 svd_unet.Downsample: MobileSVDDownsample, svd_unet.Upsample: MobileSVDUpsample,
+                 svd_unet.ResnetBlock2D: MobileResnetBlock2D, svd_unet.TemporalResnetBlock: MobileTemporalResnetBlock,
+                 svd_unet.TransformerSpatioTemporalModel: MobileTransformerSpatioTemporal,
+                 i2v_lib.LatentImageEmbedder: MobileLatentImageEmbedder}
+    form = svd_forms.get(type(module))
+    return None if form is None else form(module)
 
 
 def mobile_friendly(module: nn.Module) -> nn.Module:

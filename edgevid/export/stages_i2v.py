@@ -73,15 +73,18 @@ class EncoderStage(nn.Module):
 class Img2VidDenoiserStage(nn.Module):
     """One sampler call in the flow's space, with the time embedding given."""
 
-    def __init__(self, model: Img2VidDenoiser):
+    def __init__(self, model: Img2VidDenoiser, latent_frames: int):
         super().__init__()
         self.model, self.scale = model, float(model.config.residual_scale)
+        # cond repeated over the frames as a broadcast product (XNNPACK's concatenation wants distinct inputs)
+        self.register_buffer("frames", torch.ones(1, 1, latent_frames, 1, 1), persistent=False)
 
     def forward(self, r: Tensor, image_latent: Tensor, cond: Tensor, emb: Tensor) -> Tensor:
-        frame0 = image_latent[:, :, None]  # (1, C, 1, h, w)
+        _, C, K, h, w = r.shape  # reshapes, not indexing with None: unsqueeze stays off XNNPACK
+        frame0 = image_latent.reshape(1, C, 1, h, w)
         x = r if self.scale == 0 else frame0 + self.scale * r  # ImageAnchor.from_flow
         x = torch.cat([frame0, x[:, :, 1:]], dim=2)  # train.i2v.with_clean_image
-        c = torch.cat([cond[:, :, None]] * x.shape[2], dim=2)  # Img2VidDenoiser's concat (cat: XNNPACK takes it)
+        c = cond.reshape(1, C, 1, h, w) * self.frames  # Img2VidDenoiser's cond, (1, C, K, h, w)
         return self.model.unet.forward_embedded(torch.cat([x, c], dim=1), emb, self.model.image_embed(cond))
 
 
@@ -105,7 +108,7 @@ def build_i2v_stages(pipe, spec: Img2VidSpec, mobile: bool = True) -> tuple[list
     stages = [
         Stage("encoder", EncoderStage(vae).eval(), (torch.rand(1, 3, 1, spec.height, spec.width, generator=gen) * 2 - 1,),
               ["pixels"], ["image_latent"]),
-        Stage("denoiser", Img2VidDenoiserStage(unet).eval(),
+        Stage("denoiser", Img2VidDenoiserStage(unet, K).eval(),
               (torch.randn(1, C, K, h, w, generator=gen), latent, latent + 0.02 * torch.randn(latent.shape, generator=gen),
                temb[:1].clone()), ["r", "image_latent", "cond", "emb"], ["velocity"]),
         Stage("decoder_first", first.eval(), (z,), ["z"], ["frames", *(f"next_{s}" for s in state_names)]),

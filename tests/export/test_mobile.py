@@ -112,6 +112,53 @@ def test_encoder_shortcuts_as_fixed_convs(preset):
             torch.testing.assert_close(swapped.encode_latents(x), vae.encode_latents(x), **TOL)
 
 
+@pytest.mark.parametrize("frames", [4, 5])
+def test_svd_frame_pooling_and_repeat_are_exact(frames):
+    """MobileVD's temporal multiscaling without mean, repeat_interleave or a concatenation of one
+    tensor with itself: bit for bit the models' functions, for even and odd frame counts."""
+    from edgevid.models import svd_unet
+
+    h = torch.randn(2 * frames, 3, 4, 4)
+    assert torch.equal(mobile.halve_frames(h, frames), svd_unet.halve_frames(h, frames))
+    half = (frames + 1) // 2
+    g = torch.randn(2 * half, 3, 4, 4)
+    assert torch.equal(mobile.double_frames(g, half, frames, torch.ones(1, 1, 2, 1)),
+                       svd_unet.double_frames(g, half, frames))
+
+
+@pytest.mark.parametrize("variant", ["mobilevd", "full"])
+def test_whole_svd_unet_and_image_embedder(variant):
+    """The SVD denoiser's forms (attention without SDPA, GEGLU by slices, the frame-position table,
+    the resnets' broadcasts, temporal pooling and repeat): the whole network, with every temporal
+    block and 5 latent frames. "mobilevd": optimized cross-attention, temporal multiscaling and
+    merged funnels (narrower q/k than the softmax scale's width); "full": plain cross-attention to 3
+    tokens."""
+    from edgevid.compress.mobilevd import add_funnels, add_temporal_multiscaling, merge_funnels, optimize_cross_attention
+    from edgevid.config import SVD_UNET_PRESETS
+    from edgevid.models.i2v import Img2VidDenoiser
+
+    torch.manual_seed(0)
+    model = Img2VidDenoiser(SVD_UNET_PRESETS["svd-tiny"])
+    tokens = 3
+    if variant == "mobilevd":
+        unet = add_temporal_multiscaling(optimize_cross_attention(model.unet), (True, False))
+        model, tokens = model.with_unet(merge_funnels(add_funnels(unet, 0.5))), 1
+    model = _randomized(model)
+    swapped = mobile.mobile_friendly(model)
+    kinds = {type(m) for m in swapped.modules()}
+    assert {mobile.MobileTransformerSpatioTemporal, mobile.MobileFeedForward, mobile.MobileResnetBlock2D,
+            mobile.MobileLatentImageEmbedder} <= kinds
+    assert (mobile.MobileSVDAttention in kinds) and not kinds & {nn.GroupNorm, nn.LayerNorm}
+    cfg = model.config
+    x = torch.randn(1, cfg.in_channels, 5, 8, 8)
+    emb, ctx = torch.randn(1, cfg.time_embed_dim), torch.randn(1, tokens, cfg.cross_attention_dim)
+    z = torch.randn(1, cfg.out_channels, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(swapped.unet.forward_embedded(x, emb, ctx), model.unet.forward_embedded(x, emb, ctx),
+                                   **TOL)
+        torch.testing.assert_close(swapped.image_embed(z), model.image_embed(z), **TOL)
+
+
 def test_mobile_friendly_leaves_the_original_alone():
     unet = SpatioTemporalUNet(dataclasses.replace(UNET_PRESETS["tiny"], text_dim=32))
     before = {type(m) for m in unet.modules()}

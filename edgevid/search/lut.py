@@ -123,7 +123,8 @@ def time_module(module: nn.Module, inputs: tuple, runtime: str, threads: int, re
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "layer.pte"
             with torch.no_grad():
-                export_executorch(mobile_friendly(module).eval(), inputs,
+                # frozen after the swap too: the mobile forms build some layers anew (Conv1d, Conv3d)
+                export_executorch(mobile_friendly(module).eval().requires_grad_(False), inputs,
                                   [f"in{i}" for i in range(len(inputs))], ["out"], path)
             run = _ExecuTorch(path, threads)
             arrays = [x.numpy() for x in inputs]

@@ -62,6 +62,17 @@ def test_table_building_is_keyed_and_round_trips(tmp_path):
         LatencyTable.load(tmp_path / "bad.json")
 
 
+def test_executorch_runtime_times_a_whole_unet_with_temporal_layers():
+    """measure_plan on the ExecuTorch runtime (`search validate --lut <executorch table>`): a UNet
+    whose mobile forms build new layers (Conv1d) exports with frozen parameters."""
+    pytest.importorskip("executorch")
+    from edgevid.search.lut import measure_plan
+
+    table = dataclasses.replace(synthetic_table(), runtime="executorch")
+    plan = TemporalPlan((("conv1d", 1), ("self_attn1d", 1), ("conv1d", 1)))
+    assert measure_plan(table, plan, repeats=1) > 0
+
+
 def test_additive_prediction_on_a_synthetic_table():
     table = synthetic_table()
     plan = TemporalPlan((("conv1d", 2), (None, 0), ("cross_attn1d", 1)))

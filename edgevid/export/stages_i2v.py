@@ -47,9 +47,14 @@ def img2vid_spec(pipe, num_frames: int | None = None, height: int | None = None,
     num_frames, height, width = num_frames or d.num_frames, height or d.height, width or d.width
     steps = num_inference_steps or d.num_inference_steps
     pipe.check_inputs(num_frames, height, width, steps)
+    # A short clip decodes in one call: MobileVD's 17 frames are 5 latents, which chunks of 4
+    # would decode as 4 + a last chunk of 1 padded to 4 (export.runner.decode_chunks), 8 latents'
+    # work for 5. Longer clips stream in the VAE's chunks.
+    K = pipe.vae.latent_shape(num_frames, height, width)[1]
+    chunk = pipe.vae.config.decode_chunk_frames or 4
     return Img2VidSpec(num_frames, height, width, d.fps, steps, d.shift, float(d.motion_bucket_id),
                        float(d.noise_aug_strength), float(pipe.unet.config.residual_scale),
-                       pipe.vae.config.decode_chunk_frames or 4)
+                       K if K <= 2 * chunk else chunk)
 
 
 class EncoderStage(nn.Module):

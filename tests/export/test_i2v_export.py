@@ -77,7 +77,7 @@ def test_i2v_round_trip_matches_eager(micro, exported, fmt):
     image = _image()
     video = pipe(image, noise=noise, aug_noise=aug)
     ref = _eager(micro, image, noise, 5)
-    assert video.shape == ref.shape == (9, 32, 32, 3)  # 3 latents: a chunk of 2, then a padded one
+    assert video.shape == ref.shape == (9, 32, 32, 3)  # 3 latents, decoded in one call (img2vid_spec)
     assert np.abs(video - ref).max() < 1e-4
     other = pipe(_image(seed=6), noise=noise, aug_noise=aug)
     assert np.abs(other - video).max() > 1e-3  # the image reaches the clip
@@ -88,6 +88,7 @@ def test_i2v_manifest_and_delegation(exported):
     assert m["task"] == "image-to-video" and m["sampler"]["residual_scale"] == 0.5
     assert m["sampler"]["timesteps"] == [1.0, 0.5, 0.0] and m["sampler"]["noise_aug_strength"] == 0.05
     assert set(m["stages"]) == {"encoder", "denoiser", "decoder_first", "decoder_next"}
+    assert m["decoder"]["chunk_latents"] == 3  # the short clip in one decoder call, no padded tail
     assert m["stages"]["denoiser"]["inputs"][0] == {"name": "r", "shape": [1, 4, 3, 4, 4], "dtype": "float32"}
     assert np.load(exported("executorch") / "time_embeddings.npy").shape[0] == 2
     for name in m["stages"]:  # every stage, the SVD denoiser too, runs on XNNPACK alone

@@ -414,9 +414,9 @@ def main(argv=None) -> int:
     unet_cfg = dataclasses.replace(UNET_PRESETS["small"], in_channels=teacher.vae.config.latent_channels,
                                    out_channels=teacher.vae.config.latent_channels, **unet_changes)
     if args.temporal_plan:
-        from edgevid.search.space import TemporalPlan
+        from edgevid.search.space import UNetPlan
 
-        unet_cfg = TemporalPlan.from_key(args.temporal_plan).to_config(unet_cfg)
+        unet_cfg = UNetPlan.from_key(args.temporal_plan).to_config(unet_cfg)
     train_cfg = TrainConfig(**{**BASE_TRAIN, "steps": args.steps or rung.steps, "batch_size": rung.batch_size,
                                "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24,
                                "num_clips": rung.num_clips, "cache_latents": True, **train_changes})

@@ -1,6 +1,6 @@
 """Latency- and memory-guided temporal-layer search (SnapGen-V §3.2, App. A, Alg. A1).
 
-    space.py    TemporalPlan: which temporal layer, how many, at which position (stage / mid)
+    space.py    UNetPlan: which temporal layer, how many, at which position (stage / mid)
     lut.py      look-up tables measured on a runtime (eager PyTorch, ExecuTorch XNNPACK), JSON
     predict.py  a plan's latency and memory as sums of table entries
     evolve.py   OOM / latency elimination and the search (Alg. A1) over add/remove actions

@@ -12,13 +12,16 @@ def add_search_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
                            "examples:\n"
                            "  edgevid search lut --runtime eager --threads 2 -o lut-eager.json\n"
-                           "  edgevid search validate --lut lut-eager.json --num 5\n"
+                           "  edgevid search validate --lut lut-eager.json --num 5 [--spatial]\n"
                            "  edgevid search run --lut lut-eager.json --latency-budget 300 --run-dir ~/runs/search "
                            "-o searched/\n"
+                           "  edgevid search run --spatial --lut lut-eager.json --latency-budget 80 --run-dir ~/runs/search "
+                           "-o searched-spatial/\n"
                            "  edgevid search score --plans model 'conv1d1-self_attn1d3-self_attn1d2|self_attn1d1' "
                            "--train-seeds 0 1 2 --run-dir ~/runs/search"))
     ssub = s.add_subparsers(dest="what", required=True)
-    lut = ssub.add_parser("lut", help="measure the look-up table of every temporal layer type and stage on a runtime")
+    lut = ssub.add_parser("lut", help="measure the look-up table of every temporal layer type and stage, and of the "
+                                      "spatial blocks' shrinks, on a runtime")
     lut.add_argument("--model", default="teacher", help="model whose UNet backbone the table is for (default: teacher)")
     lut.add_argument("--runtime", default="eager", choices=("eager", "executorch"))
     lut.add_argument("--threads", type=int, default=1)
@@ -33,6 +36,7 @@ def add_search_parser(sub) -> None:
     val.add_argument("--num", type=int, default=5)
     val.add_argument("--repeats", type=int, default=3)
     val.add_argument("--seed", type=int, default=0)
+    val.add_argument("--spatial", action="store_true", help="random spatial blocks too (the table's spatial entries)")
     val.set_defaults(func=cmd_search_validate)
     run = ssub.add_parser("run", help="eliminate over-budget plans, then search (Alg. A1) from the model's own plan")
     run.add_argument("--lut", required=True, help="a table from `edgevid search lut` (any runtime)")
@@ -44,6 +48,9 @@ def add_search_parser(sub) -> None:
                      help="temporal layer types to search over (comma-separated)")
     run.add_argument("--start", help="plan key to start from, e.g. 'conv1d1-self_attn1d3-self_attn1d2|self_attn1d1' "
                                       "(default: the model's own plan, which the plot marks as hand-designed)")
+    run.add_argument("--spatial", action="store_true",
+                     help="search the spatial blocks too: drop spatial transformers, narrow ResBlocks (the backbone "
+                          "fine-tunes at --spatial-lr in every candidate)")
     _add_proxy_arguments(run)
     run.add_argument("-o", "--output", required=True, help="folder: searched preset (unet.json), search.json, pareto.png")
     run.set_defaults(func=cmd_search_run)
@@ -68,6 +75,9 @@ def _add_proxy_arguments(p) -> None:
     p.add_argument("--proxy-metric", choices=("shapesbench", "flow_loss"), default="shapesbench",
                    help="candidate quality: ShapesBench motion on samples, or the share of the spatial-only "
                         "model's held-out flow loss (object cells) that the temporal layers remove")
+    p.add_argument("--spatial-lr", type=float,
+                   help="lr of the backbone's spatial layers in each candidate's training (default: 0, frozen; "
+                        "1e-4 with --spatial)")
     p.add_argument("--run-dir", required=True, help="latent cache and quality cache (reused by later runs)")
     p.add_argument("--threads", type=int, default=1)
 
@@ -77,7 +87,8 @@ def _proxy_config(args, **overrides):
 
     from edgevid.search.quality import ProxyConfig
 
-    given = {"steps": args.proxy_steps, "eval_specs": args.proxy_specs, **overrides}
+    spatial_lr = args.spatial_lr if args.spatial_lr is not None else (1e-4 if getattr(args, "spatial", False) else None)
+    given = {"steps": args.proxy_steps, "eval_specs": args.proxy_specs, "spatial_lr": spatial_lr, **overrides}
     return dataclasses.replace(ProxyConfig(metric=args.proxy_metric), **{k: v for k, v in given.items() if v is not None})
 
 
@@ -106,20 +117,27 @@ def cmd_search_lut(args) -> None:
 def cmd_search_validate(args) -> None:
     import random
 
+    from edgevid.config import TEMPORAL_LAYER_TYPES
+
     from edgevid.search.evolve import all_plans
     from edgevid.search.lut import LatencyTable, measure_plan
     from edgevid.search.predict import predict
+    from edgevid.search.space import UNetPlan, spatial_plans
 
     table = LatencyTable.load(args.lut)
     _threads(table.threads)
-    kinds = tuple(sorted({k.split("/")[0] for k in table.entries}))
-    plans = random.Random(args.seed).sample(all_plans(len(table.base.channels) + 1, kinds), args.num)
+    kinds = tuple(sorted({k.split("/")[0] for k in table.entries} & set(TEMPORAL_LAYER_TYPES)))
+    rng = random.Random(args.seed)
+    plans = rng.sample(all_plans(len(table.base.channels) + 1, kinds), args.num)
+    if args.spatial:
+        plans = [UNetPlan(p.positions, rng.choice(spatial_plans(table.base))) for p in plans]
     print("| plan | predicted ms | measured ms | error |\n|---|---|---|---|")
     errors = []
     for plan in plans:
         predicted, measured = predict(table, plan).ms, measure_plan(table, plan, args.repeats)
         errors.append(abs(predicted - measured) / measured)
-        print(f"| {plan.key} | {predicted:.1f} | {measured:.1f} | {100 * errors[-1]:+.1f} % |".replace("+", ""))
+        signed = 100 * (predicted - measured) / measured
+        print(f"| {plan.key.replace('|', chr(92) + '|')} | {predicted:.1f} | {measured:.1f} | {signed:+.1f} % |")
     print(f"largest error {100 * max(errors):.1f} % (target: within 15 %)")
 
 
@@ -128,28 +146,37 @@ def cmd_search_run(args) -> None:
 
     from edgevid.config import config_to_dict
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
-    from edgevid.search.evolve import Evaluated, all_plans, eliminate, memory_bytes, search
+    from edgevid.search.evolve import Evaluated, all_plans, eliminate, eliminate_counts, memory_bytes, search
     from edgevid.search.lut import LatencyTable
     from edgevid.search.pareto import plot_pareto
     from edgevid.search.predict import predict
-    from edgevid.search.quality import ProxyConfig, TemporalQualityProxy
-    from edgevid.search.space import TemporalPlan
+    from edgevid.search.quality import ProxyConfig, QualityProxy
+    from edgevid.search.space import UNetPlan, spatial_plans
 
     _threads(args.threads)
     table = LatencyTable.load(args.lut)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision="fp32")
-    own = TemporalPlan.from_config(pipe.unet.config)
-    start = TemporalPlan.from_key(args.start) if args.start else own
+    own = UNetPlan.from_config(pipe.unet.config, spatial=args.spatial)
+    start = UNetPlan.from_key(args.start) if args.start else own
+    if (start.spatial is None) == args.spatial:
+        raise SystemExit(f"edgevid search run: --start {start.key} " + ("needs a spatial part (+sa...-h...) with "
+                         "--spatial" if args.spatial else "has a spatial part: add --spatial"))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     mem = args.memory_budget * 2**20 if args.memory_budget else None
     plans = all_plans(len(start.positions), kinds)
-    kept, oom, slow = eliminate(plans, table, mem, args.latency_budget)
-    print(f"coarse stage: {len(plans)} plans, {oom} over the memory budget, {slow} then over the latency budget, "
-          f"{len(kept)} left")
+    if args.spatial:
+        spatial = spatial_plans(table.base)
+        kept, oom, slow = eliminate_counts(plans, table, spatial, mem, args.latency_budget)
+        total = len(plans) * len(spatial)
+    else:
+        kept_plans, oom, slow = eliminate(plans, table, mem, args.latency_budget)
+        kept, total = len(kept_plans), len(plans)
+    print(f"coarse stage: {total} plans, {oom} over the memory budget, {slow} then over the latency budget, "
+          f"{kept} left")
     proxy_cfg = _proxy_config(args)
-    proxy = TemporalQualityProxy(pipe, proxy_cfg, Path(args.run_dir))
+    proxy = QualityProxy(pipe, proxy_cfg, Path(args.run_dir))
     t0 = time.perf_counter()
     result = search(table, start, proxy, latency_budget=args.latency_budget, memory_budget=mem,
                     max_iterations=args.iterations, kinds=kinds, sample_actions=args.sample_actions, log=print)
@@ -168,7 +195,7 @@ def cmd_search_run(args) -> None:
     summary = {
         "table": str(args.lut), "runtime": table.runtime, "threads": table.threads, "machine": table.machine,
         "latency_budget_ms": args.latency_budget, "memory_budget_mb": args.memory_budget,
-        "coarse": {"plans": len(plans), "over_memory": oom, "over_latency": slow, "kept": len(kept)},
+        "coarse": {"plans": total, "over_memory": oom, "over_latency": slow, "kept": kept},
         "hand_designed": own.key,
         "start": {"plan": start.key, "quality": result.evaluated[start.key].quality, "ms": start_cost.ms,
                   "memory_mb": memory_bytes(start_cost) / 2**20},
@@ -193,14 +220,14 @@ def cmd_search_score(args) -> None:
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
     from edgevid.search.lut import LatencyTable
     from edgevid.search.predict import predict
-    from edgevid.search.quality import TemporalQualityProxy
-    from edgevid.search.space import TemporalPlan
+    from edgevid.search.quality import QualityProxy
+    from edgevid.search.space import UNetPlan
 
     if args.equal_compute and not args.lut:
         raise SystemExit("edgevid search score: --equal-compute needs --lut (the plans' predicted latencies)")
     _threads(args.threads)
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision="fp32")
-    plans = [TemporalPlan.from_config(pipe.unet.config) if k == "model" else TemporalPlan.from_key(k)
+    plans = [UNetPlan.from_config(pipe.unet.config) if k == "model" else UNetPlan.from_key(k)
              for k in args.plans]
     table = LatencyTable.load(args.lut) if args.lut else None
     ms = [predict(table, p).ms if table else None for p in plans]
@@ -210,7 +237,7 @@ def cmd_search_score(args) -> None:
         steps = round(base_steps * ms[0] / plan_ms) if args.equal_compute else base_steps
         qualities, seconds = [], []
         for seed in args.train_seeds:
-            proxy = TemporalQualityProxy(pipe, _proxy_config(args, steps=steps, train_seed=seed), Path(args.run_dir))
+            proxy = QualityProxy(pipe, _proxy_config(args, steps=steps, train_seed=seed), Path(args.run_dir))
             qualities.append(proxy(plan))
             seconds.append(proxy.results[f"{proxy.settings}:{plan.key}"].get("seconds", 0.0))
             print(f"  {plan.key}, train seed {seed}, {steps} steps: {qualities[-1]:.4f}", flush=True)

@@ -15,6 +15,10 @@ plan's key) and the costs from the look-up table:
        quality and stay within both budgets;
     4. none: the plan is a local optimum and the search stops.
 Every evaluated plan is kept (`SearchResult.evaluated`) for the Pareto plot.
+
+A plan with spatial blocks (space.SpatialPlan, `edgevid search run --spatial`) adds the spatial
+actions: drop or restore a position's spatial transformer, narrow or widen a stage's ResBlocks.
+Removals of either kind save latency, so rules 1-3 treat them alike.
 """
 from __future__ import annotations
 
@@ -26,17 +30,18 @@ from typing import Callable
 from edgevid.config import TEMPORAL_LAYER_TYPES
 from edgevid.search.lut import LatencyTable
 from edgevid.search.predict import Cost, predict
-from edgevid.search.space import MAX_PER_POSITION, Action, TemporalPlan, actions
+from edgevid.search.space import MAX_PER_POSITION, Action, SpatialPlan, UNetPlan, actions
 
 
 def all_plans(num_positions: int, kinds: tuple[str, ...] = TEMPORAL_LAYER_TYPES,
-              max_per_position: int = MAX_PER_POSITION) -> list[TemporalPlan]:
+              max_per_position: int = MAX_PER_POSITION, spatial: list[SpatialPlan] | None = None) -> list[UNetPlan]:
+    """Every temporal plan, times every spatial plan of `spatial` when given (space.spatial_plans)."""
     options = [(None, 0)] + [(k, c) for k in kinds for c in range(1, max_per_position + 1)]
-    return [TemporalPlan(p) for p in itertools.product(options, repeat=num_positions)]
+    return [UNetPlan(p, s) for s in (spatial or [None]) for p in itertools.product(options, repeat=num_positions)]
 
 
-def eliminate(plans: list[TemporalPlan], table: LatencyTable, memory_budget: float | None = None,
-              latency_budget: float | None = None) -> tuple[list[TemporalPlan], int, int]:
+def eliminate(plans: list[UNetPlan], table: LatencyTable, memory_budget: float | None = None,
+              latency_budget: float | None = None) -> tuple[list[UNetPlan], int, int]:
     """(plans within both budgets, number dropped for memory, number then dropped for latency).
     Budgets: memory in bytes (activations + fp32 weights), latency in ms; None = no limit."""
     kept, oom, slow = [], 0, 0
@@ -51,13 +56,36 @@ def eliminate(plans: list[TemporalPlan], table: LatencyTable, memory_budget: flo
     return kept, oom, slow
 
 
+def eliminate_counts(plans: list[UNetPlan], table: LatencyTable, spatial: list[SpatialPlan],
+                     memory_budget: float | None = None, latency_budget: float | None = None) -> tuple[int, int, int]:
+    """`eliminate`'s three counts over every (temporal plan of `plans`) x (spatial plan of `spatial`),
+    without building the product (12.5 M plans for `small`): a spatial plan moves every temporal
+    plan's latency and parameters by the same amounts (predict.spatial_difference)."""
+    import numpy as np
+
+    from edgevid.search.predict import spatial_difference
+
+    costs = [predict(table, p) for p in plans]
+    ms = np.array([c.ms for c in costs])
+    memory = np.array([memory_bytes(c) for c in costs], dtype=np.float64)
+    kept = oom = slow = 0
+    for s in spatial:
+        d_ms, d_params = spatial_difference(table, s)
+        over_memory = memory + 4 * d_params > memory_budget if memory_budget is not None else np.zeros(len(ms), bool)
+        over_latency = ms + d_ms > latency_budget if latency_budget is not None else np.zeros(len(ms), bool)
+        oom += int(over_memory.sum())
+        slow += int((over_latency & ~over_memory).sum())
+        kept += int((~over_latency & ~over_memory).sum())
+    return kept, oom, slow
+
+
 def memory_bytes(cost: Cost) -> int:
     return cost.peak_bytes + 4 * cost.params  # fp32 weights stay resident
 
 
 @dataclass
 class Evaluated:
-    plan: TemporalPlan
+    plan: UNetPlan
     quality: float
     cost: Cost
 
@@ -90,7 +118,7 @@ def choose(current: Evaluated, moves: list[tuple[Action, Evaluated]], latency_bu
     return None
 
 
-def search(table: LatencyTable, start: TemporalPlan, quality: Callable[[TemporalPlan], float], *,
+def search(table: LatencyTable, start: UNetPlan, quality: Callable[[UNetPlan], float], *,
            latency_budget: float | None = None, memory_budget: float | None = None, max_iterations: int = 10,
            kinds: tuple[str, ...] = TEMPORAL_LAYER_TYPES, sample_actions: int | None = None, seed: int = 0,
            log: Callable[[str], None] | None = None) -> SearchResult:
@@ -99,7 +127,7 @@ def search(table: LatencyTable, start: TemporalPlan, quality: Callable[[Temporal
     rng, say = random.Random(seed), log or (lambda s: None)
     evaluated: dict[str, Evaluated] = {}
 
-    def evaluate(plan: TemporalPlan) -> Evaluated:
+    def evaluate(plan: UNetPlan) -> Evaluated:
         if plan.key not in evaluated:
             evaluated[plan.key] = Evaluated(plan, float(quality(plan)), predict(table, plan))
         return evaluated[plan.key]
@@ -107,12 +135,12 @@ def search(table: LatencyTable, start: TemporalPlan, quality: Callable[[Temporal
     current = evaluate(start)
     path = [("start", current)]
     for it in range(max_iterations):
-        legal = actions(current.plan, kinds)
+        legal = actions(current.plan, kinds, table.base)
         if sample_actions is not None and len(legal) > sample_actions:
             legal = rng.sample(legal, sample_actions)
         moves = []
         for action in legal:
-            plan = action.apply(current.plan)
+            plan = action.apply(current.plan, table.base)
             cost = predict(table, plan)
             if memory_budget is not None and memory_bytes(cost) > memory_budget:
                 continue  # OOM elimination before paying for its quality

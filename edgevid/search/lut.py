@@ -3,12 +3,17 @@
 A table is one JSON file keyed by (runtime, threads, machine): a user builds one on their phone's
 runtime and searches against it. It holds
 
-    backbone                  the UNet with no temporal layers (the spatial blocks), measured whole
-    entries[kind/cC/TxHxW]    one temporal layer of `kind` at width C on a T x H x W latent
+    backbone                          the UNet with no temporal layers (the spatial blocks), measured whole
+    entries[kind/cC/TxHxW]            one temporal layer of `kind` at width C on a T x H x W latent
+    entries[res/iI/oO/hH/TxHxW]       one ResBlock (I -> hidden H -> O channels) on T frames of H x W
+    entries[spatial_attn/cC/TxHxW]    one spatial transformer at width C on T frames of H x W
 
 for every temporal layer type and every stage (width, latent resolution) of the base UNet at the
-table's latent size. Each entry has `ms` (median latency), `peak_bytes` (activation peak of the
-call, traced on meta tensors: runtime-independent) and `params`. predict.py sums them.
+table's latent size; for each of the backbone's ResBlocks at every hidden width of
+space.hidden_options, and for each stage's spatial transformer (a spatial search prices a
+shrunk backbone as the measured one plus the entries' differences). Each entry has `ms`
+(median latency), `peak_bytes` (activation peak of the call, traced on meta tensors:
+runtime-independent) and `params`. predict.py sums them.
 
     table = build_table(UNET_PRESETS["small"], (8, 31, 32, 32), runtime="eager", threads=2)
     table.save("lut.json"); LatencyTable.load("lut.json")
@@ -67,11 +72,36 @@ class LatencyTable:
             raise ValueError(f"{path}: not a look-up table ({e}); build one with `edgevid search lut`") from None
 
     def entry(self, kind: str, channels: int, frames: int, height: int, width: int) -> dict:
-        key = entry_key(kind, channels, frames, height, width)
+        return self.lookup(entry_key(kind, channels, frames, height, width))
+
+    def lookup(self, key: str) -> dict:
         if key not in self.entries:
-            raise ValueError(f"the table has no entry {key}; it was built for other widths, sizes or layer types "
-                             f"(rebuild it with `edgevid search lut` for this UNet)")
+            raise ValueError(f"the table has no entry {key}; it was built for other widths, sizes or layer types, "
+                             f"or before spatial entries existed (rebuild it with `edgevid search lut` for this UNet)")
         return self.entries[key]
+
+
+def res_entry_key(in_ch: int, out_ch: int, hidden: int, frames: int, height: int, width: int) -> str:
+    return f"res/i{in_ch}/o{out_ch}/h{hidden}/{frames}x{height}x{width}"
+
+
+def res_block_shapes(base: UNetConfig) -> list[tuple[int, int, int]]:
+    """(stage, in channels, out channels) of every down and up ResBlock whose hidden width the
+    stage's plan sets, in the order SpatioTemporalUNet builds them (the mid block's are fixed)."""
+    ch, n = base.channels, len(base.channels)
+    out, skips, width = [], [ch[0]], ch[0]
+    for i in range(n):
+        for _ in range(base.num_res_blocks[i]):
+            out.append((i, width, ch[i]))
+            width = ch[i]
+            skips.append(width)
+        if i < n - 1:
+            skips.append(width)  # the downsampler's output
+    for i in reversed(range(n)):
+        for _ in range(base.num_res_blocks[i] + 1):
+            out.append((i, width + skips.pop(), ch[i]))
+            width = ch[i]
+    return out
 
 
 def stage_geometry(base: UNetConfig, latent: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
@@ -159,7 +189,8 @@ def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: st
                              "peak_bytes": _trace_peak(backbone, inputs),
                              "params": sum(p.numel() for p in backbone.parameters())})
     spec = AttnSpec(head_dim=base.head_dim, qk_norm=base.qk_norm, rope=base.rope)
-    for ch, t, h, w in dict.fromkeys(stage_geometry(base, latent)):
+    geometry = stage_geometry(base, latent)
+    for ch, t, h, w in dict.fromkeys(geometry):
         for kind in kinds:
             key = entry_key(kind, ch, t, h, w)
             say(key)
@@ -168,7 +199,49 @@ def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: st
             table.entries[key] = {"ms": time_module(layer, layer_inputs, runtime, threads, repeats),
                                   "peak_bytes": _trace_peak(layer, layer_inputs),
                                   "params": sum(p.numel() for p in layer.parameters())}
+    _measure_spatial_entries(table, context, spec, repeats, say)
     return table
+
+
+class _Transformer(nn.Module):
+    """A spatial transformer with its frame count fixed (a runtime's inputs are tensors only)."""
+
+    def __init__(self, layer: nn.Module, num_frames: int):
+        super().__init__()
+        self.layer, self.num_frames = layer, num_frames
+
+    def forward(self, x, context, mask):
+        return self.layer(x, context, mask, self.num_frames)
+
+
+def _measure_spatial_entries(table: LatencyTable, context, spec, repeats: int, say) -> None:
+    """The ResBlocks at every hidden option and the spatial transformers (module docstring)."""
+    from edgevid.models.blocks import ResBlock, SpatialTransformer
+    from edgevid.search.space import SpatialPlan, hidden_options
+
+    base, (_, T, H, W) = table.base, table.latent
+    own = SpatialPlan.from_config(base)
+    emb = torch.randn(1, base.time_embed_dim)
+    for stage, cin, cout in dict.fromkeys(res_block_shapes(base)):
+        h, w = H >> stage, W >> stage
+        x = torch.randn(T, cin, h, w)
+        for hidden in hidden_options(own.hidden[stage], base.norm_groups):
+            key = res_entry_key(cin, cout, hidden, T, h, w)
+            say(key)
+            block = ResBlock(cin, cout, base.time_embed_dim, base.norm_groups, hidden).eval()
+            table.entries[key] = _entry(block, (x, emb), table.runtime, table.threads, repeats)
+    mask = torch.ones(1, CONTEXT_TOKENS, dtype=torch.bool)
+    for ch, t, h, w in dict.fromkeys(g for g, a in zip(stage_geometry(base, table.latent), own.attention) if a):
+        key = entry_key("spatial_attn", ch, t, h, w)
+        say(key)
+        layer = _Transformer(SpatialTransformer(ch, base.text_dim, spec), t).eval()
+        table.entries[key] = _entry(layer, (torch.randn(t, ch, h, w), context, mask), table.runtime, table.threads,
+                                    repeats)
+
+
+def _entry(module: nn.Module, inputs: tuple, runtime: str, threads: int, repeats: int) -> dict:
+    return {"ms": time_module(module, inputs, runtime, threads, repeats), "peak_bytes": _trace_peak(module, inputs),
+            "params": sum(p.numel() for p in module.parameters())}
 
 
 def measure_plan(table: LatencyTable, plan, repeats: int = 5, seed: int = 0) -> float:

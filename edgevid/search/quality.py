@@ -1,7 +1,7 @@
 """The search's quality proxy (SnapGen-V §3.2, App. A: each candidate inherits the trained spatial
 backbone, frozen, and only its temporal layers are trained, briefly, on precomputed video latents).
 
-    proxy = TemporalQualityProxy(teacher_pipe, ProxyConfig(), cache_dir=Path("~/runs/search"))
+    proxy = QualityProxy(teacher_pipe, ProxyConfig(), cache_dir=Path("~/runs/search"))
     proxy(plan) -> quality in [0, 1]
 
 Data are the learnability ladder's video rung (issue 16: 17 frames, one object on a solid
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from edgevid.config import CHANNEL_WEIGHTINGS, TrainConfig, config_to_dict
-from edgevid.search.space import TemporalPlan
+from edgevid.search.space import UNetPlan
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ class ProxyConfig:
     # by the decoder's sensitivity to it (train/latents.py: decoder_channel_weights); "uniform":
     # plain, which 60-80 % of the time measures channels the decoder does not show (docs/LADDER.md).
     channel_weighting: str = "decoder"
+    # 0: the backbone's spatial layers stay frozen (a temporal search, the paper's). > 0: they train
+    # too, at this lr, beside the temporal layers: a spatial search's shrunk backbone must adapt,
+    # and every candidate (the unshrunk one and the spatial-only reference too) trains the same way.
+    spatial_lr: float = 0.0
 
     def __post_init__(self):
         if self.metric not in ("shapesbench", "flow_loss"):
@@ -69,11 +73,13 @@ def _settings_key(cfg: ProxyConfig, backbone: str) -> str:
     proxy = dataclasses.asdict(cfg)
     if proxy["train_seed"] is None:
         del proxy["train_seed"]  # the key results were cached under before the field existed
+    if proxy["spatial_lr"] == 0.0:
+        del proxy["spatial_lr"]  # likewise
     text = json.dumps({"proxy": proxy, "backbone": backbone}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-class TemporalQualityProxy:
+class QualityProxy:
     def __init__(self, pipe, cfg: ProxyConfig = ProxyConfig(), cache_dir: str | Path = "search_cache",
                  progress: bool = False):
         from edgevid.data import ProceduralClips
@@ -94,7 +100,7 @@ class TemporalQualityProxy:
         self._heldout = None  # flow_loss: the held-out clips, encoded on first use
         self._channel_weights = None  # (C,) or None: measured once, on the first latents seen
 
-    def __call__(self, plan: TemporalPlan) -> float:
+    def __call__(self, plan: UNetPlan) -> float:
         key = f"{self.settings}:{plan.key}"
         if key in self.results:
             return self.results[key]["quality"]
@@ -112,8 +118,9 @@ class TemporalQualityProxy:
         self.results_path.write_text(json.dumps(self.results, indent=2, sort_keys=True) + "\n")
         return quality
 
-    def train_candidate(self, plan: TemporalPlan):
-        """The backbone's weights in the candidate's UNet; only its temporal layers train."""
+    def train_candidate(self, plan: UNetPlan):
+        """The backbone's weights in the candidate's UNet (`inherit_backbone`); its temporal layers
+        train, and with `spatial_lr` > 0 its spatial layers too."""
         from edgevid.flow.loss import rectified_flow_loss
         from edgevid.models.unet import SpatioTemporalUNet
         from edgevid.text import PromptCache
@@ -124,20 +131,21 @@ class TemporalQualityProxy:
         train_seed = cfg.seed if cfg.train_seed is None else cfg.train_seed
         torch.manual_seed(train_seed)
         unet = SpatioTemporalUNet(plan.to_config(self.base))
-        spatial = {k: v for k, v in self.pipe.unet.state_dict().items() if ".temporal." not in k}
-        missing, unexpected = unet.load_state_dict(spatial, strict=False)
-        if unexpected or any(".temporal." not in k for k in missing):
-            raise ValueError(f"the candidate's spatial layers do not match the backbone: {unexpected or missing}")
+        inherit_backbone(self.pipe.unet, unet)
         temporal = [p for n, p in unet.named_parameters() if ".temporal." in n]
-        for name, p in unet.named_parameters():
-            p.requires_grad_(".temporal." in name)
+        spatial = [p for n, p in unet.named_parameters() if ".temporal." not in n] if cfg.spatial_lr > 0 else []
+        for p in unet.parameters():
+            p.requires_grad_(False)
+        for p in temporal + spatial:
+            p.requires_grad_(True)
         train = TrainConfig(buckets=((cfg.frames, cfg.size, cfg.size),), batch_size=cfg.batch_size,
                             num_clips=cfg.num_clips, cache_latents=True, seed=cfg.seed)
         batches = LatentBatches(self.pipe.vae, self.source, train.buckets, cfg.batch_size, cfg.num_clips, True,
                                 cfg.seed, self.cache_dir / "latents")
         prompts = PromptCache(self.pipe.text_encoder)
-        if temporal:
-            optimizer = torch.optim.AdamW(temporal, lr=cfg.lr, weight_decay=0.0)
+        if temporal or spatial:
+            groups = [{"params": temporal, "lr": cfg.lr}, {"params": spatial, "lr": cfg.spatial_lr}]
+            optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=0.0)
             unet.train()
             for step in range(cfg.steps):
                 g = step_generator(train_seed, step)
@@ -155,7 +163,7 @@ class TemporalQualityProxy:
         """The held-out loss of the backbone without temporal layers (computed once, cached)."""
         key = f"{self.settings}:spatial-only"
         if key not in self.results:
-            plan = TemporalPlan(((None, 0),) * (len(self.base.channels) + 1))
+            plan = UNetPlan(((None, 0),) * (len(self.base.channels) + 1))
             self.results[key] = {"heldout_loss": self.heldout_loss(self.train_candidate(plan))}
         return self.results[key]["heldout_loss"]
 
@@ -205,3 +213,43 @@ class TemporalQualityProxy:
         agg = aggregate(results)
         return {k: agg[k] for k in ("motion_acc", "motion_smoothness", "subject_consistency", "prompt_adherence",
                                     "dynamic_fraction")}
+
+
+def inherit_backbone(backbone: torch.nn.Module, candidate: torch.nn.Module) -> None:
+    """Load the trained backbone's spatial weights into `candidate`, a UNet of the same layout whose
+    spatial blocks a plan may have shrunk. A dropped spatial transformer's weights are left out; a
+    ResBlock narrowed to k hidden channels keeps the backbone's k most important ones, by
+    |norm2 scale| x the norm of conv2's weights that read the channel (what the channel can
+    contribute to the block's output), in their original order. The candidate's temporal layers
+    keep their (identity) initialisation. Unshrunk, the candidate computes what the backbone does."""
+    from edgevid.models.blocks import ResBlock
+
+    source, target = backbone.state_dict(), candidate.state_dict()
+    state = {}
+    for name, block in candidate.named_modules():
+        if not isinstance(block, ResBlock) or ".temporal." in f"{name}.":
+            continue
+        full = backbone.get_submodule(name)
+        k, hidden = block.conv1.out_channels, full.conv1.out_channels
+        if k == hidden:
+            continue
+        if k > hidden:
+            raise ValueError(f"{name} has {k} hidden channels, the backbone's {hidden}: a plan can only shrink it")
+        importance = full.norm2.weight.detach().abs() * full.conv2.weight.detach().flatten(2).norm(dim=(0, 2))
+        keep = importance.topk(k).indices.sort().values
+        both = torch.cat([keep, keep + hidden])  # emb writes (scale, shift), each `hidden` wide
+        for key, value, dim, index in (("conv1.weight", full.conv1.weight, 0, keep), ("conv1.bias", full.conv1.bias, 0, keep),
+                                       ("emb.weight", full.emb.weight, 0, both), ("emb.bias", full.emb.bias, 0, both),
+                                       ("norm2.weight", full.norm2.weight, 0, keep), ("norm2.bias", full.norm2.bias, 0, keep),
+                                       ("conv2.weight", full.conv2.weight, 1, keep)):
+            state[f"{name}.{key}"] = value.detach().index_select(dim, index)
+    for key, value in target.items():
+        if ".temporal." in key or key in state:
+            continue
+        if key not in source or source[key].shape != value.shape:
+            raise ValueError(f"the candidate's spatial layer {key} {tuple(value.shape)} is not in the backbone "
+                             f"{tuple(source[key].shape) if key in source else '(absent)'}: a plan can only shrink it")
+        state[key] = source[key]
+    missing, _ = candidate.load_state_dict(state, strict=False)
+    if any(".temporal." not in k for k in missing):
+        raise ValueError(f"the candidate's spatial layers were not all inherited: {missing}")

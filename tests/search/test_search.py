@@ -8,7 +8,7 @@ from edgevid.config import UNET_PRESETS
 from edgevid.search.evolve import all_plans, eliminate, memory_bytes, pareto_front, search
 from edgevid.search.lut import LatencyTable, build_table, entry_key, stage_geometry
 from edgevid.search.predict import predict
-from edgevid.search.space import MAX_PER_POSITION, Action, TemporalPlan, actions
+from edgevid.search.space import MAX_PER_POSITION, Action, UNetPlan, actions
 
 TINY = dataclasses.replace(UNET_PRESETS["tiny"], temporal_layers=(("conv1d",), ("self_attn1d",)),
                            mid_temporal_layers=("self_attn1d",))
@@ -28,29 +28,34 @@ def synthetic_table(ms=None) -> LatencyTable:
 
 
 def test_plan_round_trips_configs_and_never_mixes():
-    plan = TemporalPlan.from_config(TINY)
+    plan = UNetPlan.from_config(TINY)
     assert plan.to_config(TINY) == TINY and plan.key == "conv1d1-self_attn1d1|self_attn1d1"
     with pytest.raises(ValueError, match="one temporal layer type per position"):
-        TemporalPlan.from_config(UNET_PRESETS["tiny"])  # its stages mix conv1d and conv3d
+        UNetPlan.from_config(UNET_PRESETS["tiny"])  # its stages mix conv1d and conv3d
     for a in actions(plan):
         new = a.apply(plan)
         assert all(k is None or c >= 1 for k, c in new.positions)
     with pytest.raises(ValueError, match="mix types"):
         Action("add", "conv3d", 0).apply(plan)
-    full = TemporalPlan((("conv1d", MAX_PER_POSITION), (None, 0), (None, 0)))
+    full = UNetPlan((("conv1d", MAX_PER_POSITION), (None, 0), (None, 0)))
     assert Action("add", "conv1d", 0) not in actions(full)
     for p in (plan, full, *all_plans(3, KINDS)[::97]):
-        assert TemporalPlan.from_key(p.key) == p
+        assert UNetPlan.from_key(p.key) == p
     for bad in ("conv1d1-none", "conv1d-none|none", "conv9d1-none|none", "conv1d4-none|none"):
         with pytest.raises(ValueError):
-            TemporalPlan.from_key(bad)
+            UNetPlan.from_key(bad)
 
 
 def test_table_building_is_keyed_and_round_trips(tmp_path):
     table = build_table(TINY, LATENT, repeats=1, kinds=("conv1d", "self_attn1d"))
     keys = sorted(table.entries)
-    assert keys == sorted(entry_key(k, c, t, h, w) for c, t, h, w in set(stage_geometry(TINY, LATENT))
-                          for k in ("conv1d", "self_attn1d"))
+    from edgevid.search.lut import res_block_shapes, res_entry_key
+
+    geometry = stage_geometry(TINY, LATENT)
+    assert keys == sorted([entry_key(k, c, t, h, w) for c, t, h, w in set(geometry) for k in ("conv1d", "self_attn1d")]
+                          + [res_entry_key(i, o, hidden, *geometry[s][1:]) for s, i, o in set(res_block_shapes(TINY))
+                             for hidden in ((16, 8, 4), (32, 16, 8))[s]]
+                          + [entry_key("spatial_attn", *geometry[1])])
     assert all(e["ms"] > 0 and e["peak_bytes"] > 0 and e["params"] > 0 for e in table.entries.values())
     loaded = LatencyTable.load(table.save(tmp_path / "lut.json"))
     assert loaded == table
@@ -69,19 +74,19 @@ def test_executorch_runtime_times_a_whole_unet_with_temporal_layers():
     from edgevid.search.lut import measure_plan
 
     table = dataclasses.replace(synthetic_table(), runtime="executorch")
-    plan = TemporalPlan((("conv1d", 1), ("self_attn1d", 1), ("conv1d", 1)))
+    plan = UNetPlan((("conv1d", 1), ("self_attn1d", 1), ("conv1d", 1)))
     assert measure_plan(table, plan, repeats=1) > 0
 
 
 def test_additive_prediction_on_a_synthetic_table():
     table = synthetic_table()
-    plan = TemporalPlan((("conv1d", 2), (None, 0), ("cross_attn1d", 1)))
+    plan = UNetPlan((("conv1d", 2), (None, 0), ("cross_attn1d", 1)))
     # stage 0: 2 layers x 3 blocks x 1 ms; stage 1: none; mid (position 2): 1 x 1 block x 3 ms x 9
     cost = predict(table, plan)
     assert cost.ms == pytest.approx(10 + 2 * 3 * 1.0 + 1 * 1 * 27.0)
     assert cost.params == 100 + 2 * 3 * 10 + 10 and cost.peak_bytes == 1000 + 300
     with pytest.raises(ValueError, match="no entry"):
-        predict(table, TemporalPlan((("conv3d", 1), (None, 0), (None, 0))))
+        predict(table, UNetPlan((("conv3d", 1), (None, 0), (None, 0))))
 
 
 def test_elimination_removes_exactly_the_over_budget_plans():
@@ -99,7 +104,7 @@ def test_elimination_removes_exactly_the_over_budget_plans():
 
 def test_one_step_picks_the_best_ratio_and_never_mixes():
     table = synthetic_table()
-    start = TemporalPlan(((None, 0), (None, 0), (None, 0)))
+    start = UNetPlan(((None, 0), (None, 0), (None, 0)))
     gain = {"conv1d": 0.10, "self_attn1d": 0.30, "cross_attn1d": 0.30}  # quality per layer, any position
 
     def quality(plan):
@@ -121,7 +126,7 @@ def test_one_step_picks_the_best_ratio_and_never_mixes():
 
 def test_over_budget_start_removes_the_cheapest_quality_loss_and_front_is_pareto():
     table = synthetic_table()
-    start = TemporalPlan((("cross_attn1d", 2), ("conv1d", 1), ("self_attn1d", 1)))
+    start = UNetPlan((("cross_attn1d", 2), ("conv1d", 1), ("self_attn1d", 1)))
 
     def quality(plan):
         return sum({"conv1d": 0.2, "self_attn1d": 0.15, "cross_attn1d": 0.05}[k] * c for k, c in plan.positions if k)
@@ -148,7 +153,8 @@ def test_search_cli_lut_validate_run_on_a_tiny_model(tmp_path, capsys):
     lut = tmp_path / "lut.json"
     assert main(["search", "lut", "--model", str(tmp_path / "model"), "--repeats", "1", "-o", str(lut)]) == 0
     table = LatencyTable.load(lut)
-    assert table.latent == (4, 2, 4, 4) and len(table.entries) == 6 * 2  # 6 kinds x 2 stage geometries
+    # 6 kinds x 2 stage geometries; 6 ResBlocks x 3 hidden widths; one transformer geometry (stage 1 = mid)
+    assert table.latent == (4, 2, 4, 4) and len(table.entries) == 6 * 2 + 6 * 3 + 1
     assert main(["search", "validate", "--lut", str(lut), "--num", "2", "--repeats", "1"]) == 0
     assert "largest error" in capsys.readouterr().out
     out = tmp_path / "searched"
@@ -172,6 +178,21 @@ def test_search_cli_lut_validate_run_on_a_tiny_model(tmp_path, capsys):
     assert "\\|" in capsys.readouterr().out  # plan keys escaped in the markdown table
     with pytest.raises(SystemExit, match="needs --lut"):
         main(["search", "score", "--plans", "model", "--equal-compute", "--run-dir", str(tmp_path / "run")])
+    # the spatial search: validate shrunk backbones, then run with spatial actions (start: the model's own blocks)
+    capsys.readouterr()
+    assert main(["search", "validate", "--lut", str(lut), "--num", "2", "--repeats", "1", "--spatial"]) == 0
+    assert "+sa" in capsys.readouterr().out
+    out = tmp_path / "searched-spatial"
+    assert main(["search", "run", "--spatial", "--lut", str(lut), "--model", str(tmp_path / "model"), "--iterations",
+                 "1", "--sample-actions", "3", "--kinds", "conv1d", "--proxy-steps", "1", "--proxy-metric", "flow_loss",
+                 "--run-dir", str(tmp_path / "run"), "-o", str(out)]) == 0
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["start"]["plan"] == "conv1d1-self_attn1d1|self_attn1d1+sa011-h16.32"
+    assert summary["coarse"]["plans"] == 4 ** 3 * 2 * 2 * 3 * 3  # (none + conv1d x 1-3)^3 x attention x hidden
+    assert len(summary["evaluated"]) == 4 and all("+sa" in k for k in summary["evaluated"])
+    with pytest.raises(SystemExit, match="spatial part"):
+        main(["search", "run", "--spatial", "--lut", str(lut), "--start", "none-none|none", "--run-dir",
+              str(tmp_path / "run"), "-o", str(out)])
 
 
 def test_flow_loss_proxy_is_paired_and_rewards_trained_temporal_layers(tmp_path):
@@ -180,15 +201,15 @@ def test_flow_loss_proxy_is_paired_and_rewards_trained_temporal_layers(tmp_path)
     and temporal layers trained on the clips remove some of that loss (> 0)."""
     from conftest import make_tiny_pipeline
 
-    from edgevid.search.quality import ProxyConfig, TemporalQualityProxy
+    from edgevid.search.quality import ProxyConfig, QualityProxy
 
     pipe = make_tiny_pipeline(num_frames=5, size=32)
     cfg = ProxyConfig(frames=5, size=32, steps=30, batch_size=2, num_clips=8, heldout_clips=4, metric="flow_loss",
                       lr=3e-3)
-    proxy = TemporalQualityProxy(pipe, cfg, tmp_path)
-    none = TemporalPlan(((None, 0),) * 3)
+    proxy = QualityProxy(pipe, cfg, tmp_path)
+    none = UNetPlan(((None, 0),) * 3)
     assert proxy(none) == pytest.approx(0.0, abs=1e-6)
-    plan = TemporalPlan((("conv1d", 1), ("self_attn1d", 1), ("self_attn1d", 1)))
+    plan = UNetPlan((("conv1d", 1), ("self_attn1d", 1), ("self_attn1d", 1)))
     unet = proxy.train_candidate(plan)
     assert proxy.heldout_loss(unet) == proxy.heldout_loss(unet)
     assert proxy(plan) > 0
@@ -196,14 +217,23 @@ def test_flow_loss_proxy_is_paired_and_rewards_trained_temporal_layers(tmp_path)
     # decoder channel weighting (the default) is measured once and used; uniform is another setting
     weights = proxy.channel_weights(None)
     assert weights.shape == (pipe.vae.config.latent_channels,) and weights.min() >= 0.05
-    uniform = TemporalQualityProxy(pipe, dataclasses.replace(cfg, channel_weighting="uniform"), tmp_path)
+    uniform = QualityProxy(pipe, dataclasses.replace(cfg, channel_weighting="uniform"), tmp_path)
     assert uniform.settings != proxy.settings and uniform.channel_weights(None) is None
     # train_seed: same clips, another init and batch order -> another setting and another trained model;
     # the default (None) keeps the key results were cached under before the field existed
-    reseeded = TemporalQualityProxy(pipe, dataclasses.replace(cfg, train_seed=1), tmp_path)
+    reseeded = QualityProxy(pipe, dataclasses.replace(cfg, train_seed=1), tmp_path)
     assert reseeded.settings != proxy.settings
-    assert TemporalQualityProxy(pipe, dataclasses.replace(cfg, train_seed=None), tmp_path).settings == proxy.settings
+    assert QualityProxy(pipe, dataclasses.replace(cfg, train_seed=None), tmp_path).settings == proxy.settings
     assert reseeded(plan) != proxy(plan)
+    # spatial_lr: 0 (the default) keeps the backbone frozen and the old key; > 0 trains it too
+    spatial_names = [k for k in pipe.unet.state_dict() if ".temporal." not in k]
+    frozen = unet.state_dict()
+    assert all(torch.equal(frozen[k], pipe.unet.state_dict()[k]) for k in spatial_names)
+    assert QualityProxy(pipe, dataclasses.replace(cfg, spatial_lr=0.0), tmp_path).settings == proxy.settings
+    tuned = QualityProxy(pipe, dataclasses.replace(cfg, spatial_lr=1e-3, steps=2), tmp_path)
+    assert tuned.settings != proxy.settings
+    moved = tuned.train_candidate(plan).state_dict()
+    assert sum(not torch.equal(moved[k], pipe.unet.state_dict()[k]) for k in spatial_names) > len(spatial_names) // 2
 
 
 def json_keys(path):
@@ -219,3 +249,139 @@ def test_proxy_config_rejects_unknown_metric():
         ProxyConfig(metric="vbench")
     with pytest.raises(ValueError, match="channel_weighting"):
         ProxyConfig(channel_weighting="pixels")
+
+
+def test_spatial_plans_round_trip_and_only_shrink_the_backbone():
+    from edgevid.search.space import SpatialPlan, hidden_options, spatial_plans
+
+    plan = UNetPlan.from_config(TINY, spatial=True)
+    assert plan.key == "conv1d1-self_attn1d1|self_attn1d1+sa011-h16.32" and UNetPlan.from_key(plan.key) == plan
+    assert plan.to_config(TINY) == TINY  # the backbone's own blocks give back its config
+    assert hidden_options(16, 4) == (16, 8, 4) and hidden_options(160, 16) == (160, 80)
+    every = spatial_plans(TINY)
+    assert len(every) == 2 * 2 * 3 * 3 and len(set(every)) == len(every)  # stage 0 has no attention to drop
+    for s in every:
+        cfg = UNetPlan(plan.positions, s).to_config(TINY)
+        assert not cfg.spatial_attention[0] and len(cfg.res_hidden_channels or cfg.channels) == 2
+    legal = {str(a) for a in actions(plan, KINDS, TINY)}
+    assert {"remove spatial_attn @ 1", "remove spatial_attn @ 2", "remove res_hidden @ 0",
+            "remove res_hidden @ 1"} <= legal
+    assert not any("add spatial_attn" in a or "add res_hidden" in a for a in legal)  # nothing to restore yet
+    assert not any("spatial" in str(a) for a in actions(UNetPlan.from_config(TINY), KINDS, TINY))  # temporal-only plans
+    narrow = Action("remove", "res_hidden", 0).apply(plan, TINY)
+    assert narrow.spatial.hidden == (8, 32) and Action("add", "res_hidden", 0).apply(narrow, TINY) == plan
+    dropped = Action("remove", "spatial_attn", 2).apply(plan, TINY)
+    assert dropped.to_config(TINY).mid_attention is False
+    with pytest.raises(ValueError, match="cannot be widened"):
+        Action("add", "res_hidden", 0).apply(plan, TINY)
+    with pytest.raises(ValueError, match="adds attention"):
+        UNetPlan(plan.positions, SpatialPlan((True, True, True), (16, 32))).to_config(TINY)
+    with pytest.raises(ValueError, match="not one of"):
+        UNetPlan(plan.positions, SpatialPlan((False, True, True), (12, 32))).to_config(TINY)
+    for bad in ("none-none|none+sa01-h16.32", "none-none|none+attn"):
+        with pytest.raises(ValueError):
+            UNetPlan.from_key(bad).to_config(TINY)
+
+
+def test_spatial_prediction_is_exact_in_parameters_and_additive_in_latency():
+    """Parameters of every shrunk backbone, predicted from the table, equal the built UNet's; the
+    latency moves by exactly the entries' differences."""
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.search.evolve import eliminate_counts
+    from edgevid.search.lut import res_block_shapes, res_entry_key
+    from edgevid.search.predict import spatial_difference
+    from edgevid.search.space import SpatialPlan, spatial_plans
+
+    table = build_table(TINY, LATENT, repeats=1, kinds=KINDS)
+    start = UNetPlan.from_config(TINY, spatial=True)
+    for s in spatial_plans(TINY):
+        plan = UNetPlan(start.positions, s)
+        built = SpatioTemporalUNet(plan.to_config(TINY))
+        assert predict(table, plan).params == sum(p.numel() for p in built.parameters())
+    # latency: known entries, one narrowed stage and one dropped transformer
+    for key, e in table.entries.items():
+        e["ms"] = 1.0 if key.startswith("res/") else 100.0 if key.startswith("spatial_attn/") else e["ms"]
+    for (stage, cin, cout) in res_block_shapes(TINY):
+        if stage == 1:
+            _, t, h, w = stage_geometry(TINY, LATENT)[1]
+            table.entries[res_entry_key(cin, cout, 16, t, h, w)]["ms"] = 0.25
+    shrunk = SpatialPlan((False, True, False), (16, 16))
+    assert spatial_difference(table, shrunk)[0] == pytest.approx(3 * (0.25 - 1.0) - 100.0)  # 3 stage-1 blocks, mid once
+    assert predict(table, UNetPlan(start.positions, shrunk)).ms == \
+        pytest.approx(predict(table, start).ms + 3 * (0.25 - 1.0) - 100.0)
+    # the coarse stage's counts over the product, without building it
+    temporal = all_plans(3, ("conv1d",), max_per_position=2)
+    spatial = spatial_plans(TINY)
+    product = all_plans(3, ("conv1d",), max_per_position=2, spatial=spatial)
+    budget = predict(table, start).ms - 50
+    kept, oom, slow = eliminate(product, table, latency_budget=budget, memory_budget=1e9)
+    assert eliminate_counts(temporal, table, spatial, 1e9, budget) == (len(kept), oom, slow) and len(kept) > 0
+
+
+def test_inherit_backbone_keeps_the_function_and_the_important_channels():
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.search.quality import inherit_backbone
+    from edgevid.search.space import SpatialPlan
+
+    torch.manual_seed(0)
+    backbone = SpatioTemporalUNet(TINY).eval()
+    for p in backbone.parameters():
+        p.data.normal_(0, 0.1)
+    x, t, ctx = torch.randn(1, 4, 3, 8, 8), torch.tensor([0.5]), torch.randn(1, 5, TINY.text_dim)
+    same = SpatioTemporalUNet(TINY).eval()
+    inherit_backbone(backbone, same)
+    temporal = {k: v for k, v in backbone.state_dict().items() if ".temporal." in k}
+    same.load_state_dict(temporal, strict=False)
+    with torch.no_grad():
+        assert torch.equal(same(x, t, ctx), backbone(x, t, ctx))
+    # a dropped transformer = the backbone with that (residual) transformer's outputs zeroed
+    plan = UNetPlan.from_config(TINY, spatial=True)
+    no_mid = SpatioTemporalUNet(UNetPlan(plan.positions, SpatialPlan((False, True, False), (16, 32))).to_config(TINY)).eval()
+    inherit_backbone(backbone, no_mid)
+    no_mid.load_state_dict(temporal, strict=False)
+    zeroed = SpatioTemporalUNet(TINY).eval()
+    zeroed.load_state_dict(backbone.state_dict())
+    for name in ("attn.out", "cross.out", "mlp.fc2"):
+        layer = zeroed.mid_block.transformer.get_submodule(name)
+        layer.weight.data.zero_(), layer.bias.data.zero_()
+    with torch.no_grad():
+        torch.testing.assert_close(no_mid(x, t, ctx), zeroed(x, t, ctx), rtol=0, atol=1e-6)
+    # a narrowed ResBlock keeps the hidden channels that write most into its output, in order
+    block = backbone.down_blocks[0][0].res
+    block.norm2.weight.data.fill_(1.0)
+    block.conv2.weight.data[:, [1, 5, 6, 12]] *= 100
+    narrow = SpatioTemporalUNet(UNetPlan(plan.positions, SpatialPlan((False, True, True), (4, 32))).to_config(TINY))
+    inherit_backbone(backbone, narrow)
+    got = narrow.down_blocks[0][0].res
+    assert torch.equal(got.conv1.weight, block.conv1.weight[[1, 5, 6, 12]])
+    assert torch.equal(got.conv2.weight, block.conv2.weight[:, [1, 5, 6, 12]])
+    assert torch.equal(got.emb.bias, block.emb.bias[[1, 5, 6, 12, 17, 21, 22, 28]])  # scale rows, then shift rows
+    with pytest.raises(ValueError, match="only shrink"):
+        inherit_backbone(narrow, backbone)
+
+
+def test_spatial_search_step_values_spatial_and_temporal_actions_alike():
+    """Alg. A1 over both action sets: over budget, the removal that loses least quality per ms."""
+    from edgevid.search.space import SpatialPlan
+
+    table = build_table(TINY, LATENT, repeats=1, kinds=KINDS)
+    for key, e in table.entries.items():
+        e["ms"] = {"res": 2.0, "spatial_attn": 10.0}.get(key.split("/")[0], 1.0)
+    for key, e in table.entries.items():
+        if key.startswith("res/") and "/h16/" not in key and "/h32/" not in key:
+            e["ms"] = 1.0  # narrowed blocks save 1 ms each
+    table.backbone["ms"] = 100.0
+    start = UNetPlan.from_config(TINY, spatial=True)
+
+    def quality(plan):  # attention is worth a lot, narrowing costs little, temporal layers some
+        s = plan.spatial
+        return 0.5 * sum(s.attention) - 0.01 * sum(h < b for h, b in zip(s.hidden, (16, 32))) + \
+            0.05 * sum(c for _, c in plan.positions)
+
+    result = search(table, start, quality, kinds=("conv1d",), latency_budget=predict(table, start).ms - 1,
+                    max_iterations=1)
+    action, after = result.path[1]
+    # per ms saved: narrowing stage 0 or 1 loses 0.01 / 3 ms; dropping attention 0.5 / 10-30 ms; a
+    # temporal removal 0.05 / 1-3 ms
+    assert action in ("remove res_hidden @ 0", "remove res_hidden @ 1")
+    assert after.plan.spatial != start.spatial and isinstance(after.plan.spatial, SpatialPlan)

@@ -351,10 +351,12 @@ def main(argv=None) -> int:
                    help="only score ground truth through --decoder's VAE on the rung (no training) and print it")
     p.add_argument("--steps", type=int, help="override the rung's fixed step count (not a ladder figure then)")
     p.add_argument("--init-from", help="model folder whose UNet starts the run (default: from scratch)")
-    p.add_argument("--temporal-plan", metavar="KEY",
+    p.add_argument("--plan", "--temporal-plan", dest="temporal_plan", metavar="KEY",
                    help="the UNet's temporal layers as an `edgevid search` plan key, e.g. "
                         "'conv1d1-self_attn1d3-self_attn1d2|self_attn1d1'; with --init-from only its spatial "
-                        "layers are kept and the plan's temporal layers start as the identity")
+                        "layers are kept and the plan's temporal layers start as the identity. A key with a "
+                        "spatial part ('...+sa0101-h32.64.80') also shrinks the spatial blocks, inherited as the "
+                        "search's candidates are (search/quality.py: inherit_backbone)")
     p.add_argument("--decoder", default="teacher",
                    help="model whose VAE decodes the eval samples (same latent space; default teacher)")
     p.add_argument("--eval-specs", type=int, default=EVAL_SPECS)
@@ -413,9 +415,9 @@ def main(argv=None) -> int:
     text = MiniLMTextEncoder.from_package()
     unet_cfg = dataclasses.replace(UNET_PRESETS["small"], in_channels=teacher.vae.config.latent_channels,
                                    out_channels=teacher.vae.config.latent_channels, **unet_changes)
-    if args.temporal_plan:
-        from edgevid.search.space import UNetPlan
+    from edgevid.search.space import UNetPlan
 
+    if args.temporal_plan:
         unet_cfg = UNetPlan.from_key(args.temporal_plan).to_config(unet_cfg)
     train_cfg = TrainConfig(**{**BASE_TRAIN, "steps": args.steps or rung.steps, "batch_size": rung.batch_size,
                                "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24,
@@ -424,7 +426,13 @@ def main(argv=None) -> int:
     init_from = args.init_from or recipe.init
     if init_from:
         source_unet = EdgeVidPipeline.from_pretrained(resolve_model_dir(init_from)).unet
-        init = inflate(source_unet, unet_cfg, spatial_only=bool(args.temporal_plan))
+        if args.temporal_plan and UNetPlan.from_key(args.temporal_plan).spatial is not None:
+            from edgevid.search.quality import inherit_backbone
+
+            init = SpatioTemporalUNet(unet_cfg)
+            inherit_backbone(source_unet, init)  # the shrunk spatial blocks; temporal layers start as the identity
+        else:
+            init = inflate(source_unet, unet_cfg, spatial_only=bool(args.temporal_plan))
     run_dir = Path(args.run_dir).expanduser()
     t0 = time.perf_counter()
     if args.eval_only:

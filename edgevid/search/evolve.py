@@ -136,6 +136,8 @@ def search(table: LatencyTable, start: UNetPlan, quality: Callable[[UNetPlan], f
     path = [("start", current)]
     for it in range(max_iterations):
         legal = actions(current.plan, kinds, table.base)
+        if latency_budget is not None and current.cost.ms > latency_budget:
+            legal = [a for a in legal if a.op == "remove"]  # rule 1 takes only removals: sample among them
         if sample_actions is not None and len(legal) > sample_actions:
             legal = rng.sample(legal, sample_actions)
         moves = []

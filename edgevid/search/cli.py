@@ -190,7 +190,9 @@ def cmd_search_run(args) -> None:
     if own.key not in result.evaluated:  # a search started elsewhere still shows the hand-designed plan
         result.evaluated[own.key] = Evaluated(own, proxy(own), predict(table, own))
         evaluated = list(result.evaluated.values())
-    plot_pareto(evaluated, out / "pareto.png", hand_designed=own.key, chosen=best.plan.key, quality_label=label)
+    title = "temporal-layer and spatial-block search" if args.spatial else "temporal-layer search"
+    plot_pareto(evaluated, out / "pareto.png", hand_designed=own.key, chosen=best.plan.key, quality_label=label,
+                title=title)
     start_cost = predict(table, start)
     summary = {
         "table": str(args.lut), "runtime": table.runtime, "threads": table.threads, "machine": table.machine,

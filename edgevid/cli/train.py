@@ -22,7 +22,9 @@ def add_train_parser(sub) -> None:
     tv.set_defaults(func=cmd_train_vae)
     tt = tsub.add_parser("t2v", help="train the text-to-video denoiser (rectified flow)")
     tt.add_argument("--vae", required=True, help="trained VAE folder (from `edgevid train vae --output`)")
-    tt.add_argument("--preset", default="small", help="UNet architecture preset (tiny, small)")
+    tt.add_argument("--preset", default="small",
+                    help="UNet architecture preset (small, the shipped default's; small-searched, the architecture "
+                         "search's, 18 %% faster per step; small-pooled, small-refiner, tiny)")
     tt.add_argument("--text-encoder", default="minilm-l6-v2", choices=["minilm-l6-v2", "tiny"],
                     help="frozen text encoder (default: all-MiniLM-L6-v2)")
     tt.add_argument("--num-clips", type=int, help="reuse this many clips (0 = fresh clips every step)")

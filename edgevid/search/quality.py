@@ -238,11 +238,11 @@ def inherit_backbone(backbone: torch.nn.Module, candidate: torch.nn.Module) -> N
         importance = full.norm2.weight.detach().abs() * full.conv2.weight.detach().flatten(2).norm(dim=(0, 2))
         keep = importance.topk(k).indices.sort().values
         both = torch.cat([keep, keep + hidden])  # emb writes (scale, shift), each `hidden` wide
-        for key, value, dim, index in (("conv1.weight", full.conv1.weight, 0, keep), ("conv1.bias", full.conv1.bias, 0, keep),
-                                       ("emb.weight", full.emb.weight, 0, both), ("emb.bias", full.emb.bias, 0, both),
-                                       ("norm2.weight", full.norm2.weight, 0, keep), ("norm2.bias", full.norm2.bias, 0, keep),
-                                       ("conv2.weight", full.conv2.weight, 1, keep)):
-            state[f"{name}.{key}"] = value.detach().index_select(dim, index)
+        slices = {"conv1.weight": (0, keep), "conv1.bias": (0, keep), "emb.weight": (0, both), "emb.bias": (0, both),
+                  "norm2.weight": (0, keep), "norm2.bias": (0, keep), "conv2.weight": (1, keep)}  # (dim, channels)
+        full_state = full.state_dict()
+        for key, (dim, index) in slices.items():
+            state[f"{name}.{key}"] = full_state[key].index_select(dim, index)
     for key, value in target.items():
         if ".temporal." in key or key in state:
             continue

@@ -136,6 +136,15 @@ def test_train_vae_then_t2v_then_generate_then_eval(tmp_path, capsys):
     assert (tmp_path / "more" / "unet" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "rt3" / "config.json").read_text())["train"]["channel_weighting"] == "decoder"
     assert (tmp_path / "rt3" / "channel_weights.json").is_file()
+    # ... or shrunk first to a plan of the architecture search (`edgevid search run --spatial`)
+    shrink = ["train", "t2v", "--vae", str(tmp_path / "vae"), "--text-encoder", "tiny", "--init-from",
+              str(tmp_path / "model"), "--sample-frames", "5", "--sample-size", "32x32", *common]
+    assert main([*shrink, "--shrink-to", "conv1d1-self_attn1d1|none+sa010-h8.32", "--run-dir", str(tmp_path / "rt4"),
+                 "--output", str(tmp_path / "shrunk")]) == 0
+    shrunk = json.loads((tmp_path / "shrunk" / "unet" / "config.json").read_text())
+    assert shrunk["res_hidden_channels"] == [8, 32] and shrunk["mid_attention"] is False
+    assert main([*shrink, "--shrink-to", "small-searched", "--run-dir", str(tmp_path / "rt5")]) == 1
+    assert "--shrink-to small-searched" in capsys.readouterr().err and not (tmp_path / "rt5").exists()
     bench = tmp_path / "bench.json"
     assert main(["eval", "--model", str(tmp_path / "model"), "--limit", "1", "--output", str(bench),
                  "--no-progress", "--threads", "1"]) == 0

@@ -33,6 +33,10 @@ def add_train_parser(sub) -> None:
     tt.add_argument("--init-from", metavar="MODEL_DIR",
                     help="start from this pipeline's UNet (its architecture replaces --preset): continue "
                          "training a finished model with a new schedule, or fine-tune one")
+    tt.add_argument("--shrink-to", metavar="PRESET_OR_PLAN",
+                    help="with --init-from: start from that UNet shrunk to a preset (e.g. small-searched) or an "
+                         "`edgevid search` plan key, inheriting its weights as the search's candidates do "
+                         "(fewer spatial transformers, narrower ResBlocks, its temporal layers where kept)")
     tt.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the EMA weights of --run-dir's latest checkpoint to --output "
                          "(stop a run early and use it)")
@@ -156,6 +160,11 @@ def cmd_train_t2v(args) -> None:
             raise CLIError(f"--init-from: its UNet takes {unet_cfg.in_channels} latent channels and "
                            f"{unet_cfg.text_dim}-d text, but the VAE has {vae.config.latent_channels} channels "
                            f"and the text encoder gives {text_encoder.dim}-d tokens")
+        if args.shrink_to:
+            init_unet = _shrunk(init_unet, args.shrink_to)
+            unet_cfg = init_unet.config
+    elif args.shrink_to:
+        raise CLIError("--shrink-to needs --init-from (the trained UNet to shrink)")
     height, width = _parse_size(args.sample_size)
     defaults = GenerationDefaults(num_frames=args.sample_frames, height=height, width=width, fps=args.sample_fps,
                                   num_inference_steps=args.sample_steps, guidance_scale=args.guidance,
@@ -256,3 +265,23 @@ def _parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise CLIError(f"size must look like 256x256 (HEIGHTxWIDTH), got {text!r}") from None
     return height, width
+
+
+def _shrunk(unet, target: str):
+    """`unet` shrunk to a preset or a search plan key (train t2v --shrink-to), weights inherited."""
+    from edgevid.config import UNET_PRESETS
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.search.quality import inherit_backbone
+    from edgevid.search.space import UNetPlan
+
+    try:
+        if target in UNET_PRESETS:
+            plan = UNetPlan.from_config(UNET_PRESETS[target], spatial=True)
+        else:
+            plan = UNetPlan.from_key(target if "+" in target else target + "+" +
+                                     UNetPlan.from_config(unet.config, spatial=True).spatial.key)
+        shrunk = SpatioTemporalUNet(plan.to_config(unet.config))
+        inherit_backbone(unet, shrunk, keep_temporal=True)
+    except ValueError as e:
+        raise CLIError(f"--shrink-to {target}: {e}") from None
+    return shrunk

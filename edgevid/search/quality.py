@@ -215,13 +215,15 @@ class QualityProxy:
                                     "dynamic_fraction")}
 
 
-def inherit_backbone(backbone: torch.nn.Module, candidate: torch.nn.Module) -> None:
+def inherit_backbone(backbone: torch.nn.Module, candidate: torch.nn.Module, keep_temporal: bool = False) -> None:
     """Load the trained backbone's spatial weights into `candidate`, a UNet of the same layout whose
     spatial blocks a plan may have shrunk. A dropped spatial transformer's weights are left out; a
     ResBlock narrowed to k hidden channels keeps the backbone's k most important ones, by
     |norm2 scale| x the norm of conv2's weights that read the channel (what the channel can
     contribute to the block's output), in their original order. The candidate's temporal layers
-    keep their (identity) initialisation. Unshrunk, the candidate computes what the backbone does."""
+    keep their (identity) initialisation, or with `keep_temporal` the backbone's where it has a
+    layer of the same type and width in the same place. Unshrunk, the candidate computes what the
+    backbone does."""
     from edgevid.models.blocks import ResBlock
 
     source, target = backbone.state_dict(), candidate.state_dict()
@@ -243,6 +245,14 @@ def inherit_backbone(backbone: torch.nn.Module, candidate: torch.nn.Module) -> N
         full_state = full.state_dict()
         for key, (dim, index) in slices.items():
             state[f"{name}.{key}"] = full_state[key].index_select(dim, index)
+    if keep_temporal:
+        for key, value in target.items():
+            block, sep, rest = key.partition(".temporal.")
+            if not sep or key not in source or source[key].shape != value.shape:
+                continue
+            layer = f"{block}.temporal.{rest.split('.')[0]}"  # e.g. down_blocks.0.0.temporal.0
+            if type(backbone.get_submodule(layer)) is type(candidate.get_submodule(layer)):
+                state[key] = source[key]
     for key, value in target.items():
         if ".temporal." in key or key in state:
             continue

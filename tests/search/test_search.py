@@ -336,6 +336,10 @@ def test_inherit_backbone_keeps_the_function_and_the_important_channels():
     same.load_state_dict(temporal, strict=False)
     with torch.no_grad():
         assert torch.equal(same(x, t, ctx), backbone(x, t, ctx))
+    whole = SpatioTemporalUNet(TINY).eval()
+    inherit_backbone(backbone, whole, keep_temporal=True)  # the temporal layers too (train t2v --shrink-to)
+    with torch.no_grad():
+        assert torch.equal(whole(x, t, ctx), backbone(x, t, ctx))
     # a dropped transformer = the backbone with that (residual) transformer's outputs zeroed
     plan = UNetPlan.from_config(TINY, spatial=True)
     no_mid = SpatioTemporalUNet(UNetPlan(plan.positions, SpatialPlan((False, True, False), (16, 32))).to_config(TINY)).eval()

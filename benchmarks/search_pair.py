@@ -38,8 +38,9 @@ def main(argv=None) -> None:
     table = LatencyTable.load(args.lut)
     plans = [UNetPlan.from_config(table.base) if k == "model" else UNetPlan.from_key(k) for k in args.plans]
     inputs = unet_inputs(table.base, table.latent)
-    rows = {plan.key: {"predicted_ms": predict(table, plan).ms, "params": predict(table, plan).params,
-                       "predicted_memory_mb": memory_bytes(predict(table, plan)) / 2**20} for plan in plans}
+    costs = {plan.key: predict(table, plan) for plan in plans}
+    rows = {key: {"predicted_ms": c.ms, "params": c.params, "predicted_memory_mb": memory_bytes(c) / 2**20}
+            for key, c in costs.items()}
     for runtime in args.runtimes:
         callables = {plan.key: _runner(table, plan, runtime, args.threads, inputs) for plan in plans}
         times = {key: [] for key in callables}

@@ -210,7 +210,17 @@ def test_distill_then_generate_with_the_student(tiny_model_dir, tmp_path, capsys
                   for d in (tmp_path / "student", tmp_path / "s2", tiny_model_dir))
     assert all(torch.equal(st[k], s2[k]) for k in st)  # lr 0: the student's weights ...
     assert not all(torch.equal(st[k], te[k]) for k in st)  # ... which are not the teacher's
+    # ... or shrink it first to a plan of the architecture search, its weights inherited.
+    plan = "conv1d1-self_attn1d1|none+sa010-h8.32"
+    shrink = [*common[:2], "--run-dir", str(tmp_path / "rd3"), *common[4:], "--steps", "1"]
+    assert main(["distill", *shrink, "--init-student", str(tmp_path / "student"), "--shrink-to", plan,
+                 "--output", str(tmp_path / "s3")]) == 0
+    shrunk = json.loads((tmp_path / "s3" / "unet" / "config.json").read_text())
+    assert shrunk["res_hidden_channels"] == [8, 32] and shrunk["mid_attention"] is False
+    assert json.loads((tmp_path / "rd3" / "config.json").read_text())["data"]["shrink_to"] == plan
     capsys.readouterr()
+    assert main(["distill", *shrink[:-2], "--run-dir", str(tmp_path / "rd4"), "--shrink-to", "small-searched"]) == 1
+    assert "--shrink-to small-searched" in capsys.readouterr().err and not (tmp_path / "rd4").exists()
     assert main(["distill", *more, "--init-student", str(tmp_path / "nope")]) == 1
     assert "--init-student" in capsys.readouterr().err
     # One-line errors: a missing teacher, bad ablation settings.

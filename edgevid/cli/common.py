@@ -271,3 +271,23 @@ def _export_checkpoint(args, vae, text_encoder, defaults) -> None:
     load_state_strict(unet, read_safetensors(ckpt / "ema.safetensors"), ckpt)
     EdgeVidPipeline(vae.cpu(), unet.eval(), text_encoder.cpu(), defaults).save_pretrained(args.output)
     print(f"saved the EMA weights of {ckpt} as a pipeline to {args.output}")
+
+
+def shrunk_unet(unet, target: str):
+    """`unet` shrunk to a preset or a search plan key (--shrink-to of train t2v and distill), weights inherited."""
+    from edgevid.config import UNET_PRESETS
+    from edgevid.models.unet import SpatioTemporalUNet
+    from edgevid.search.quality import inherit_backbone
+    from edgevid.search.space import UNetPlan
+
+    try:
+        if target in UNET_PRESETS:
+            plan = UNetPlan.from_config(UNET_PRESETS[target], spatial=True)
+        else:
+            plan = UNetPlan.from_key(target if "+" in target else target + "+" +
+                                     UNetPlan.from_config(unet.config, spatial=True).spatial.key)
+        shrunk = SpatioTemporalUNet(plan.to_config(unet.config))
+        inherit_backbone(unet, shrunk, keep_temporal=True)
+    except ValueError as e:
+        raise CLIError(f"--shrink-to {target}: {e}") from None
+    return shrunk

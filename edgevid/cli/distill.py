@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from edgevid.cli.common import (CLIError, _add_common_train_flags, _check_training, _device, _export_checkpoint,
-                                _given, _parse_buckets, _source, _train_common)
+from edgevid.cli.common import (CLIError, shrunk_unet, _add_common_train_flags, _check_training, _device,
+                                _export_checkpoint, _given, _parse_buckets, _source, _train_common)
 
 
 def add_distill_parser(sub) -> None:
@@ -56,6 +56,9 @@ def add_distill_parser(sub) -> None:
     ds.add_argument("--init-student", metavar="MODEL",
                     help="start the student from this model's UNet (an earlier student, to continue it on more "
                          "data or steps) instead of the teacher's")
+    ds.add_argument("--shrink-to", metavar="PRESET_OR_PLAN",
+                    help="shrink the student's start (--init-student's UNet, else the teacher's) to a preset "
+                         "(e.g. small-searched) or an `edgevid search` plan key, inheriting its weights")
     ds.add_argument("--export-checkpoint", action="store_true",
                     help="no training: write the student EMA of --run-dir's latest checkpoint to --output")
     _add_common_train_flags(ds, lr_and_bf16=False)
@@ -117,6 +120,9 @@ def cmd_distill(args) -> None:
             raise CLIError(f"--init-student: {e}") from None
         init = getattr(init, "eager", init)
         desc["init_student"] = str(args.init_student)
+    if args.shrink_to:
+        init = shrunk_unet(init if init is not None else getattr(teacher.unet, "eager", teacher.unet), args.shrink_to)
+        desc["shrink_to"] = args.shrink_to
     t0 = time.perf_counter()
     student, _ = distill(args.run_dir, teacher.unet, teacher.vae, teacher.text_encoder, source, cfg, student=init,
                          data_description=desc, resume=args.resume, progress=not args.no_progress, device=device)

@@ -7,8 +7,8 @@ import dataclasses
 import time
 from pathlib import Path
 
-from edgevid.cli.common import (CLIError, _add_common_train_flags, _check_training, _device, _export_checkpoint,
-                                _given, _run_checkpoint, _source, _train_common)
+from edgevid.cli.common import (CLIError, shrunk_unet, _add_common_train_flags, _check_training, _device,
+                                _export_checkpoint, _given, _run_checkpoint, _source, _train_common)
 
 
 def add_train_parser(sub) -> None:
@@ -161,7 +161,7 @@ def cmd_train_t2v(args) -> None:
                            f"{unet_cfg.text_dim}-d text, but the VAE has {vae.config.latent_channels} channels "
                            f"and the text encoder gives {text_encoder.dim}-d tokens")
         if args.shrink_to:
-            init_unet = _shrunk(init_unet, args.shrink_to)
+            init_unet = shrunk_unet(init_unet, args.shrink_to)
             unet_cfg = init_unet.config
     elif args.shrink_to:
         raise CLIError("--shrink-to needs --init-from (the trained UNet to shrink)")
@@ -265,23 +265,3 @@ def _parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise CLIError(f"size must look like 256x256 (HEIGHTxWIDTH), got {text!r}") from None
     return height, width
-
-
-def _shrunk(unet, target: str):
-    """`unet` shrunk to a preset or a search plan key (train t2v --shrink-to), weights inherited."""
-    from edgevid.config import UNET_PRESETS
-    from edgevid.models.unet import SpatioTemporalUNet
-    from edgevid.search.quality import inherit_backbone
-    from edgevid.search.space import UNetPlan
-
-    try:
-        if target in UNET_PRESETS:
-            plan = UNetPlan.from_config(UNET_PRESETS[target], spatial=True)
-        else:
-            plan = UNetPlan.from_key(target if "+" in target else target + "+" +
-                                     UNetPlan.from_config(unet.config, spatial=True).spatial.key)
-        shrunk = SpatioTemporalUNet(plan.to_config(unet.config))
-        inherit_backbone(unet, shrunk, keep_temporal=True)
-    except ValueError as e:
-        raise CLIError(f"--shrink-to {target}: {e}") from None
-    return shrunk

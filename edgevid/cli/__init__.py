@@ -11,7 +11,7 @@ One module per command group, in the order of the data flow, each parser beside 
     compress.py   model -> faster model                             compress decoder | mobilevd
     generate.py   prompt -> video                                   generate
     animate.py    image -> video                                    animate
-    eval.py       model -> ShapesBench scores                       eval
+    eval.py       model -> ShapesBench scores; two scores -> paired   eval, compare
     bench.py      model -> speed on this machine                    compile, bench
     common.py     what they share: CLIError, the flags' limits and checks, threads, the training flags
 
@@ -28,7 +28,7 @@ from edgevid.cli.common import EXAMPLES, CLIError, _parse_buckets, check_work_re
 from edgevid.cli.compress import add_compress_parser
 from edgevid.cli.dataset import add_dataset_parser
 from edgevid.cli.distill import add_distill_parser
-from edgevid.cli.eval import add_eval_parser, check_eval_resources
+from edgevid.cli.eval import add_compare_parser, add_eval_parser, check_eval_resources
 from edgevid.cli.generate import (add_generate_parser, check_generate_args, check_generate_resources,
                                   resolve_generate_args)
 from edgevid.cli.train import add_train_parser
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compile_parser(sub)
     add_bench_parser(sub)
     add_eval_parser(sub)
+    add_compare_parser(sub)
     add_dataset_parser(sub)
 
     from edgevid.export.cli import add_export_parser, add_run_exported_parser

@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   edgevid generate "two green squares drifting left" -o wide.mp4 --width 448 --height 256 --seed 3
   edgevid dataset preview -o preview.mp4 --num 4
   edgevid eval --limit 20 --output shapesbench.json       # ground-truth prompt adherence
+  edgevid compare shipped.json mine.json                   # paired difference of two eval results
   edgevid train vae --steps 3000 --crop-size 64 --buckets 1x256x256,9x256x256 --run-dir runs/vae --output models/vae
   edgevid train t2v --vae models/vae --steps 4000 --fps 24 --num-clips 600 --cache-latents --run-dir runs/t2v --output models/t2v
   edgevid train t2v --vae models/vae --run-dir runs/t2v --output models/t2v --resume

@@ -145,3 +145,36 @@ def check_eval_resources(pipe, args, rates: dict | None = None):
     check_work_resources(f"eval of {n} video{'s' * (n != 1)}", est,
                          "use smaller --height/--width, fewer --num-frames or a smaller --limit")
     return est
+
+
+def add_compare_parser(sub) -> None:
+    c = sub.add_parser("compare", help="two `edgevid eval` results of the same prompts and seeds -> their paired "
+                                       "difference, standard error and bootstrap intervals")
+    c.add_argument("a", metavar="A.json", help="the reference result (e.g. the shipped model's)")
+    c.add_argument("b", metavar="B.json", help="the result compared against it")
+    c.add_argument("--metric", help="per-video score to compare (default: i2v_score for image-to-video results, "
+                                    "else prompt_adherence)")
+    c.add_argument("--limit", type=int, help="compare only the first N videos (default: all they share)")
+    c.add_argument("--output", help="also write the comparison as JSON")
+    c.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> None:
+    import json
+
+    from edgevid.eval.compare import describe, paired_difference
+    from edgevid.io.atomic import atomic_write_text
+
+    results = []
+    for path in (args.a, args.b):
+        try:
+            results.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as e:
+            raise CLIError(f"{path}: not a readable eval result ({e})") from None
+    try:
+        c = paired_difference(*results, metric=args.metric, limit=args.limit)
+    except ValueError as e:
+        raise CLIError(f"compare: {e}") from None
+    print(describe(c, Path(args.a).stem, Path(args.b).stem))
+    if args.output:
+        atomic_write_text(Path(args.output), json.dumps(c, indent=2) + "\n")

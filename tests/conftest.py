@@ -8,6 +8,11 @@ os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 # Pipelines pick bf16 on CPUs with native bf16 ("auto", edgevid.precision): pin fp32 so that the
 # suite's numbers do not depend on the CPU; the precision tests ask for bf16 explicitly.
 os.environ["EDGEVID_PRECISION"] = "fp32"
+# Caches (compiled denoisers, ShapesBench's ground-truth rows) go to a fresh folder per run, never
+# the user's ~/.cache/edgevid: a test neither reads a stale entry nor leaves one behind.
+import tempfile  # noqa: E402
+
+os.environ["EDGEVID_CACHE"] = tempfile.mkdtemp(prefix="edgevid-test-cache-")
 
 import math  # noqa: E402
 

@@ -230,3 +230,32 @@ def test_paraphrase_split_is_worded_outside_the_training_captions():
         o = spec.objects[0]
         assert any(c in text for c in paraphrase.COLOUR_SYNONYMS[o.colour])
         assert any(sh in text for sh in paraphrase.SHAPE_SYNONYMS[o.shape])
+
+
+def test_ground_truth_rows_are_cached_per_size_and_code(tmp_path, monkeypatch):
+    """The truth's rows come back from the cache equal to freshly scored ones, without rendering;
+    another size or another scorer version scores again."""
+    from edgevid.data.world import render_video
+    from edgevid.eval.shapesbench import truth
+    from edgevid.eval.shapesbench.score import aggregate, score_video
+
+    monkeypatch.setenv("EDGEVID_CACHE", str(tmp_path))
+    specs = [spec for spec, _ in benchmark_specs(n=3)]
+    renders = []
+
+    def render(*a):
+        renders.append(a[1:])
+        return render_video(*a)
+
+    fresh = truth.ground_truth_rows(specs, 5, 64, 64, 8, score_video, render, cache=False)
+    assert len(renders) == 3 and not list(tmp_path.iterdir())  # cache=False writes nothing
+    first = truth.ground_truth_rows(specs, 5, 64, 64, 8, score_video, render)
+    again = truth.ground_truth_rows(specs[:2], 5, 64, 64, 8, score_video, render)
+    assert len(renders) == 6  # the second call rendered nothing
+    assert first == fresh and again == fresh[:2]
+    assert aggregate(again) == aggregate([score_video(render_video(s, 5, 64, 64, 8), s, 8) for s in specs[:2]])
+    truth.ground_truth_rows(specs[:1], 5, 32, 64, 8, score_video, render)
+    monkeypatch.setattr(truth, "code_version", lambda: "changed")
+    truth.ground_truth_rows(specs[:1], 5, 64, 64, 8, score_video, render)
+    assert renders[6:] == [(5, 32, 64, 8), (5, 64, 64, 8)]
+    assert len(list((tmp_path / "shapesbench_truth").glob("*.json"))) == 3

@@ -14,6 +14,7 @@ import torch
 from edgevid.data.world import render_video
 from edgevid.eval.shapesbench.benchmark import benchmark_specs
 from edgevid.eval.shapesbench.score import aggregate, score_video
+from edgevid.eval.shapesbench.truth import ground_truth_rows
 
 # Bars drawn in the report: (label, key of the aggregate).
 REPORT_BARS = (
@@ -28,7 +29,7 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
              width: int | None = None, num_inference_steps: int | None = None, guidance_scale: float | None = None,
              seed: int = 0, progress: bool = True, shift: float | None = None, first_window_latent_frames: int = 0,
              window_latent_frames: int | None = None, overlap_latent_frames: int | None = None,
-             split: str = "holdout") -> tuple[dict, list[np.ndarray]]:
+             split: str = "holdout", cache_truth: bool = True) -> tuple[dict, list[np.ndarray]]:
     """Score `pipe` on the first `limit` benchmark specs (all 200 by default).
 
     split="train" scores the training stream's own scenes instead (a diagnostic: see
@@ -59,8 +60,9 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
     summary = aggregate(per_video)
     # The same specs rendered by the world at the same size and fps: the ceiling every figure
     # is read against (temporal metrics of real motion, adherence of a perfect model).
-    ground_truth = aggregate([score_video(render_video(spec, *video.shape[:3], fps), spec, fps)
-                              for (spec, _), video in zip(specs, videos)])
+    # Scored once per spec and size (edgevid.eval.shapesbench.truth): the same for every model.
+    ground_truth = aggregate(ground_truth_rows([spec for spec, _ in specs], *videos[0].shape[:3], fps, score_video,
+                                               render_video, cache=cache_truth))
     settings = {"split": split, "num_videos": len(specs), "num_frames": int(videos[0].shape[0]), "height": int(videos[0].shape[1]),
                 "width": int(videos[0].shape[2]), "fps": fps, "seed": seed,
                 "num_inference_steps": num_inference_steps or pipe.defaults.num_inference_steps,

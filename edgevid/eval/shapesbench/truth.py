@@ -1,0 +1,68 @@
+"""The ground-truth row of every benchmark spec, scored once per size and cached.
+
+Every eval reads its figures against the world's own render of the same specs (the ceiling).
+That render and its scoring are the same for every model, and on 200 videos of 121 frames they
+take ~15 min on one core, so each spec's row is kept in
+$EDGEVID_CACHE/shapesbench_truth/<size>-<code>.json. `code` hashes the scorer's and the world's
+source files: any change to how a video is rendered or scored starts a fresh cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+_SOURCES = ("eval/shapesbench", "data")  # under edgevid/: the scorer and the world that renders the truth
+
+
+def code_version() -> str:
+    """sha256 (12 hex) of the scorer's and the world's source files."""
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256()
+    for folder in _SOURCES:
+        for path in sorted((root / folder).glob("*.py")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cache_path(num_frames: int, height: int, width: int, fps: float) -> Path:
+    root = Path(os.environ.get("EDGEVID_CACHE") or Path.home() / ".cache" / "edgevid")
+    return root / "shapesbench_truth" / f"{num_frames}x{height}x{width}@{fps:g}-{code_version()}.json"
+
+
+def spec_key(spec) -> str:
+    return hashlib.sha256(repr(spec).encode()).hexdigest()[:16]
+
+
+def ground_truth_rows(specs, num_frames: int, height: int, width: int, fps: float, score, render,
+                      cache: bool = True) -> list[dict]:
+    """score(render(spec, num_frames, height, width, fps), spec, fps) for each spec, from the cache
+    where it holds the spec at this size; new rows are added to it."""
+    path = cache_path(num_frames, height, width, fps)
+    known: dict = {}
+    if cache and path.is_file():
+        try:
+            known = json.loads(path.read_text())
+        except ValueError:
+            known = {}  # a torn or foreign file: score again
+    rows, added = [], False
+    for spec in specs:
+        key = spec_key(spec)
+        if key not in known:
+            known[key] = _builtin(score(render(spec, num_frames, height, width, fps), spec, fps))
+            added = True
+        rows.append(known[key])
+    if cache and added:
+        from edgevid.io.atomic import atomic_write_text
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(known) + "\n")
+    return rows
+
+
+def _builtin(row: dict) -> dict:
+    return json.loads(json.dumps(row, default=lambda o: o.item() if isinstance(o, np.generic) else o.tolist()))

@@ -171,6 +171,8 @@ def cmd_compare(args) -> None:
             results.append(json.loads(Path(path).read_text()))
         except (OSError, ValueError) as e:
             raise CLIError(f"{path}: not a readable eval result ({e})") from None
+        if not isinstance(results[-1], dict):
+            raise CLIError(f"{path}: not an eval result (a JSON object written by `edgevid eval`)")
     try:
         c = paired_difference(*results, metric=args.metric, limit=args.limit)
     except ValueError as e:

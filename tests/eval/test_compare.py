@@ -58,3 +58,6 @@ def test_compare_command(tmp_path, capsys):
     assert main(["compare", str(a), str(bad)]) == 1
     assert "bad.json" in capsys.readouterr().err
     assert main(["compare", str(a), str(tmp_path / "missing.json")]) == 1
+    bad.write_text("[1, 2]")  # JSON, but not a result
+    assert main(["compare", str(a), str(bad)]) == 1
+    assert "not an eval result" in capsys.readouterr().err

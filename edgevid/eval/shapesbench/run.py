@@ -13,7 +13,7 @@ import torch
 
 from edgevid.data.world import render_video
 from edgevid.eval.shapesbench.benchmark import benchmark_specs
-from edgevid.eval.shapesbench.score import aggregate, score_video
+from edgevid.eval.shapesbench.score import aggregate, score_video, to_builtin
 from edgevid.eval.shapesbench.truth import ground_truth_rows
 
 # Bars drawn in the report: (label, key of the aggregate).
@@ -76,7 +76,7 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
                 else overlap_latent_frames}
     result = {"prompt_adherence": summary["prompt_adherence"], "settings": settings, "summary": summary,
               "ground_truth": ground_truth, "per_video": per_video}
-    return json.loads(json.dumps(result, default=_to_builtin)), videos
+    return json.loads(json.dumps(result, default=to_builtin)), videos
 
 
 def write_report(result: dict, videos: list[np.ndarray], path: str | Path, max_videos: int = 8) -> Path:
@@ -109,11 +109,3 @@ def write_report(result: dict, videos: list[np.ndarray], path: str | Path, max_v
     path = Path(path)
     atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
     return path
-
-
-def _to_builtin(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -201,3 +201,12 @@ def aggregate(results: list[dict]) -> dict:
             by.setdefault(o[key], []).append(o[f"{key}_correct"])
         out[f"{key}_accuracy_by_{key}"] = {k: float(np.mean(v)) for k, v in sorted(by.items())}
     return out
+
+
+def to_builtin(value):
+    """json.dumps's `default` for score rows: numpy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

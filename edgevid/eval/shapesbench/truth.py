@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
+from edgevid.eval.shapesbench.score import to_builtin
 
 _SOURCES = ("eval/shapesbench", "data")  # under edgevid/: the scorer and the world that renders the truth
 
@@ -53,7 +53,8 @@ def ground_truth_rows(specs, num_frames: int, height: int, width: int, fps: floa
     for spec in specs:
         key = spec_key(spec)
         if key not in known:
-            known[key] = _builtin(score(render(spec, num_frames, height, width, fps), spec, fps))
+            row = score(render(spec, num_frames, height, width, fps), spec, fps)
+            known[key] = json.loads(json.dumps(row, default=to_builtin))  # as the cache gives it back
             added = True
         rows.append(known[key])
     if cache and added:
@@ -62,7 +63,3 @@ def ground_truth_rows(specs, num_frames: int, height: int, width: int, fps: floa
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(known) + "\n")
     return rows
-
-
-def _builtin(row: dict) -> dict:
-    return json.loads(json.dumps(row, default=lambda o: o.item() if isinstance(o, np.generic) else o.tolist()))

@@ -315,9 +315,13 @@ class EdgeVidPipeline(PipelinePrecision):  # set_precision, autocast, device
         velocity = self.encode_prompt(list(request.prompts), request.negative_prompt, request.guidance_scale)  # 1.
         noise = self.prepare_latents(len(request.prompts), request.num_frames, request.height, request.width,
                                      generator, latents)  # 2.
-        return self._denoise_chunks(velocity, noise, request, callback)
+        return self.denoise_chunks(velocity, noise, request, callback)
 
-    def _denoise_chunks(self, velocity, noise, request: "SamplingRequest", callback) -> Iterator[torch.Tensor]:
+    def denoise_chunks(self, velocity: GuidedVelocity, noise: torch.Tensor, request: "SamplingRequest",
+                       callback: Callable | None = None) -> Iterator[torch.Tensor]:
+        """3. The request's denoising as `__call__` and `stream` run it: chunk by chunk along its
+        plan (`denoise` per chunk, each continuing the one before), yielding each chunk's new
+        latent frames. torch.cat(list(...), dim=2) is the whole clip's final latents."""
         prev, prev_end = None, 0
         for start, end in request.plan:  # 3.
             prefix = None  # a continuing chunk: the previous one's last prev_end - start latents are its prefix

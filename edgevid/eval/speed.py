@@ -45,14 +45,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def denoiser_gflop_per_step(pipe, num_frames: int, height: int, width: int, guidance_scale: float) -> float:
-    """FLOPs of one sampler step (both CFG branches when guidance != 1), attention included."""
+def denoiser_gflop_per_video(pipe, call_shapes: list[tuple[int, ...]]) -> float:
+    """FLOPs of one video's denoising: the sum over its denoiser calls (each window's steps, both
+    CFG branches when guidance != 1, attention included), given the latent shape of every call."""
     from edgevid.eval.flops import count_flops
 
-    batch = 1 if guidance_scale == 1.0 else 2
-    x = torch.zeros(batch, *pipe.vae.latent_shape(num_frames, height, width))
-    ctx = torch.zeros(batch, 12, pipe.unet.config.text_dim)
-    return count_flops(pipe.unet, x, torch.full((batch,), 0.5), ctx) / 1e9
+    per_shape = {}
+    for shape in set(call_shapes):
+        ctx = torch.zeros(shape[0], 12, pipe.unet.config.text_dim)
+        per_shape[shape] = count_flops(pipe.unet, torch.zeros(shape), torch.full((shape[0],), 0.5), ctx)
+    return sum(per_shape[shape] for shape in call_shapes) / 1e9
+
+
+def record_denoiser_calls(pipe) -> tuple[list[tuple[int, ...]], object]:
+    """(shapes, handle): from now on the latent shape of every denoiser call is appended to
+    `shapes`, until `handle.remove()`."""
+    shapes: list[tuple[int, ...]] = []
+    handle = pipe.unet.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
+    return shapes, handle
 
 
 @dataclass
@@ -69,17 +79,19 @@ class PathTimes:
 
 def time_pipeline_stages(pipe, num_frames: int, height: int, width: int, steps: int, guidance: float,
                          out_dir: Path, seed: int = 0) -> PathTimes:
-    """One warm generation, stage by stage: text encoding, denoising, decoding, MP4 writing."""
+    """One warm generation, stage by stage, on the path `pipe(...)` takes: text encoding,
+    denoising (window by window when the model generates in windows), decoding, MP4 writing."""
     from edgevid.io.video import export_to_video
     from edgevid.pipeline import frames_to_uint8
 
+    request = pipe.sampling_request(PROMPT, num_frames, height, width, steps, guidance)
     pipe.prompt_cache.clear()  # time text encoding as for a new prompt, not a cache hit
     with torch.inference_mode():
         t0 = time.perf_counter()
-        velocity = pipe.encode_prompt([PROMPT], "", guidance)
+        velocity = pipe.encode_prompt(list(request.prompts), request.negative_prompt, request.guidance_scale)
         t1 = time.perf_counter()
-        latents = pipe.prepare_latents(1, num_frames, height, width, torch.Generator().manual_seed(seed))
-        latents = pipe.denoise(velocity, latents, steps, pipe.defaults.shift)
+        noise = pipe.prepare_latents(1, num_frames, height, width, torch.Generator().manual_seed(seed))
+        latents = torch.cat(list(pipe.denoise_chunks(velocity, noise, request)), dim=2)
         t2 = time.perf_counter()
         frames = pipe.decode_latents(latents)  # (1, T, 3, H, W)
         t3 = time.perf_counter()
@@ -247,15 +259,20 @@ def run_bench(model: str = "default", teacher: str | None = "teacher", peer: str
         paths = {}
 
         def measure(name, p, steps, guidance, gflop=None):
-            time_pipeline_stages(p, T, H, W, steps, guidance, tmp)  # warm-up
+            shapes, hook = record_denoiser_calls(p)
+            try:
+                time_pipeline_stages(p, T, H, W, steps, guidance, tmp)  # warm-up, and the calls it makes
+            finally:
+                hook.remove()
             runs = [time_pipeline_stages(p, T, H, W, steps, guidance, tmp, seed=i) for i in range(repeats)]
             row = _median_times(runs)
-            gflop = denoiser_gflop_per_step(p, T, H, W, guidance) if gflop is None else gflop
-            row.update(steps=steps, guidance=guidance, denoiser_gflop_per_step=gflop,
-                       denoiser_gflops_achieved=gflop * steps / row["denoise_s"])
+            gflop = denoiser_gflop_per_video(p, shapes) if gflop is None else gflop
+            row.update(steps=steps, guidance=guidance, denoiser_calls=len(shapes),
+                       denoiser_call_latent_frames=sorted({s[2] for s in shapes}), denoiser_gflop_per_video=gflop,
+                       denoiser_gflops_achieved=gflop / row["denoise_s"])
             paths[name] = row
-            log(f"{name}: {row['total_s']:.2f} s (text {row['text_s']:.2f}, denoise {row['denoise_s']:.2f}, "
-                f"decode {row['decode_s']:.2f}, write {row['write_s']:.2f})")
+            log(f"{name}: {row['total_s']:.2f} s (text {row['text_s']:.2f}, denoise {row['denoise_s']:.2f} in "
+                f"{len(shapes)} denoiser calls, decode {row['decode_s']:.2f}, write {row['write_s']:.2f})")
             return row
 
         row = measure("default", pipe, d.num_inference_steps, d.guidance_scale)
@@ -314,7 +331,7 @@ def _measure_other_precision(pipe, paths, measure, T, H, W, log) -> None:
         out = pipe(PROMPT, **dict(kw, generator=torch.Generator().manual_seed(0))).frames
     try:
         row = measure(f"default_{other}", pipe, d.num_inference_steps, d.guidance_scale,
-                      gflop=paths["default"]["denoiser_gflop_per_step"])
+                      gflop=paths["default"]["denoiser_gflop_per_video"])
     finally:
         pipe.set_precision(mine)
     diff = abs(out - ref)
@@ -340,7 +357,7 @@ def _measure_compiled(pipe, paths, measure, result, T, H, W, repeats, threads, m
         load_compiled_unet(pipe, threads)
         out = pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kw).frames
     row = measure("default_compiled", pipe, d.num_inference_steps, d.guidance_scale,
-                  gflop=paths["default"]["denoiser_gflop_per_step"])
+                  gflop=paths["default"]["denoiser_gflop_per_video"])
     row.update(compile_s=0.0 if cached else build_s, package_was_cached=cached,
                latents_max_abs_diff_vs_eager=float((out - ref).abs().max()),
                compiled_calls=dict(pipe.unet.calls), real_time_factor=row["total_s"] / result["settings"]["video_seconds"],
@@ -394,7 +411,9 @@ def format_table(result: dict) -> str:
     lines += ["", f"real-time factor (wall / video seconds): {d['real_time_factor']:.2f}",
               f"time to first frame (streaming): {d['time_to_first_frame_s']:.2f} s",
               f"peak RSS: {d['peak_rss_mb']:.0f} MB",
-              f"denoiser: {d['denoiser_gflop_per_step']:.1f} GFLOP per step, {d['denoiser_gflops_achieved']:.1f} GFLOP/s "
+              f"denoiser: {d['denoiser_calls']} calls ({d['steps']} steps; latent frames per call: "
+              f"{', '.join(map(str, d['denoiser_call_latent_frames']))}), {d['denoiser_gflop_per_video']:.1f} GFLOP "
+              f"per video, {d['denoiser_gflops_achieved']:.1f} GFLOP/s "
               f"achieved = {100 * d['fraction_of_fp32_peak']:.0f}% of the fp32 matmul peak "
               f"({result['peaks']['matmul_fp32_gflops']:.0f}), {100 * d['fraction_of_bf16_peak']:.0f}% of bf16 "
               f"({result['peaks']['matmul_bf16_gflops']:.0f})"]

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from edgevid.cli import main
-from edgevid.eval.speed import matmul_peak_gflops
+from edgevid.eval.speed import (denoiser_gflop_per_video, matmul_peak_gflops, record_denoiser_calls,
+                                time_pipeline_stages)
+from edgevid.pipeline import replace_defaults
 
 
 def test_bench_quick_measures_every_path(tiny_model_dir, tmp_path, capsys):
@@ -30,8 +32,8 @@ def test_bench_quick_measures_every_path(tiny_model_dir, tmp_path, capsys):
     assert c["interpreter_s"] > 0 and c["import_torch_s"] > 0.1 and c["load_pipeline_s"] > 0
     assert c["interpreter_s"] + c["import_torch_s"] + c["import_edgevid_s"] + c["load_pipeline_s"] < d["cold_cli_s"] * 2
     assert d["stream_first_latent_frames"] == 1 and s["x264_preset"] == "ultrafast"
-    assert d["denoiser_gflop_per_step"] > 0 and d["denoiser_gflops_achieved"] == pytest.approx(
-        d["denoiser_gflop_per_step"] * d["steps"] / d["denoise_s"])
+    assert d["denoiser_calls"] >= d["steps"] and d["denoiser_gflop_per_video"] > 0
+    assert d["denoiser_gflops_achieved"] == pytest.approx(d["denoiser_gflop_per_video"] / d["denoise_s"])
     assert r["peaks"]["matmul_fp32_gflops"] > 0 and r["peaks"]["matmul_bf16_gflops"] > 0
     # The suite pins fp32 (conftest): the bf16 row is timed beside it, with its distance in frames.
     b = r["paths"]["default_bf16"]
@@ -50,3 +52,27 @@ def test_bench_bad_input(tmp_path, capsys):
 def test_matmul_peak_is_a_rate():
     torch.set_num_threads(1)
     assert 0.1 < matmul_peak_gflops(torch.float32, n=256, min_seconds=0.05) < 10_000
+
+
+def test_bench_times_the_windowed_path_the_pipeline_takes(tiny_pipeline, tmp_path):
+    """The denoise stage makes exactly the denoiser calls `pipe(...)` makes: a model that generates
+    in windows is timed window by window, not as one clip (which is fewer, larger calls)."""
+    torch.set_num_threads(1)
+    pipe = replace_defaults(tiny_pipeline, window_latent_frames=2, overlap_latent_frames=1)
+    T, H, W, steps = 13, 16, 16, 4  # 4 latent frames: windows [0, 2), [1, 3), [2, 4)
+    shapes, hook = record_denoiser_calls(pipe)
+    try:
+        with torch.inference_mode():
+            pipe("a red circle", num_frames=T, height=H, width=W, num_inference_steps=steps,
+                 generator=torch.Generator().manual_seed(0))
+        called = list(shapes)
+        shapes.clear()
+        times = time_pipeline_stages(pipe, T, H, W, steps, pipe.defaults.guidance_scale, tmp_path)
+    finally:
+        hook.remove()
+    assert shapes == called and all(s[2] == 2 for s in shapes)
+    hold = pipe.defaults.continuation_start == "hold"
+    assert len(shapes) == steps + 2 * (steps - 1 if hold else steps)
+    assert times.denoise_s > 0 and (tmp_path / "bench.mp4").is_file()
+    one = denoiser_gflop_per_video(pipe, shapes[:1])
+    assert denoiser_gflop_per_video(pipe, shapes) == pytest.approx(len(shapes) * one)

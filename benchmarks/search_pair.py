@@ -12,6 +12,7 @@ the look-up table's prediction, the parameters and the predicted peak memory.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -30,19 +31,19 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     from edgevid.search.evolve import memory_bytes
-    from edgevid.search.lut import LatencyTable, time_module, unet_inputs
+    from edgevid.search.lut import LatencyTable, plan_timer
     from edgevid.search.predict import predict
     from edgevid.search.space import UNetPlan
 
     torch.set_num_threads(args.threads)
     table = LatencyTable.load(args.lut)
     plans = [UNetPlan.from_config(table.base) if k == "model" else UNetPlan.from_key(k) for k in args.plans]
-    inputs = unet_inputs(table.base, table.latent)
     costs = {plan.key: predict(table, plan) for plan in plans}
     rows = {key: {"predicted_ms": c.ms, "params": c.params, "predicted_memory_mb": memory_bytes(c) / 2**20}
             for key, c in costs.items()}
     for runtime in args.runtimes:
-        callables = {plan.key: _runner(table, plan, runtime, args.threads, inputs) for plan in plans}
+        runtime_table = dataclasses.replace(table, runtime=runtime, threads=args.threads)
+        callables = {plan.key: plan_timer(runtime_table, plan) for plan in plans}
         times = {key: [] for key in callables}
         for _ in range(args.rounds):
             for key, run in callables.items():
@@ -63,36 +64,6 @@ def main(argv=None) -> None:
         Path(args.output).write_text(json.dumps({"lut": args.lut, "threads": args.threads, "rounds": args.rounds,
                                                  "latent": list(table.latent), "plans": rows}, indent=2) + "\n")
         print(f"\nwrote {args.output}")
-
-
-def _runner(table, plan, runtime: str, threads: int, inputs):
-    """A zero-argument function that times one round (the median of 3 calls) of `plan` on `runtime`:
-    the module is built and exported once, outside the timed rounds."""
-    from edgevid.compiled import DenoiserStep
-    from edgevid.models.unet import SpatioTemporalUNet
-    from edgevid.search.lut import median_seconds
-
-    torch.manual_seed(0)
-    module = DenoiserStep(SpatioTemporalUNet(plan.to_config(table.base))).eval().requires_grad_(False)
-    if runtime == "eager":
-        def run():
-            with torch.no_grad():
-                return 1e3 * median_seconds(lambda: module(*inputs), 3)
-        return run
-    import tempfile
-
-    from edgevid.export.formats import export_executorch
-    from edgevid.export.mobile import mobile_friendly
-    from edgevid.export.runner import _ExecuTorch
-
-    folder = Path(tempfile.mkdtemp(prefix="search_pair_"))
-    path = folder / "unet.pte"
-    with torch.no_grad():
-        export_executorch(mobile_friendly(module).eval().requires_grad_(False), inputs,
-                          [f"in{i}" for i in range(len(inputs))], ["out"], path)
-    program = _ExecuTorch(path, threads)
-    arrays = [x.numpy() for x in inputs]
-    return lambda: 1e3 * median_seconds(lambda: program(*arrays), 3)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def add_search_parser(sub) -> None:
     val = ssub.add_parser("validate", help="predicted (sum of table entries) against measured latency of random UNets")
     val.add_argument("--lut", required=True)
     val.add_argument("--num", type=int, default=5)
-    val.add_argument("--repeats", type=int, default=3)
+    val.add_argument("--repeats", type=int, default=3, help="timed calls per round, the median is kept")
+    val.add_argument("--rounds", type=int, default=3,
+                     help="interleaved rounds (every plan once per round; the median over rounds is kept)")
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--spatial", action="store_true", help="random spatial blocks too (the table's spatial entries)")
     val.set_defaults(func=cmd_search_validate)
@@ -120,10 +122,12 @@ def cmd_search_validate(args) -> None:
     from edgevid.config import TEMPORAL_LAYER_TYPES
 
     from edgevid.search.evolve import all_plans
-    from edgevid.search.lut import LatencyTable, measure_plan
+    from edgevid.search.lut import LatencyTable, measure_plans
     from edgevid.search.predict import predict
     from edgevid.search.space import UNetPlan, spatial_plans
 
+    if args.rounds < 1 or args.repeats < 1:
+        raise ValueError(f"--rounds and --repeats must be >= 1, got {args.rounds} and {args.repeats}")
     table = LatencyTable.load(args.lut)
     _threads(table.threads)
     kinds = tuple(sorted({k.split("/")[0] for k in table.entries} & set(TEMPORAL_LAYER_TYPES)))
@@ -133,8 +137,8 @@ def cmd_search_validate(args) -> None:
         plans = [UNetPlan(p.positions, rng.choice(spatial_plans(table.base))) for p in plans]
     print("| plan | predicted ms | measured ms | error |\n|---|---|---|---|")
     errors = []
-    for plan in plans:
-        predicted, measured = predict(table, plan).ms, measure_plan(table, plan, args.repeats)
+    for plan, measured in zip(plans, measure_plans(table, plans, args.rounds, args.repeats)):
+        predicted = predict(table, plan).ms
         errors.append(abs(predicted - measured) / measured)
         signed = 100 * (predicted - measured) / measured
         print(f"| {plan.key.replace('|', chr(92) + '|')} | {predicted:.1f} | {measured:.1f} | {signed:+.1f} % |")

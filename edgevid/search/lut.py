@@ -138,28 +138,40 @@ def _trace_peak(module: nn.Module, inputs: tuple) -> int:
         return trace(lambda *a: meta(*a), *meta_inputs).peak
 
 
-def time_module(module: nn.Module, inputs: tuple, runtime: str, threads: int, repeats: int) -> float:
-    """Median latency in ms of module(*inputs) on `runtime`, after a warm-up call."""
+def module_timer(module: nn.Module, inputs: tuple, runtime: str, threads: int, calls: int = 3) -> Callable[[], float]:
+    """A zero-argument function that times `module(*inputs)` on `runtime`: the median of `calls`
+    calls, in ms, after a warm-up call. The module is frozen and (ExecuTorch) exported once, here,
+    so that timers of several modules can be run in interleaved rounds."""
     torch.set_num_threads(threads)
     module = module.eval().requires_grad_(False)  # torch.export's decompositions fail on trainable params here
     if runtime == "eager":
-        with torch.no_grad():
-            return 1e3 * median_seconds(lambda: module(*inputs), repeats)
+        def run() -> float:
+            with torch.no_grad():
+                return 1e3 * median_seconds(lambda: module(*inputs), calls)
+        return run
     if runtime == "executorch":
         from edgevid.export.formats import export_executorch
         from edgevid.export.mobile import mobile_friendly
         from edgevid.export.runner import _ExecuTorch
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "layer.pte"
-            with torch.no_grad():
-                # frozen after the swap too: the mobile forms build some layers anew (Conv1d, Conv3d)
-                export_executorch(mobile_friendly(module).eval().requires_grad_(False), inputs,
-                                  [f"in{i}" for i in range(len(inputs))], ["out"], path)
-            run = _ExecuTorch(path, threads)
-            arrays = [x.numpy() for x in inputs]
-            return 1e3 * median_seconds(lambda: run(*arrays), repeats)
+        folder = tempfile.TemporaryDirectory(prefix="edgevid_lut_")  # removed with the timer
+        path = Path(folder.name) / "layer.pte"
+        with torch.no_grad():
+            # frozen after the swap too: the mobile forms build some layers anew (Conv1d, Conv3d)
+            export_executorch(mobile_friendly(module).eval().requires_grad_(False), inputs,
+                              [f"in{i}" for i in range(len(inputs))], ["out"], path)
+        program, arrays = _ExecuTorch(path, threads), [x.numpy() for x in inputs]
+
+        def run() -> float:
+            return 1e3 * median_seconds(lambda: program(*arrays), calls)
+        run.folder = folder  # the program's folder lives as long as the timer
+        return run
     raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
+
+
+def time_module(module: nn.Module, inputs: tuple, runtime: str, threads: int, repeats: int) -> float:
+    """Median latency in ms of module(*inputs) on `runtime`, after a warm-up call."""
+    return module_timer(module, inputs, runtime, threads, repeats)()
 
 
 def build_table(base: UNetConfig, latent: tuple[int, int, int, int], runtime: str = "eager", threads: int = 1,
@@ -244,15 +256,32 @@ def _entry(module: nn.Module, inputs: tuple, runtime: str, threads: int, repeats
             "params": sum(p.numel() for p in module.parameters())}
 
 
-def measure_plan(table: LatencyTable, plan, repeats: int = 5, seed: int = 0) -> float:
-    """The whole UNet of `plan` timed on the table's runtime, threads and latent size (ms): what
-    predict.predict must match (the additive model's validation)."""
+def plan_timer(table: LatencyTable, plan, calls: int = 3, seed: int = 0) -> Callable[[], float]:
+    """module_timer of the whole UNet of `plan` on the table's runtime, threads and latent size."""
     from edgevid.compiled import DenoiserStep
     from edgevid.models.unet import SpatioTemporalUNet
 
     torch.manual_seed(seed)
     unet = DenoiserStep(SpatioTemporalUNet(plan.to_config(table.base))).eval()
-    return time_module(unet, unet_inputs(table.base, table.latent), table.runtime, table.threads, repeats)
+    return module_timer(unet, unet_inputs(table.base, table.latent), table.runtime, table.threads, calls)
+
+
+def measure_plan(table: LatencyTable, plan, repeats: int = 5, seed: int = 0) -> float:
+    """The whole UNet of `plan` timed on the table's runtime, threads and latent size (ms): what
+    predict.predict must match (the additive model's validation)."""
+    return plan_timer(table, plan, repeats, seed)()
+
+
+def measure_plans(table: LatencyTable, plans: list, rounds: int = 3, calls: int = 3) -> list[float]:
+    """Each plan's UNet timed as in measure_plan, in `rounds` interleaved rounds (every plan once
+    per round, median of `calls` calls), and the median over the rounds (ms): a slow moment of a
+    shared machine then hits every plan alike instead of all of one plan's calls."""
+    timers = [plan_timer(table, plan, calls) for plan in plans]
+    times: list[list[float]] = [[] for _ in plans]
+    for _ in range(rounds):
+        for timer, ts in zip(timers, times):
+            ts.append(timer())
+    return [statistics.median(ts) for ts in times]
 
 
 def unet_inputs(base: UNetConfig, latent: tuple[int, int, int, int]) -> tuple:

@@ -78,6 +78,24 @@ def test_executorch_runtime_times_a_whole_unet_with_temporal_layers():
     assert measure_plan(table, plan, repeats=1) > 0
 
 
+def test_measure_plans_interleaves_rounds(monkeypatch):
+    """`search validate` times its plans in interleaved rounds (each plan once per round) and keeps
+    each plan's median over the rounds, so one slow moment cannot inflate all of one plan's calls."""
+    import edgevid.search.lut as lut
+
+    order, readings = [], {"a": iter([10.0, 99.0, 12.0]), "b": iter([20.0, 21.0, 80.0])}
+
+    def fake_timer(table, plan, calls=3, seed=0):
+        def run():
+            order.append(plan)
+            return next(readings[plan])
+        return run
+
+    monkeypatch.setattr(lut, "plan_timer", fake_timer)
+    assert lut.measure_plans(synthetic_table(), ["a", "b"], rounds=3) == [12.0, 21.0]
+    assert order == ["a", "b"] * 3
+
+
 def test_additive_prediction_on_a_synthetic_table():
     table = synthetic_table()
     plan = UNetPlan((("conv1d", 2), (None, 0), ("cross_attn1d", 1)))
@@ -155,8 +173,10 @@ def test_search_cli_lut_validate_run_on_a_tiny_model(tmp_path, capsys):
     table = LatencyTable.load(lut)
     # 6 kinds x 2 stage geometries; 6 ResBlocks x 3 hidden widths; one transformer geometry (stage 1 = mid)
     assert table.latent == (4, 2, 4, 4) and len(table.entries) == 6 * 2 + 6 * 3 + 1
-    assert main(["search", "validate", "--lut", str(lut), "--num", "2", "--repeats", "1"]) == 0
+    assert main(["search", "validate", "--lut", str(lut), "--num", "2", "--repeats", "1", "--rounds", "2"]) == 0
     assert "largest error" in capsys.readouterr().out
+    assert main(["search", "validate", "--lut", str(lut), "--rounds", "0"]) == 1
+    assert "--rounds" in capsys.readouterr().err
     out = tmp_path / "searched"
     assert main(["search", "run", "--lut", str(lut), "--model", str(tmp_path / "model"), "--iterations", "1",
                  "--sample-actions", "2", "--kinds", "conv1d,self_attn1d", "--proxy-steps", "1", "--proxy-specs", "1",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 from pathlib import Path
 
 import torch
@@ -31,7 +30,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     from edgevid.search.evolve import memory_bytes
-    from edgevid.search.lut import LatencyTable, plan_timer
+    from edgevid.search.lut import LatencyTable, measure_plans
     from edgevid.search.predict import predict
     from edgevid.search.space import UNetPlan
 
@@ -43,13 +42,8 @@ def main(argv=None) -> None:
             for key, c in costs.items()}
     for runtime in args.runtimes:
         runtime_table = dataclasses.replace(table, runtime=runtime, threads=args.threads)
-        callables = {plan.key: plan_timer(runtime_table, plan) for plan in plans}
-        times = {key: [] for key in callables}
-        for _ in range(args.rounds):
-            for key, run in callables.items():
-                times[key].append(run())
-        for key, ts in times.items():
-            rows[key][f"{runtime}_ms"] = statistics.median(ts)
+        for plan, ms in zip(plans, measure_plans(runtime_table, plans, args.rounds)):
+            rows[plan.key][f"{runtime}_ms"] = ms
     ref = rows[plans[0].key]
     print(f"one denoiser call, latent {table.latent}, {args.threads} thread(s), table {table.runtime} "
           f"({table.machine}); medians of {args.rounds} interleaved rounds\n")

@@ -25,6 +25,48 @@ def test_output_shapes_and_types(tiny_pipeline):
     assert batch.shape[0] == 2 and not np.allclose(batch[0], batch[1])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decoded_to_uint8_equals_the_float_frames_rounded(dtype):
+    """The fused conversion the writers' path takes gives exactly frames_to_uint8 of the float
+    frames, out-of-range values and exact .5 ties included, and leaves its input alone."""
+    from edgevid.pipeline import _to_unit_frames, decoded_to_uint8, frames_to_uint8
+
+    g = torch.Generator().manual_seed(0)
+    nhwc = (torch.rand(2, 9, 8, 8, 3, generator=g) * 2.6 - 1.3).to(dtype)  # the decoder's NHWC frames
+    nhwc.view(-1)[:256] = (torch.arange(256) / 127.5 - 1).to(dtype)  # every level, .5 ties at k + 0.5 / 127.5
+    video = nhwc.permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
+    before = video.clone()
+    got = decoded_to_uint8(video)
+    want = np.stack([frames_to_uint8(f.permute(0, 2, 3, 1).numpy()) for f in _to_unit_frames(video)])
+    assert got.dtype == torch.uint8 and got.shape == (2, 9, 8, 8, 3)
+    np.testing.assert_array_equal(got.numpy(), want)
+    assert torch.equal(video, before)
+    with pytest.raises(ValueError, match="out must be uint8"):
+        decoded_to_uint8(video, torch.empty(2, 9, 8, 8, 3))
+
+
+def test_uint8_output_is_the_np_output_rounded(tiny_pipeline):
+    """output_type "uint8" (the CLI's and the bench's path): the "np" frames through frames_to_uint8,
+    for __call__, decode_latents and stream."""
+    from edgevid.pipeline import frames_to_uint8
+
+    kw = dict(num_frames=9, height=32, width=32)
+    floats = _gen(tiny_pipeline, seed=2, **kw)
+    u8 = _gen(tiny_pipeline, seed=2, output_type="uint8", **kw)
+    assert u8.dtype == np.uint8 and u8.shape == floats.shape == (1, 9, 32, 32, 3)
+    np.testing.assert_array_equal(u8[0], frames_to_uint8(floats[0]))
+    streamed = list(tiny_pipeline.stream("a red circle moving left", generator=torch.Generator().manual_seed(2),
+                                         output_type="uint8", first_window_latent_frames=0, **kw))
+    streamed_np = list(tiny_pipeline.stream("a red circle moving left", generator=torch.Generator().manual_seed(2),
+                                            first_window_latent_frames=0, **kw))
+    assert all(c.dtype == np.uint8 for c in streamed)
+    np.testing.assert_array_equal(np.concatenate(streamed), frames_to_uint8(np.concatenate(streamed_np)))
+    with pytest.raises(ValueError, match="output_type"):
+        next(tiny_pipeline.stream("a red circle", output_type="pil", **kw))
+    with pytest.raises(ValueError, match="output_type"):
+        _gen(tiny_pipeline, output_type="u8")
+
+
 def test_same_seed_same_frames_other_seed_other_frames(tiny_pipeline):
     a, b, c = _gen(tiny_pipeline, 7), _gen(tiny_pipeline, 7), _gen(tiny_pipeline, 8)
     assert np.array_equal(a, b)

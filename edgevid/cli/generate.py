@@ -61,7 +61,7 @@ def cmd_generate(args) -> None:
 
     _set_threads(args.threads)
     from edgevid.io.video import export
-    from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8, resolve_model_dir
+    from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision=args.precision)
     compiled = False
@@ -87,11 +87,9 @@ def cmd_generate(args) -> None:
     else:
         latents = pipe(args.prompt, output_type="latent", callback_on_step_end=progress.step, **kw).frames
         with torch.inference_mode():
-            video = pipe.decode_latents(latents, on_chunk=progress.decoded)  # (1, T, 3, H, W) in [0, 1]
+            frames = pipe.decode_latents(latents, on_chunk=progress.decoded, output_type="uint8")[0]  # (T, H, W, 3)
         progress.close()
         t_gen = time.perf_counter()
-        frames = frames_to_uint8(video[0].permute(0, 2, 3, 1).numpy())  # (T, H, W, 3)
-        del video
         export(frames, out, fps=fps, preset=preset)
         t_end = time.perf_counter()
         n, h, w = frames.shape[:3]
@@ -255,16 +253,15 @@ def _generate_streaming(pipe, prompt: str, out: Path, fps: int, kw: dict, preset
                         ) -> tuple[int, int, int, float]:
     """pipe.stream -> StreamingVideoWriter; returns (frames, height, width, perf_counter at the first frame)."""
     from edgevid.io.video import StreamingVideoWriter
-    from edgevid.pipeline import frames_to_uint8
 
     t_first = None
     tc = pipe.vae.config.temporal_compression
     with StreamingVideoWriter(out, fps=fps, preset=preset) as writer:
-        for frames in pipe.stream(prompt, callback_on_step_end=progress.step, **kw):  # (t, H, W, 3) in [0, 1]
-            if t_first is None:
+        for frames in pipe.stream(prompt, callback_on_step_end=progress.step, output_type="uint8", **kw):
+            if t_first is None:  # frames: uint8 (t, H, W, 3)
                 t_first = time.perf_counter()
             progress.decoded(-(-len(frames) // tc))
-            writer.write(frames_to_uint8(frames))
+            writer.write(frames)
     progress.close()
     h, w = frames.shape[1:3]
     return writer.num_frames, h, w, t_first

@@ -82,7 +82,6 @@ def time_pipeline_stages(pipe, num_frames: int, height: int, width: int, steps: 
     """One warm generation, stage by stage, on the path `pipe(...)` takes: text encoding,
     denoising (window by window when the model generates in windows), decoding, MP4 writing."""
     from edgevid.io.video import export_to_video
-    from edgevid.pipeline import frames_to_uint8
 
     request = pipe.sampling_request(PROMPT, num_frames, height, width, steps, guidance)
     pipe.prompt_cache.clear()  # time text encoding as for a new prompt, not a cache hit
@@ -93,10 +92,9 @@ def time_pipeline_stages(pipe, num_frames: int, height: int, width: int, steps: 
         noise = pipe.prepare_latents(1, num_frames, height, width, torch.Generator().manual_seed(seed))
         latents = torch.cat(list(pipe.denoise_chunks(velocity, noise, request)), dim=2)
         t2 = time.perf_counter()
-        frames = pipe.decode_latents(latents)  # (1, T, 3, H, W)
+        frames = pipe.decode_latents(latents, output_type="uint8")  # (1, T, H, W, 3), as `edgevid generate`
         t3 = time.perf_counter()
-    export_to_video(frames_to_uint8(frames[0].permute(0, 2, 3, 1).numpy()), out_dir / "bench.mp4",
-                    fps=pipe.defaults.fps)
+    export_to_video(frames[0], out_dir / "bench.mp4", fps=pipe.defaults.fps)
     t4 = time.perf_counter()
     return PathTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 

@@ -127,3 +127,43 @@ def test_cross_attention_mask_and_empty_prompt():
         assert torch.isfinite(y).all()
         # No text at all: attention contributes nothing, only the output bias remains.
         assert torch.allclose(y[1], attn.out.bias.expand(7, DIM), atol=1e-6)
+
+
+def test_short_attention_is_scaled_dot_product_attention():
+    """The short-sequence path (temporal attention over a window's frames) computes SDPA's function:
+    in fp32 to float rounding, and under bf16 autocast no less exactly than SDPA itself."""
+    import torch.nn.functional as F
+
+    from edgevid.models.blocks import SHORT_ATTENTION, short_attention
+
+    g = torch.Generator().manual_seed(0)
+    for L, S in ((5, 5), (3, 3), (1, SHORT_ATTENTION)):
+        q, k, v = (torch.randn(6, 2, n, 8, generator=g) for n in (L, S, S))
+        want = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+        torch.testing.assert_close(short_attention(q, k, v).double(), want, atol=1e-6, rtol=1e-6)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
+            got, sdpa = short_attention(qb, kb, vb), F.scaled_dot_product_attention(qb, kb, vb)
+        assert got.dtype == torch.bfloat16
+        exact = F.scaled_dot_product_attention(qb.double(), kb.double(), vb.double())
+        assert (got.double() - exact).abs().max() <= (sdpa.double() - exact).abs().max() + 2 ** -8
+
+
+@pytest.mark.parametrize("length", [5, 40])
+def test_attention_takes_the_short_path_only_for_short_unmasked_sequences(length, monkeypatch):
+    """Self-attention over <= SHORT_ATTENTION tokens runs short_attention, longer ones SDPA; both
+    give the same tokens as the textbook formula."""
+    import edgevid.models.blocks as blocks
+
+    calls = []
+    real = blocks.short_attention
+    monkeypatch.setattr(blocks, "short_attention", lambda *a: calls.append(1) or real(*a))
+    attn = reinit_zero_layers_(Attention(DIM, AttnSpec(head_dim=8, qk_norm=False, rope=False))).eval()
+    x = torch.randn(3, length, DIM, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        q, k, v = attn.to_qkv(x).view(3, length, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        want = attn.out((torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, -1) @ v).transpose(1, 2).reshape(3, length,
+                                                                                                          DIM))
+        got = attn(x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert len(calls) == (1 if length <= blocks.SHORT_ATTENTION else 0)

@@ -25,7 +25,8 @@ from edgevid.io.atomic import atomic_write_text
 from edgevid.models.i2v import Img2VidDenoiser, added_time_ids
 from edgevid.models.vae import VideoVAE
 from edgevid.models.weights import load_component, read_json, save_component
-from edgevid.pipeline import MODEL_INDEX, EdgeVidPipelineOutput, _convert, _to_unit_frames, _version
+from edgevid.pipeline import (MODEL_INDEX, OUTPUT_TYPES, EdgeVidPipelineOutput, _convert, _to_unit_frames, _version,
+                              decoded_to_uint8)
 from edgevid.precision import PipelinePrecision
 from edgevid.train.i2v import NOISE_AUG_DEFAULT, ImageAnchor
 
@@ -122,8 +123,8 @@ class EdgeVidImg2VidPipeline(PipelinePrecision):  # set_precision, autocast, dev
         num_frames, height, width = num_frames or d.num_frames, height or d.height, width or d.width
         steps = num_inference_steps or d.num_inference_steps
         self.check_inputs(num_frames, height, width, steps)
-        if output_type not in ("np", "pt", "pil", "latent"):
-            raise ValueError(f"output_type must be np, pt, pil or latent, got {output_type!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}")
         # 1. Encode the image: (B, 3, 1, H, W) in [-1, 1] -> its latent (B, C, H', W').
         pixels = self.prepare_image(image, height, width)
         image_latent = self.vae.encode_latents(pixels)[:, :, 0]
@@ -151,10 +152,12 @@ class EdgeVidImg2VidPipeline(PipelinePrecision):  # set_precision, autocast, dev
         x[:, :, 0] = image_latent
         if output_type == "latent":
             return EdgeVidPipelineOutput(frames=x)
-        # 4. Decode.
+        # 4. Decode ("uint8": straight to the writers' frames, no float frames).
         with self.autocast():
-            video = _to_unit_frames(self.vae.decode_latents(x))  # (B, T, 3, H, W) in [0, 1]
-        return EdgeVidPipelineOutput(frames=_convert(video, output_type))
+            decoded = self.vae.decode_latents(x)  # (B, 3, T, H, W) in about [-1, 1]
+        if output_type == "uint8":
+            return EdgeVidPipelineOutput(frames=decoded_to_uint8(decoded).numpy())  # (B, T, H, W, 3)
+        return EdgeVidPipelineOutput(frames=_convert(_to_unit_frames(decoded), output_type))
 
     def prepare_image(self, image, height: int, width: int) -> torch.Tensor:
         """uint8 (H, W, 3) or a list of them -> (B, 3, 1, H, W) float in [-1, 1] on the device."""

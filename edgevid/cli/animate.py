@@ -57,7 +57,6 @@ def cmd_animate(args) -> None:
     _set_threads(args.threads)
     from edgevid.io.image import load_image
     from edgevid.io.video import export
-    from edgevid.pipeline import frames_to_uint8
     from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
 
     pipe = EdgeVidImg2VidPipeline.from_pretrained(model, precision=args.precision)
@@ -65,8 +64,8 @@ def cmd_animate(args) -> None:
     image = load_image(image_path, height, width)  # raises one line for files that are not images
     t_load = time.perf_counter()
     frames = pipe(image, num_frames=args.num_frames, height=height, width=width, num_inference_steps=args.steps,
-                  motion_bucket_id=args.motion, generator=torch.Generator().manual_seed(args.seed)).frames[0]
-    frames = frames_to_uint8(frames)  # (T, H, W, 3)
+                  motion_bucket_id=args.motion, generator=torch.Generator().manual_seed(args.seed),
+                  output_type="uint8").frames[0]  # (T, H, W, 3)
     t_gen = time.perf_counter()
     fps = args.fps or pipe.defaults.fps
     export(frames, out, fps=fps)

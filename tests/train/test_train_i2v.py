@@ -61,6 +61,9 @@ def test_tiny_train_then_animate_round_trip(tmp_path):
     assert out.shape == (1, 5, 32, 32, 3) and np.isfinite(out).all()
     again = pipe(image, generator=torch.Generator().manual_seed(0)).frames
     np.testing.assert_array_equal(out, again)  # deterministic for a seed
+    u8 = pipe(image, generator=torch.Generator().manual_seed(0), output_type="uint8").frames  # `animate`'s path
+    from edgevid.pipeline import frames_to_uint8
+    assert u8.dtype == np.uint8 and np.array_equal(u8[0], frames_to_uint8(out[0]))
     pipe.save_pretrained(tmp_path / "model")
     loaded = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "model", precision="fp32")
     np.testing.assert_allclose(loaded(image, generator=torch.Generator().manual_seed(0)).frames, out, atol=1e-6)

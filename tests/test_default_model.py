@@ -1,7 +1,8 @@
 """The models shipped inside the package load and generate (short, low resolution: fast).
 
 "default" is the guidance-free distilled student that `edgevid generate` uses (distilled for 4
-steps, sampled at 2 since v0.13: the same ShapesBench score, docs/DISTILLATION.md);
+steps, sampled at 2 since v0.13: the same ShapesBench score, docs/DISTILLATION.md; the searched
+architecture of issue 19 since v0.14, docs/SEARCH.md);
 "teacher" is the 25-step classifier-free-guided model it was distilled from (`--model teacher`);
 "i2v" is the 1-step MobileVD image-to-video student that `edgevid animate` uses.
 """
@@ -32,24 +33,31 @@ def test_shipped_model_loads_and_generates_a_short_clip(name, steps, guidance):
     assert np.abs(red - blue).mean() > 0.01  # the prompt reaches the frames
 
 
-def test_default_is_the_teachers_student_with_a_compressed_decoder():
-    """The student shares the teacher's architecture and VAE encoder (so the same latent space),
-    its weights moved away from the teacher's, and it decodes with the compressed decoder
-    (`edgevid compress decoder --preset fast`), much smaller than the teacher's full one."""
+def test_default_is_the_teachers_searched_student_with_a_compressed_decoder():
+    """The student (v0.14) has issue 19's searched architecture: the teacher's UNet with the
+    `small-searched` plan's temporal layers and spatial cuts (`edgevid distill --shrink-to
+    small-searched`). It shares the teacher's VAE encoder (so the same latent space), its weights
+    moved away from the teacher's, and it decodes with the compressed decoder (`edgevid compress
+    decoder --preset fast`), much smaller than the teacher's full one."""
     from edgevid.compress.decoder import decoder_parameters
+    from edgevid.config import UNET_PRESETS
+    from edgevid.search.space import UNetPlan
 
     student = EdgeVidPipeline.from_pretrained(resolve_model_dir("default"))
     teacher = EdgeVidPipeline.from_pretrained(resolve_model_dir("teacher"))
-    assert student.unet.config == teacher.unet.config
+    searched = UNetPlan.from_config(UNET_PRESETS["small-searched"], spatial=True).to_config(teacher.unet.config)
+    assert student.unet.config == searched != teacher.unet.config
     s_vae, t_vae = student.vae.state_dict(), teacher.vae.state_dict()
     encoder = [n for n in t_vae if n.startswith(("spatial_encoder.", "temporal_encoder."))]
     assert encoder and all(torch.equal(s_vae[n], t_vae[n]) for n in encoder)
     assert student.vae.config.shift_factor == teacher.vae.config.shift_factor
     assert student.vae.config.scaling_factor == teacher.vae.config.scaling_factor
     assert decoder_parameters(student.vae) < decoder_parameters(teacher.vae) / 5
-    diff = [(a - b).abs().max().item() for a, b in zip(student.unet.state_dict().values(),
-                                                       teacher.unet.state_dict().values())]
-    assert max(diff) > 1e-3
+    s_unet, t_unet = student.unet.state_dict(), teacher.unet.state_dict()
+    shared = [n for n in s_unet if n in t_unet and s_unet[n].shape == t_unet[n].shape]
+    assert len(shared) > len(s_unet) // 2  # inherited from the teacher's layout ...
+    assert max((s_unet[n] - t_unet[n]).abs().max().item() for n in shared) > 1e-3  # ... and trained since
+    assert sum(p.numel() for p in student.unet.parameters()) < 0.8 * sum(p.numel() for p in teacher.unet.parameters())
 
 
 def test_shipped_image_to_video_model_is_a_compressed_one_step_student():

@@ -30,7 +30,9 @@ def test_bench_quick_measures_every_path(tiny_model_dir, tmp_path, capsys):
     assert 0 < d["time_to_first_frame_s"] and d["peak_rss_mb"] > 100 and d["cold_cli_s"] > 0.5
     c = d["cold_start"]
     assert c["interpreter_s"] > 0 and c["import_torch_s"] > 0.1 and c["load_pipeline_s"] > 0
-    assert c["interpreter_s"] + c["import_torch_s"] + c["import_edgevid_s"] + c["load_pipeline_s"] < d["cold_cli_s"] * 2
+    # The breakdown and the cold CLI are separate processes: no comparison of their wall times (on
+    # 2 busy cores one `import torch` took 15 s against a 5 s CLI run: 2026-12-07, a false failure).
+    assert all(c[k] >= 0 for k in ("interpreter_s", "import_torch_s", "import_edgevid_s", "load_pipeline_s"))
     assert d["stream_first_latent_frames"] == 1 and s["x264_preset"] == "ultrafast"
     assert d["denoiser_calls"] >= d["steps"] and d["denoiser_gflop_per_video"] > 0
     assert d["denoiser_gflops_achieved"] == pytest.approx(d["denoiser_gflop_per_video"] / d["denoise_s"])

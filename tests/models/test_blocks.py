@@ -141,12 +141,14 @@ def test_short_attention_is_scaled_dot_product_attention():
         q, k, v = (torch.randn(6, 2, n, 8, generator=g) for n in (L, S, S))
         want = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
         torch.testing.assert_close(short_attention(q, k, v).double(), want, atol=1e-6, rtol=1e-6)
+        # Under bf16 autocast the result is the exact attention of the bf16 inputs, rounded once to
+        # bf16 (no bf16 SDPA here: on an AMX CPU with portable kernels that kernel fails, precision.py).
         with torch.autocast("cpu", dtype=torch.bfloat16):
             qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
-            got, sdpa = short_attention(qb, kb, vb), F.scaled_dot_product_attention(qb, kb, vb)
+            got = short_attention(qb, kb, vb)
         assert got.dtype == torch.bfloat16
         exact = F.scaled_dot_product_attention(qb.double(), kb.double(), vb.double())
-        assert (got.double() - exact).abs().max() <= (sdpa.double() - exact).abs().max() + 2 ** -8
+        assert ((got.double() - exact).abs() <= exact.abs() * 2 ** -8 + 1e-6).all()
 
 
 @pytest.mark.parametrize("length", [5, 40])

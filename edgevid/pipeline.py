@@ -398,8 +398,8 @@ class EdgeVidPipeline(PipelinePrecision):  # set_precision, autocast, device
                 return _to_unit_frames(self.vae.decode_latents(latents))
         B, _, K, h, w = latents.shape
         cfg = self.vae.config
-        out = torch.empty(B, 1 + cfg.temporal_compression * (K - 1), h * cfg.spatial_compression,
-                          w * cfg.spatial_compression, 3, dtype=torch.uint8) if output_type == "uint8" else None
+        out = torch.empty(B, self.vae.num_frames(K), h * cfg.spatial_compression, w * cfg.spatial_compression, 3,
+                          dtype=torch.uint8) if output_type == "uint8" else None
         chunks, start = [], 0
         with self.autocast():
             for chunk in self.vae.decode_chunks(self.vae.denormalize(latents)):  # (B, 3, t, H, W)

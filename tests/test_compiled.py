@@ -1,5 +1,5 @@
-"""The AOT-compiled denoiser (edgevid compile): same results as eager, used only when built,
-eager for calls it does not fit.
+"""The AOT-compiled denoiser (edgevid compile): one package per latent-frame count of the
+default video's plans, same results as eager, used only when built, eager for calls it does not fit.
 
 Real AOTInductor compilation of even the tiny UNet takes minutes on 2 cores, so by default the
 C++ build is replaced by running the exported program itself (torch.export runs for real: the
@@ -16,7 +16,7 @@ REAL_COMPILE = bool(os.environ.get("EDGEVID_SLOW_TESTS"))
 
 from conftest import make_tiny_pipeline, network_reorder_tol
 from edgevid.cli import main
-from edgevid.compiled import CompiledUNet, compile_unet, load_compiled_unet, package_path
+from edgevid.compiled import CompiledUNet, compile_unet, compiled_frame_counts, load_compiled_unet, package_paths
 from edgevid.pipeline import EdgeVidPipeline
 
 
@@ -30,7 +30,9 @@ class _ExportedProgramRunner:
         return self.module(*args)
 
 
-def _fake_compile(program, package_path):
+def _fake_compile(program, package_path, inductor_configs=None):
+    assert inductor_configs == {"freezing": True}
+    assert all(not isinstance(d, torch.SymInt) for d in program.example_inputs[0][0].shape)  # static shapes
     torch.export.save(program, package_path)
     return package_path
 
@@ -48,8 +50,10 @@ def compiled_cache(tmp_path_factory):
         mp.setenv("EDGEVID_CACHE", str(root))
         torch.set_num_threads(1)
         assert not load_compiled_unet(pipe)  # nothing built yet, and loading never compiles
-        path = compile_unet(pipe)
-        assert path.is_file() and path.parent == root / "compiled"
+        paths = compile_unet(pipe)
+        # one package per chunk length of __call__'s plan (3 latents) and stream's (a first frame, then the rest)
+        assert compiled_frame_counts(pipe) == (1, 3) and sorted(paths) == [1, 3]
+        assert all(p.is_file() and p.parent == root / "compiled" for p in paths.values())
     return root, model_dir
 
 
@@ -74,10 +78,13 @@ def test_compiled_denoiser_matches_eager(use_cache, tmp_path):
     steps = pipe.defaults.num_inference_steps
     torch.testing.assert_close(out, ref, **network_reorder_tol(pipe.unet, scale=steps * float(ref.abs().max())))
     assert pipe.unet.calls == {"compiled": 2, "eager": 0}
-    # calls it does not fit run eager: CFG (batch 2), one latent frame
+    # calls it does not fit run eager: CFG (batch 2), two latent frames (no package)
     pipe("a red circle", guidance_scale=2.0, num_frames=9, output_type="latent")
-    pipe("a red circle", guidance_scale=1.0, num_frames=1, output_type="latent")
+    pipe("a red circle", guidance_scale=1.0, num_frames=5, output_type="latent")
     assert pipe.unet.calls == {"compiled": 2, "eager": 4}
+    # a one-frame call has its own package (stream's first chunk)
+    pipe("a red circle", guidance_scale=1.0, num_frames=1, output_type="latent")
+    assert pipe.unet.calls == {"compiled": 4, "eager": 4}
     # saving writes the eager UNet's weights, not the wrapper
     pipe.save_pretrained(tmp_path / "saved")
     again = EdgeVidPipeline.from_pretrained(tmp_path / "saved")
@@ -86,7 +93,13 @@ def test_compiled_denoiser_matches_eager(use_cache, tmp_path):
     # other weights -> another cache key -> not picked up
     with torch.no_grad():
         again.unet.conv_out.bias.add_(1.0)
-    assert package_path(again) != package_path(pipe) and not load_compiled_unet(again)
+    assert package_paths(again)[3] != package_paths(pipe)[3] and not load_compiled_unet(again)
+    # with a package missing, nothing is loaded
+    package_paths(pipe)[1].rename(tmp_path / "moved.pt2")
+    try:
+        assert not load_compiled_unet(EdgeVidPipeline.from_pretrained(model_dir))
+    finally:
+        (tmp_path / "moved.pt2").rename(package_paths(pipe)[1])
 
 
 def test_cli_generate_uses_the_compiled_denoiser(use_cache, tmp_path, capsys):
@@ -106,8 +119,9 @@ def test_bf16_package_serves_bf16_calls_only(use_cache, monkeypatch):
     model_dir = use_cache
     torch.set_num_threads(1)
     pipe = EdgeVidPipeline.from_pretrained(model_dir, precision="bf16")
-    fp32_path = package_path(EdgeVidPipeline.from_pretrained(model_dir, precision="fp32"))
-    assert package_path(pipe) != fp32_path and package_path(pipe).name.endswith("-bf16.pt2")
+    fp32_paths = package_paths(EdgeVidPipeline.from_pretrained(model_dir, precision="fp32"))
+    assert set(package_paths(pipe).values()).isdisjoint(fp32_paths.values())
+    assert all(p.name.endswith("-bf16.pt2") for p in package_paths(pipe).values())
     assert not load_compiled_unet(pipe)  # only the fp32 package is built
     if not REAL_COMPILE:
         monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", _fake_compile)
@@ -123,3 +137,15 @@ def test_bf16_package_serves_bf16_calls_only(use_cache, monkeypatch):
     pipe("a red circle", num_frames=9, guidance_scale=1.0, output_type="latent")
     assert pipe.unet.calls == {"compiled": 2, "eager": 2}
     assert load_compiled_unet(pipe) and pipe.unet.precision == "fp32"  # ... and loading swaps in the fp32 one
+
+
+def test_cli_eval_scores_the_compiled_denoiser(use_cache, tmp_path, capsys):
+    import json
+
+    model_dir = use_cache
+    argv = ["eval", "--model", str(model_dir), "--limit", "1", "--no-progress", "--threads", "1", "--guidance", "1"]
+    assert main([*argv, "--output", str(tmp_path / "c.json"), "--compiled"]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["settings"]["compiled"] is True
+    # no packages for 2 threads: one line naming the command that builds them, no result
+    assert main([*argv[:-4], "--threads", "2", "--output", str(tmp_path / "d.json"), "--compiled"]) == 1
+    assert "edgevid compile" in capsys.readouterr().err and not (tmp_path / "d.json").exists()

@@ -10,7 +10,7 @@ from edgevid.cli.common import MAX_FRAMES, MAX_SIDE, CLIError, _check_int, _core
 
 def add_compile_parser(sub) -> None:
     c = sub.add_parser("compile", help="AOT-compile a model's denoiser for this machine (once, minutes) for "
-                                       "`generate --compiled` and `load_compiled_unet` (1.6x faster denoiser calls)")
+                                       "`generate --compiled` and `load_compiled_unet` (~1.7x faster denoiser calls)")
     c.add_argument("--model", default="default", help="a shipped model's name or a model folder (default: default)")
     c.add_argument("--threads", type=int, help="CPU threads it is compiled for (default: all cores; generate must use "
                                                "the same number to use it)")
@@ -25,20 +25,20 @@ def cmd_compile(args) -> None:
     _set_threads(args.threads)
     import torch
 
-    from edgevid.compiled import compile_unet, package_path
+    from edgevid.compiled import compile_unet, package_paths
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision=args.precision)
-    path = package_path(pipe)
-    if path.is_file() and not args.force:
-        print(f"already compiled: {path}")
+    paths = package_paths(pipe)
+    if all(p.is_file() for p in paths.values()) and not args.force:
+        print(f"already compiled: {', '.join(str(p) for p in paths.values())}")
         return
-    print(f"compiling the {pipe.precision} denoiser for {torch.get_num_threads()} threads (a few minutes on 2 cores) ...",
-          flush=True)
+    print(f"compiling the {pipe.precision} denoiser for {torch.get_num_threads()} threads, one package per call of "
+          f"{'/'.join(map(str, paths))} latent frames (about a minute each on 2 cores) ...", flush=True)
     t0 = time.perf_counter()
-    compile_unet(pipe, force=args.force)
-    print(f"wrote {path} in {time.perf_counter() - t0:.0f} s; use it with `edgevid generate --compiled` "
-          f"({torch.get_num_threads()} threads)")
+    compile_unet(pipe, force=args.force, log=lambda m: print(m, flush=True))
+    print(f"wrote {len(paths)} packages to {next(iter(paths.values())).parent} in {time.perf_counter() - t0:.0f} s; "
+          f"use them with `edgevid generate --compiled` ({torch.get_num_threads()} threads)")
 
 
 def add_bench_parser(sub) -> None:

@@ -292,3 +292,13 @@ def shrunk_unet(unet, target: str):
     except ValueError as e:
         raise CLIError(f"--shrink-to {target}: {e}") from None
     return shrunk
+
+
+def load_compiled_or_fail(pipe) -> None:
+    """`--compiled`: swap in the `edgevid compile` packages of this model, machine, thread count
+    and precision, or stop with the command that builds them (never compiles here)."""
+    from edgevid.compiled import load_compiled_unet
+
+    if not load_compiled_unet(pipe):
+        raise CLIError(f"--compiled: no compiled {pipe.precision} denoiser for this model, machine and thread "
+                       "count; run `edgevid compile` (with the same --model, --threads and --precision) first")

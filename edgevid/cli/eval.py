@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from edgevid.cli.common import (MAX_FRAMES, MAX_SIDE, MAX_STEPS, SEED_RANGE, CLIError, _check_float, _check_int,
-                                _is_i2v_model, _set_threads, check_work_resources)
+                                _is_i2v_model, _set_threads, check_work_resources, load_compiled_or_fail)
 
 
 def add_eval_parser(sub) -> None:
@@ -37,6 +37,9 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
                    help="denoiser and decoder precision (default fp32, so that scores compare across CPUs; "
                         "auto = what `generate` uses: bf16 on a CPU with native bf16)")
+    e.add_argument("--compiled", action="store_true",
+                   help="sample with the AOT-compiled denoiser `edgevid compile` built for the same --model, "
+                        "--threads and --precision (its parity with eager is what this scores)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=cmd_eval)
 
@@ -68,11 +71,15 @@ def cmd_eval(args) -> None:
 
     model_dir = resolve_model_dir(args.model)
     if _is_i2v_model(model_dir):
+        if args.compiled:
+            raise CLIError("--compiled: `edgevid compile` builds text-to-video denoisers; this is an image-to-video model")
         _eval_i2v(args, model_dir, out)
         return
     pipe = EdgeVidPipeline.from_pretrained(model_dir, precision=args.precision)
     if args.continuation:
         pipe = replace_defaults(pipe, continuation_start=args.continuation)
+    if args.compiled:
+        load_compiled_or_fail(pipe)
     check_eval_resources(pipe, args)
     t0 = time.perf_counter()
     result, videos = evaluate(pipe, limit=args.limit, num_frames=args.num_frames, height=args.height,
@@ -82,6 +89,7 @@ def cmd_eval(args) -> None:
                               split=args.split)
     result["settings"]["model"] = str(args.model or "default")
     result["settings"]["precision"] = pipe.precision
+    result["settings"]["compiled"] = bool(args.compiled)
     result["settings"]["wall_s"] = round(time.perf_counter() - t0, 1)
     write_report(result, videos, report)  # first: the JSON, the main output, appears only if all succeeded
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")

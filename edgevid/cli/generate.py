@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgevid.cli.common import (EXAMPLES, MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, SEED_RANGE, SHOW_ESTIMATE_S,
                                 CLIError, _check_float, _check_int, _check_output_path, _cores, _set_threads,
-                                add_precision_flag)
+                                add_precision_flag, load_compiled_or_fail)
 
 
 def add_generate_parser(sub) -> None:
@@ -64,14 +64,9 @@ def cmd_generate(args) -> None:
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
 
     pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.model), precision=args.precision)
-    compiled = False
-    if args.compiled:
-        from edgevid.compiled import load_compiled_unet
-
-        compiled = load_compiled_unet(pipe)  # never compiles here
-        if not compiled:
-            raise CLIError(f"--compiled: no compiled {pipe.precision} denoiser for this model, machine and thread "
-                           "count; run `edgevid compile` (with the same --model, --threads and --precision) first")
+    compiled = bool(args.compiled)
+    if compiled:
+        load_compiled_or_fail(pipe)
     fps = args.fps or pipe.defaults.fps
     kw = resolve_generate_args(pipe, args)
     est = check_generate_resources(pipe, kw, args.stream, out.suffix.lower(), preset)

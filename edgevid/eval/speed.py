@@ -342,10 +342,10 @@ def _measure_other_precision(pipe, paths, measure, T, H, W, log) -> None:
 
 def _measure_compiled(pipe, paths, measure, result, T, H, W, repeats, threads, model, extra, tmp, cold, log) -> None:
     """The "default_compiled" row: the same pipeline with the AOT-compiled denoiser."""
-    from edgevid.compiled import compile_unet, load_compiled_unet, package_path
+    from edgevid.compiled import compile_unet, load_compiled_unet, package_paths
 
     d = pipe.defaults
-    cached = package_path(pipe, threads).is_file()
+    cached = all(p.is_file() for p in package_paths(pipe, threads).values())
     t0 = time.perf_counter()
     compile_unet(pipe, threads)
     build_s = time.perf_counter() - t0

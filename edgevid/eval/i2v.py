@@ -81,12 +81,94 @@ def gradual(track: Track, motion: str) -> bool:
     return bool(jerk / (vel + 2e-3) <= TRAVEL_JERK_MAX)
 
 
+# The graded motion's units (`_motion`): what a still object's VAE reconstruction stays under and a
+# moving object's ground truth exceeds within a clip (docs/MOBILEVD.md, "A graded score").
+TRAVEL_UNIT = 0.05  # centroid excursion, in frame fractions
+SCALE_UNIT = 0.15  # log-area change
+COVER_UNIT = 0.3  # 1 - IoU of the mask with its first-frame mask (travel and rotation)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def aligned_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks (H, W) after moving each one's centroid to the same point: their
+    shape and size agree, wherever they are."""
+    if not a.any() or not b.any():
+        return 0.0
+    pa, pb = np.argwhere(a), np.argwhere(b)  # (N, 2) rows, cols
+    h, w = a.shape
+    canvas = np.zeros((2, 2 * h + 1, 2 * w + 1), dtype=bool)
+    for k, pts in enumerate((pa, pb)):
+        rel = pts - np.round(pts.mean(0)).astype(int) + (h, w)
+        canvas[k, rel[:, 0], rel[:, 1]] = True
+    return _iou(canvas[0], canvas[1])
+
+
+def _motion(track: Track | None) -> np.ndarray | None:
+    """How much a track moves, in units: (centroid excursion, log-area change, mask cover change),
+    over the frames it is present, the paths averaged over SMOOTH_FRAMES (the VAE's wobble period).
+    None where it is present in too few frames to say."""
+    if track is None or track.present.sum() < SMOOTH_FRAMES + 1:
+        return None
+    ok = track.present
+    path = _box(track.centroid[ok], SMOOTH_FRAMES)
+    log_area = _box(np.log(track.area[ok]), SMOOTH_FRAMES)
+    masks = [m for m, o in zip(track.masks, ok) if o]
+    travel = float(np.linalg.norm(path - path[0], axis=1).max())
+    scale = float(np.abs(log_area - log_area[0]).max())
+    cover = 1.0 - min(_iou(m, masks[0]) for m in masks)
+    return np.array([travel / TRAVEL_UNIT, scale / SCALE_UNIT, cover / COVER_UNIT])
+
+
+def _smoothness(track: Track) -> float:
+    """1 for a centroid path as smooth as `gradual` asks (jerk <= TRAVEL_JERK_MAX x velocity), 0 at
+    twice that, linear between."""
+    ok = track.present
+    if ok.sum() < SMOOTH_FRAMES + 3:
+        return 1.0
+    p = _box(track.centroid[ok], SMOOTH_FRAMES)
+    vel = np.linalg.norm(np.diff(p, axis=0), axis=1).mean()
+    jerk = np.linalg.norm(np.diff(p, n=3, axis=0), axis=1).mean()
+    return float(np.clip(2.0 - jerk / (vel + 2e-3) / TRAVEL_JERK_MAX, 0.0, 1.0))
+
+
+def graded_factors(video: np.ndarray, truth: np.ndarray, spec: SceneSpec) -> dict:
+    """objects_graded and motion_graded of a clip against the truth's continuation of the same image
+    (both (T, H, W, 3) uint8): the module docstring's definitions."""
+    clip_tracks = track_colours(video, segment(video, estimate_background(video)))
+    true_tracks = track_colours(truth, segment(truth, estimate_background(truth)))
+    shapes, motions = [], []
+    for obj in spec.objects:
+        clip, true = clip_tracks.get(obj.colour), true_tracks.get(obj.colour)
+        shown = [t for t in range(len(truth)) if true is not None and true.present[t]]
+        if shown:
+            shapes.append(np.mean([aligned_iou(clip.masks[t], true.masks[t])
+                                   if clip is not None and clip.present[t] else 0.0 for t in shown]))
+        m_true = _motion(true)
+        if m_true is None:
+            continue  # the truth hides it too long to say how it moves
+        m_clip = _motion(clip)
+        if m_clip is None:
+            motions.append(0.0)  # lost in the clip
+            continue
+        n_clip, n_true = np.linalg.norm(m_clip), np.linalg.norm(m_true)
+        match = max(0.0, 1.0 - float(np.linalg.norm(m_clip - m_true)) / max(n_clip, n_true, 1.0))
+        motions.append(match * (_smoothness(clip) if n_clip >= 1.0 else 1.0))
+    return {"objects_graded": float(np.mean(shapes)) if shapes else 1.0,
+            "motion_graded": float(np.mean(motions)) if motions else 1.0}
+
+
 def fidelity_score(value_db: float) -> float:
     return float(np.clip((value_db - PSNR_FLOOR) / (PSNR_FULL - PSNR_FLOOR), 0.0, 1.0))
 
 
-def score_i2v(video: np.ndarray, image: np.ndarray, spec: SceneSpec | dict, fps: float) -> dict:
-    """One clip (T, H, W, 3) uint8 made from `image` (H, W, 3) uint8, the spec's frame 0."""
+def score_i2v(video: np.ndarray, image: np.ndarray, spec: SceneSpec | dict, fps: float,
+              truth: np.ndarray | None = None) -> dict:
+    """One clip (T, H, W, 3) uint8 made from `image` (H, W, 3) uint8, the spec's frame 0. With
+    `truth` (the world's continuation of the image, the clip's shape) also the graded score."""
     spec = SceneSpec.from_dict(spec) if isinstance(spec, dict) else spec
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3):
         raise ValueError(f"image must be a uint8 array (H, W, 3), got {getattr(image, 'shape', type(image))}")
@@ -109,8 +191,14 @@ def score_i2v(video: np.ndarray, image: np.ndarray, spec: SceneSpec | dict, fps:
         per_object.append(bool(result["colour_present"] and moves == moves_truth and smooth))
     motion = float(all(per_object))  # the clip is plausible only if every object is
     fidelity = fidelity_score(first_psnr)
+    graded = {}
+    if truth is not None:
+        if getattr(truth, "shape", None) != video.shape:
+            raise ValueError(f"truth {getattr(truth, 'shape', None)} must have the clip's shape {video.shape}")
+        graded = graded_factors(video, truth, spec)
+        graded["i2v_graded"] = fidelity * graded["objects_graded"] * graded["motion_graded"]
     return {
-        "i2v_score": fidelity * objects * motion,
+        "i2v_score": fidelity * objects * motion, **graded,
         "fidelity": fidelity, "first_frame_psnr": first_psnr,
         "objects": objects, "objects_kept": float(np.mean(kept)),
         "count_correct": base["count_correct"], "background_correct": base["background_correct"],
@@ -161,16 +249,16 @@ def evaluate_i2v(pipe, limit: int = 50, num_inference_steps: int | None = None, 
         video = frames_to_uint8(pipe(image, num_inference_steps=num_inference_steps,
                                      generator=torch.Generator().manual_seed(seed + i)).frames[0])
         videos.append(video)
-        per_video.append({"index": i, "seed": seed + i, **score_i2v(video, image, spec, fps)})
+        per_video.append({"index": i, "seed": seed + i, **score_i2v(video, image, spec, fps, truth)})
         if not controls:
             continue
         with torch.no_grad():
             recon = pipe.vae.decode_latents(pipe.vae.encode_latents(
                 torch.from_numpy(truth).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]))  # (1, 3, T, H, W)
         recon = frames_to_uint8(((recon[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) / 2).numpy())
-        rows["ground_truth"].append(score_i2v(truth, image, spec, fps))
-        rows["vae_ceiling"].append(score_i2v(recon, image, spec, fps))
-        rows["frozen"].append(score_i2v(np.repeat(image[None], T, 0), image, spec, fps))
+        rows["ground_truth"].append(score_i2v(truth, image, spec, fps, truth))
+        rows["vae_ceiling"].append(score_i2v(recon, image, spec, fps, truth))
+        rows["frozen"].append(score_i2v(np.repeat(image[None], T, 0), image, spec, fps, truth))
     summary = aggregate_i2v(per_video)
     result = {"i2v_score": summary["i2v_score"], "summary": summary,
               **{name: aggregate_i2v(r) for name, r in rows.items() if r},

@@ -1,10 +1,11 @@
 """Image-to-video evaluation: the ground-truth continuation scores high; a frozen copy of the
-image, noise, a recoloured scene, another scene and shuffled frames score low."""
+image, noise, a recoloured scene, another scene and shuffled frames score low; the graded score
+also ranks a half-speed continuation between the truth and the frozen image."""
 import numpy as np
 import pytest
 
 from edgevid.data.world import render_video
-from edgevid.eval.i2v import aggregate_i2v, psnr, score_i2v
+from edgevid.eval.i2v import aggregate_i2v, aligned_iou, psnr, score_i2v
 from edgevid.eval.shapesbench import benchmark_specs
 from edgevid.eval.shapesbench.controls import recoloured
 
@@ -20,6 +21,11 @@ def clips():
 
 def _score(clips, make):
     return aggregate_i2v([score_i2v(make(spec, video), video[0], spec, FPS) for spec, video in clips])
+
+
+def _graded(clips, make):
+    """With the truth given: the graded factors too."""
+    return aggregate_i2v([score_i2v(make(spec, video), video[0], spec, FPS, truth=video) for spec, video in clips])
 
 
 def test_ground_truth_continuation_scores_high(clips):
@@ -60,3 +66,34 @@ def test_psnr_and_input_checks(clips):
         score_i2v(video, video[0, :32], spec, FPS)
     with pytest.raises(ValueError, match="uint8"):
         score_i2v(video, video[0].astype(np.float32), spec, FPS)
+
+
+def test_graded_score_ranks_the_controls(clips):
+    rng = np.random.default_rng(0)
+    truth = _graded(clips, lambda spec, video: video)
+    assert truth["i2v_graded"] == 1.0 and truth["objects_graded"] == 1.0 and truth["motion_graded"] == 1.0
+    # the same scene at half the speed: right objects, too little motion, partial credit
+    half = _graded(clips, lambda spec, video: render_video(spec, FRAMES, H, W, FPS * 2))
+    assert half["objects_graded"] >= 0.8 and 0.3 <= half["motion_graded"] <= 0.9, half
+    assert 0.3 <= half["i2v_graded"] <= 0.9, half
+    frozen = _graded(clips, lambda spec, video: np.repeat(video[:1], FRAMES, 0))
+    assert frozen["objects_graded"] >= 0.8 and frozen["motion_graded"] <= 0.2, frozen  # keeps the image, never moves
+    shuffled = _graded(clips, lambda spec, video: np.concatenate([video[:1], video[1:][rng.permutation(FRAMES - 1)]]))
+    for name, bad in (("frozen", frozen), ("shuffled", shuffled)):
+        assert bad["i2v_graded"] <= 0.2 and bad["i2v_graded"] < half["i2v_graded"] - 0.3, (name, bad)
+    for make in (lambda spec, video: rng.integers(0, 256, video.shape, dtype=np.uint8),
+                 lambda spec, video: recoloured(spec, FRAMES, H, FPS, width=W)):
+        assert _graded(clips, make)["i2v_graded"] == 0.0
+    with pytest.raises(ValueError, match="truth"):
+        score_i2v(clips[0][1], clips[0][1][0], clips[0][0], FPS, truth=clips[0][1][:5])
+
+
+def test_aligned_iou_compares_shape_and_size_wherever_they_are():
+    a = np.zeros((40, 60), dtype=bool)
+    a[5:15, 5:15] = True
+    b = np.roll(a, (20, 30), axis=(0, 1))  # the same square elsewhere
+    assert aligned_iou(a, b) == 1.0
+    big = np.zeros_like(a)
+    big[10:30, 10:30] = True  # 4x the area
+    assert aligned_iou(a, big) == pytest.approx(0.25)
+    assert aligned_iou(a, np.zeros_like(a)) == 0.0

@@ -751,6 +751,11 @@ class MobileVDConfig:
     distill_lr: float = 1e-5
     adv_weight: float = 1.0
     distill_ema_decay: float = 0.95
+    # The adversarial stage's x0: encoded real clips, or the teacher's own samples for the clips'
+    # first frames, each paired with the noise it came from (edgevid.distill.i2v.I2VTeacherSamples).
+    teacher_data: bool = False
+    # What the selection maximises: the stepped i2v_score, or the graded i2v_graded (eval.i2v).
+    select_metric: str = "i2v_score"
     batch_size: int = 4
     lr: float = 5e-5  # fine-tuning a trained model: a sixth of the teacher's lr
     # The fine-tuning loss as the shipped I2V teacher's last runs had it (docs/MOBILEVD.md): each
@@ -774,6 +779,10 @@ class MobileVDConfig:
         if self.channel_weighting not in CHANNEL_WEIGHTINGS:
             raise ValueError(f"MobileVDConfig.channel_weighting must be one of {CHANNEL_WEIGHTINGS}, "
                              f"got {self.channel_weighting!r}")
+        if self.select_metric not in ("i2v_score", "i2v_graded"):
+            raise ValueError(f"MobileVDConfig.select_metric must be 'i2v_score' or 'i2v_graded', got {self.select_metric!r}")
+        if self.teacher_data and self.num_clips <= 0:
+            raise ValueError("MobileVDConfig.teacher_data needs num_clips > 0 (each clip is sampled once and cached)")
 
 # --------------------------------------------------------------------------------------
 # JSON round trip

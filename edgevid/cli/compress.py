@@ -50,6 +50,12 @@ def add_compress_parser(sub) -> None:
     cm.add_argument("--distill-lr", type=float, help="generator lr of the adversarial stage (default 1e-5)")
     cm.add_argument("--adv-weight", type=float, help="weight of the adversarial loss (default 1; 0 = reconstruction only)")
     cm.add_argument("--distill-ema-decay", type=float, help="EMA decay of the adversarial stage (default 0.95)")
+    cm.add_argument("--teacher-data", action="store_true",
+                    help="the adversarial stage learns the teacher's samples for the clips' first frames, each from "
+                         "the noise it came from (sampled once per clip, cached in the stage's run folder), "
+                         "instead of the real clips")
+    cm.add_argument("--select-metric", choices=("i2v_score", "i2v_graded"),
+                    help="what --select-every maximises (default i2v_score; i2v_graded resolves finer)")
     _add_common_train_flags(cm)
     cm.set_defaults(func=cmd_compress_mobilevd)
 
@@ -88,7 +94,9 @@ def cmd_compress_mobilevd(args) -> None:
     from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
 
     extra = _given(args, "finetune_steps", "prune_steps", "distill_steps", "num_steps", "num_clips", "select_every",
-                   "select_videos", "distill_lr", "adv_weight", "distill_ema_decay")
+                   "select_videos", "distill_lr", "adv_weight", "distill_ema_decay", "select_metric")
+    if args.teacher_data:
+        extra["teacher_data"] = True
     if args.prune_keep is not None:
         extra["prune_keep_fraction"] = args.prune_keep
     if args.funnel_factor is not None:

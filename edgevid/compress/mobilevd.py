@@ -318,18 +318,22 @@ def compress_mobilevd(run_dir, pipe, cfg, source, *, resume: bool = False, progr
                                     buckets=cfg.buckets, fps=cfg.fps, num_clips=cfg.num_clips,
                                     cache_latents=cfg.cache_latents, seed=cfg.seed, select_every=cfg.select_every,
                                     select_videos=cfg.select_videos, generator_lr=cfg.distill_lr,
-                                    adv_weight=cfg.adv_weight, ema_decay=cfg.distill_ema_decay)
+                                    adv_weight=cfg.adv_weight, ema_decay=cfg.distill_ema_decay,
+                                    teacher_data=cfg.teacher_data, paired_noise=cfg.teacher_data,
+                                    teacher_sample_steps=pipe.defaults.num_inference_steps,
+                                    teacher_shift=pipe.defaults.shift)
         student_defaults = replace_i2v_defaults(pipe, num_inference_steps=cfg.num_steps).defaults
 
         def validate(student) -> float:
-            """i2v_score of the student on validation scenes (not the benchmark's)."""
+            """cfg.select_metric of the student on validation scenes (not the benchmark's)."""
             from edgevid.eval.i2v import VALIDATION_SPEC_SEED, evaluate_i2v
 
             result, _ = evaluate_i2v(EdgeVidImg2VidPipeline(pipe.vae, student.eval(), student_defaults, precision="fp32"),
                                      limit=cfg.select_videos, spec_seed=VALIDATION_SPEC_SEED, controls=False,
                                      progress=False)
-            log(f"validation i2v_score {result['i2v_score']:.3f}")
-            return result["i2v_score"]
+            score = result["summary"][cfg.select_metric]
+            log(f"validation {cfg.select_metric} {score:.3f}")
+            return score
 
         stage(f"adversarial_{cfg.num_steps}step", lambda d: distill_i2v(
             d, teacher, pipe.vae, source, distill_cfg, student=model, resume=resume and d.exists(),

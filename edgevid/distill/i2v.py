@@ -15,10 +15,18 @@ DistillConfig.head = "separate".
 
 The student need not share the teacher's architecture: `student` may be a compressed model
 (edgevid.compress.mobilevd), trained from its own weights against the teacher's discriminator.
+
+With cfg.teacher_data, x0 is the teacher's own sample for the clip's first frame
+(`I2VTeacherSamples`, LADD's synthetic data) and the student's x_1 is the very noise that sample
+came from (the reflow coupling, as DistillConfig.paired_noise for text-to-video): from pure noise
+a 1-step student trained against real clips can only regress to the mean of every continuation
+of the image, which blurs motion away; against the teacher's deterministic answer for its noise
+there is one target per input.
 """
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -29,13 +37,14 @@ from edgevid.config import DistillConfig
 from edgevid.distill.discriminator import HEADS
 from edgevid.distill.losses import fake_sample, normalized_pseudo_huber_loss, predicted_x0
 from edgevid.distill.train import AdversarialBatch, adversarial_loop, generator_timesteps
-from edgevid.flow.schedule import interpolate, logit_normal_t
+from edgevid.flow.sample import sample_euler
+from edgevid.flow.schedule import interpolate, logit_normal_t, time_grid
 from edgevid.models.blocks import AttnSpec
 from edgevid.models.i2v import Img2VidDenoiser, added_time_ids, latent_motion
 from edgevid.models.vae import VideoVAE
-from edgevid.train.i2v import NOISE_AUG_MAX, ImageAnchor
+from edgevid.train.i2v import NOISE_AUG_DEFAULT, NOISE_AUG_MAX, ImageAnchor
 from edgevid.train.latents import LatentBatches
-from edgevid.train.loop import prepare_run_dir
+from edgevid.train.loop import prepare_run_dir, step_generator
 
 
 class I2VDiscriminator(nn.Module):
@@ -80,6 +89,103 @@ class I2VDiscriminator(nn.Module):
         return logits
 
 
+class I2VTeacherSamples:
+    """`samples(step, g)` -> (x0, noise, cond, ids) for a batch of the clips `batches` (LatentBatches)
+    draws: x0 (B, C, T', H', W') is the teacher's sample for the clip's first latent frame (the
+    image), `noise` the flow-space noise it was integrated from, `cond` (B, C, H', W') the
+    noise-augmented image the teacher was given and `ids` (B, 3) its added time ids (the clip's
+    own motion strength, NOISE_AUG_DEFAULT). The teacher samples as the pipeline does (Euler on
+    `time_grid(steps, shift)`, the image held in frame 0, in its flow space), in bf16 where the
+    CPU has it natively. Each (clip, bucket) is sampled once, from noise that is a pure function of
+    (seed, clip, bucket), and cached in `cache_dir`, so a resumed run sees the same data."""
+
+    def __init__(self, teacher: Img2VidDenoiser, batches: LatentBatches, fps: float, steps: int, shift: float,
+                 seed: int, cache_dir: str | Path, chunk: int = 4, precision: str | None = "auto",
+                 device: str | torch.device = "cpu"):
+        from edgevid.precision import resolve_precision
+
+        if steps < 1 or not shift > 0:
+            raise ValueError(f"the teacher's sampler needs steps >= 1 and shift > 0, got {steps}, {shift}")
+        self.teacher, self.batches, self.fps, self.seed = teacher, batches, float(fps), seed
+        self.cache_dir, self.chunk, self.device = Path(cache_dir), chunk, device
+        self.precision = resolve_precision(precision, torch.device(device).type)
+        # What a cached sample must match (the precision is recorded, not matched).
+        self.sampler = {"steps": int(steps), "shift": float(shift), "fps": self.fps,
+                        "residual_scale": float(teacher.config.residual_scale), "noise_aug": NOISE_AUG_DEFAULT}
+        self._cache: dict[tuple, tuple[Tensor, ...]] = {}  # (clip, bucket) -> (x0, noise, cond, ids)
+
+    def __call__(self, step: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        self.batches(step, g)  # draws the clips (and consumes g as the real-clip path does)
+        indices, bucket = self.batches.last_draw
+        self.fill(indices, bucket)
+        parts = zip(*(self._cache[(i, bucket)] for i in indices))
+        return tuple(torch.stack(p).to(self.device) for p in parts)
+
+    def fill(self, indices, bucket: tuple[int, int, int]) -> None:
+        """Make sure clips `indices` of `bucket` have their teacher sample (read, or drawn `chunk`
+        at a time and written)."""
+        missing = []
+        for i in sorted({i for i in indices if (i, bucket) not in self._cache}):
+            path = self._file(i, bucket)
+            if path.is_file():
+                self._cache[(i, bucket)] = self._read(path)
+            else:
+                missing.append(i)
+        for start in range(0, len(missing), self.chunk):
+            part = missing[start:start + self.chunk]
+            self.batches.fill(part, bucket)
+            clips = torch.stack([self.batches._cache[(i, bucket)][0] for i in part]).cpu()  # (b, C, T', H', W')
+            # Per clip, from (seed, clip, bucket), apart from the encoder's posterior draw of the clip.
+            gens = [step_generator(self.seed, hash((i, *bucket, 1)) % 2**31) for i in part]
+            noise = torch.stack([torch.randn(clips.shape[1:], generator=gen) for gen in gens])
+            aug_noise = torch.stack([torch.randn(clips.shape[1:2] + clips.shape[3:], generator=gen) for gen in gens])
+            image = clips[:, :, 0]
+            cond = image + NOISE_AUG_DEFAULT * aug_noise
+            ids = added_time_ids(len(part), self.fps, 0.0, NOISE_AUG_DEFAULT)
+            ids[:, 1] = latent_motion(clips)
+            x0 = self.sample(image, noise, cond, ids)
+            for k, i in enumerate(part):
+                self._cache[(i, bucket)] = (x0[k], noise[k], cond[k], ids[k])
+                self._write(self._file(i, bucket), *self._cache[(i, bucket)])
+
+    @torch.no_grad()
+    def sample(self, image: Tensor, noise: Tensor, cond: Tensor, ids: Tensor) -> Tensor:
+        """The teacher's sampler (as EdgeVidImg2VidPipeline.__call__) -> x0 (b, C, T', H', W') in latent space."""
+        was_training = self.teacher.training
+        self.teacher.eval()
+        d = self.device
+        image, noise, cond, ids = image.to(d), noise.to(d), cond.to(d), ids.to(d)
+        space = ImageAnchor(image, self.teacher.config.residual_scale)
+        velocity = space.velocity(lambda x, t: self.teacher(x, t, cond, ids))
+        with torch.autocast(torch.device(d).type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            r = sample_euler(velocity, noise, time_grid(self.sampler["steps"], self.sampler["shift"]))
+        x = space.from_flow(r.float())
+        x[:, :, 0] = image
+        self.teacher.train(was_training)
+        return x.cpu()
+
+    def _file(self, index: int, bucket: tuple[int, int, int]) -> Path:
+        return self.cache_dir / f"sample{index:07d}_{bucket[0]}x{bucket[1]}x{bucket[2]}.safetensors"
+
+    def _write(self, path: Path, x0: Tensor, noise: Tensor, cond: Tensor, ids: Tensor) -> None:
+        from edgevid.io.atomic import atomic_save_safetensors
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save_safetensors({"x0": x0.float().contiguous(), "noise": noise.contiguous(),
+                                 "cond": cond.contiguous(), "ids": ids.float().contiguous()}, path,
+                                metadata={"sampler": json.dumps(self.sampler, sort_keys=True),
+                                          "precision": self.precision})
+
+    def _read(self, path: Path) -> tuple[Tensor, ...]:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            if json.loads(f.metadata()["sampler"]) != self.sampler:
+                raise ValueError(f"{path} was sampled with {f.metadata()['sampler']}, this run asks for "
+                                 f"{json.dumps(self.sampler, sort_keys=True)}: use another cache folder")
+            return tuple(f.get_tensor(k) for k in ("x0", "noise", "cond", "ids"))
+
+
 def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, source, cfg: DistillConfig, *,
                 student: Img2VidDenoiser | None = None, data_description: dict | None = None, resume: bool = False,
                 progress: bool = True, device: str | torch.device = "cpu",
@@ -105,16 +211,23 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
     vae = vae.to(device).eval().requires_grad_(False)
     batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
                             Path(cache_dir or Path(run_dir) / "latent_cache"), device)
+    samples = (I2VTeacherSamples(teacher.to(device), batches, source.fps, cfg.teacher_sample_steps, cfg.teacher_shift,
+                                 cfg.seed, Path(run_dir) / "teacher_cache", device=device)
+               if cfg.teacher_data else None)
     grid = generator_timesteps(cfg)  # (k,): [1.0] for one step
 
     def make_batch(step: int, g: torch.Generator) -> AdversarialBatch:
-        x0, _ = batches(step, g)  # (B, C, T', H', W')
+        if samples is not None:  # the teacher's answers, with the noise, image and ids they came from
+            x0, noise, image_aug, ids = samples(step, g)
+        else:
+            x0, _ = batches(step, g)  # (B, C, T', H', W')
         B = x0.shape[0]
         image = x0[:, :, 0]  # (B, C, H', W'): the given first frame
-        aug = NOISE_AUG_MAX * torch.rand(B, generator=g)
-        image_aug = image + aug[:, None, None, None] * torch.randn(image.shape, generator=g)
-        ids = added_time_ids(B, source.fps, 0.0, aug)
-        ids[:, 1] = latent_motion(x0)
+        if samples is None:
+            aug = NOISE_AUG_MAX * torch.rand(B, generator=g)
+            image_aug = image + aug[:, None, None, None] * torch.randn(image.shape, generator=g)
+            ids = added_time_ids(B, source.fps, 0.0, aug)
+            ids[:, 1] = latent_motion(x0)
 
         # Everything below is in the flow's space (ImageAnchor: the latent itself, or a residual
         # model's motion residual); networks read latents, through space.from_flow.
@@ -125,7 +238,10 @@ def distill_i2v(run_dir: str | Path, teacher: Img2VidDenoiser, vae: VideoVAE, so
             return torch.cat([r0[:, :, :1], x[:, :, 1:]], dim=2)  # frame 0 <- the clean image (in the flow's space)
 
         t = grid[torch.randint(len(grid), (B,), generator=g)].to(device)
-        x_t = with_image(interpolate(r0, torch.randn(x0.shape, generator=g).to(x0), t))
+        eps = torch.randn(x0.shape, generator=g).to(x0)
+        if samples is not None and cfg.paired_noise:
+            eps = noise  # on the line from the teacher's noise to its answer
+        x_t = with_image(interpolate(r0, eps, t))
         t_prime = logit_normal_t(B, cfg.disc_t_mean, cfg.disc_t_std, generator=g, device=device)
         x_real = with_image(interpolate(r0, torch.randn(x0.shape, generator=g).to(x0), t_prime))
         velocity = space.velocity(lambda x, tt: generator(x, tt, image_aug, ids))(x_t, t)

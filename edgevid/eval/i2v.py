@@ -135,11 +135,19 @@ def _smoothness(track: Track) -> float:
     return float(np.clip(2.0 - jerk / (vel + 2e-3) / TRAVEL_JERK_MAX, 0.0, 1.0))
 
 
-def graded_factors(video: np.ndarray, truth: np.ndarray, spec: SceneSpec) -> dict:
+def colour_tracks(video: np.ndarray) -> dict[tuple, Track]:
+    """The clip's objects, tracked by colour (ShapesBench's segmentation): colour -> Track."""
+    return track_colours(video, segment(video, estimate_background(video)))
+
+
+def graded_factors(video: np.ndarray, truth: np.ndarray, spec: SceneSpec, clip_tracks: dict | None = None,
+                   true_tracks: dict | None = None) -> dict:
     """objects_graded and motion_graded of a clip against the truth's continuation of the same image
-    (both (T, H, W, 3) uint8): the module docstring's definitions."""
-    clip_tracks = track_colours(video, segment(video, estimate_background(video)))
-    true_tracks = track_colours(truth, segment(truth, estimate_background(truth)))
+    (both (T, H, W, 3) uint8): the module docstring's definitions. `clip_tracks` / `true_tracks`:
+    their `colour_tracks`, where the caller has them already (an evaluation scores several clips
+    against one truth)."""
+    clip_tracks = colour_tracks(video) if clip_tracks is None else clip_tracks
+    true_tracks = colour_tracks(truth) if true_tracks is None else true_tracks
     shapes, motions = [], []
     for obj in spec.objects:
         clip, true = clip_tracks.get(obj.colour), true_tracks.get(obj.colour)
@@ -166,9 +174,10 @@ def fidelity_score(value_db: float) -> float:
 
 
 def score_i2v(video: np.ndarray, image: np.ndarray, spec: SceneSpec | dict, fps: float,
-              truth: np.ndarray | None = None) -> dict:
+              truth: np.ndarray | None = None, truth_tracks: dict | None = None) -> dict:
     """One clip (T, H, W, 3) uint8 made from `image` (H, W, 3) uint8, the spec's frame 0. With
-    `truth` (the world's continuation of the image, the clip's shape) also the graded score."""
+    `truth` (the world's continuation of the image, the clip's shape) also the graded score;
+    `truth_tracks` = colour_tracks(truth), computed once where several clips share a truth."""
     spec = SceneSpec.from_dict(spec) if isinstance(spec, dict) else spec
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3):
         raise ValueError(f"image must be a uint8 array (H, W, 3), got {getattr(image, 'shape', type(image))}")
@@ -181,7 +190,7 @@ def score_i2v(video: np.ndarray, image: np.ndarray, spec: SceneSpec | dict, fps:
     kept = [o["colour_present"] and o["shape_correct"] for o in base["objects"]]
     objects = float(np.mean([np.mean(kept), base["count_correct"], base["background_correct"]]))
     # Motion: an object moves iff the ground truth moves it, along a smooth track.
-    tracks = track_colours(video, segment(video, estimate_background(video)))
+    tracks = colour_tracks(video)
     per_object = []
     for obj, result in zip(spec.objects, base["objects"]):
         track = tracks.get(obj.colour)
@@ -195,7 +204,7 @@ def score_i2v(video: np.ndarray, image: np.ndarray, spec: SceneSpec | dict, fps:
     if truth is not None:
         if getattr(truth, "shape", None) != video.shape:
             raise ValueError(f"truth {getattr(truth, 'shape', None)} must have the clip's shape {video.shape}")
-        graded = graded_factors(video, truth, spec)
+        graded = graded_factors(video, truth, spec, clip_tracks=tracks, true_tracks=truth_tracks)
         graded["i2v_graded"] = fidelity * graded["objects_graded"] * graded["motion_graded"]
     return {
         "i2v_score": fidelity * objects * motion, **graded,
@@ -249,16 +258,17 @@ def evaluate_i2v(pipe, limit: int = 50, num_inference_steps: int | None = None, 
         video = frames_to_uint8(pipe(image, num_inference_steps=num_inference_steps,
                                      generator=torch.Generator().manual_seed(seed + i)).frames[0])
         videos.append(video)
-        per_video.append({"index": i, "seed": seed + i, **score_i2v(video, image, spec, fps, truth)})
+        truth_tracks = colour_tracks(truth)  # shared by the model's clip and the reference rows
+        per_video.append({"index": i, "seed": seed + i, **score_i2v(video, image, spec, fps, truth, truth_tracks)})
         if not controls:
             continue
         with torch.no_grad():
             recon = pipe.vae.decode_latents(pipe.vae.encode_latents(
                 torch.from_numpy(truth).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]))  # (1, 3, T, H, W)
         recon = frames_to_uint8(((recon[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) / 2).numpy())
-        rows["ground_truth"].append(score_i2v(truth, image, spec, fps, truth))
-        rows["vae_ceiling"].append(score_i2v(recon, image, spec, fps, truth))
-        rows["frozen"].append(score_i2v(np.repeat(image[None], T, 0), image, spec, fps, truth))
+        rows["ground_truth"].append(score_i2v(truth, image, spec, fps, truth, truth_tracks))
+        rows["vae_ceiling"].append(score_i2v(recon, image, spec, fps, truth, truth_tracks))
+        rows["frozen"].append(score_i2v(np.repeat(image[None], T, 0), image, spec, fps, truth, truth_tracks))
     summary = aggregate_i2v(per_video)
     result = {"i2v_score": summary["i2v_score"], "summary": summary,
               **{name: aggregate_i2v(r) for name, r in rows.items() if r},

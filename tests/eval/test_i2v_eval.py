@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgevid.data.world import render_video
-from edgevid.eval.i2v import aggregate_i2v, aligned_iou, psnr, score_i2v
+from edgevid.eval.i2v import aggregate_i2v, aligned_iou, colour_tracks, psnr, score_i2v
 from edgevid.eval.shapesbench import benchmark_specs
 from edgevid.eval.shapesbench.controls import recoloured
 
@@ -86,6 +86,11 @@ def test_graded_score_ranks_the_controls(clips):
         assert _graded(clips, make)["i2v_graded"] == 0.0
     with pytest.raises(ValueError, match="truth"):
         score_i2v(clips[0][1], clips[0][1][0], clips[0][0], FPS, truth=clips[0][1][:5])
+    # the truth's tracks, computed once and shared by several clips, give the very same scores
+    spec, video = clips[1]
+    slow = np.repeat(video[: FRAMES // 2 + 1], 2, 0)[:FRAMES]
+    assert score_i2v(slow, video[0], spec, FPS, video, colour_tracks(video)) == score_i2v(slow, video[0], spec, FPS,
+                                                                                         truth=video)
 
 
 def test_aligned_iou_compares_shape_and_size_wherever_they_are():

@@ -211,10 +211,16 @@ def test_compress_mobilevd_cli_writes_every_stage(tmp_path, capsys):
     assert student(np.zeros((32, 32, 3), np.uint8)).frames.shape == (1, 5, 32, 32, 3)
     # resume reads the finished stages back instead of training them again
     assert main(argv + ["--resume"]) == 0 and "read back" in capsys.readouterr().out
-    # a k-step student: the architecture stages are reused, and the stage folder samples in k steps
-    assert main(argv + ["--resume", "--num-steps", "2"]) == 0, capsys.readouterr().err
+    # a k-step student: the architecture stages are reused, and the stage folder samples in k steps;
+    # here on the teacher's samples, selected by the graded score
+    assert main(argv + ["--resume", "--num-steps", "2", "--teacher-data", "--select-metric", "i2v_graded"]) == 0, \
+        capsys.readouterr().err
+    assert "validation i2v_graded" in capsys.readouterr().out
     two = EdgeVidImg2VidPipeline.from_pretrained(tmp_path / "run" / "stages" / "05_adversarial_2step")
     assert two.defaults.num_inference_steps == 2
+    distill = json.loads((tmp_path / "run" / "runs" / "05_adversarial_2step" / "config.json").read_text())["distill"]
+    assert distill["teacher_data"] and distill["paired_noise"] and distill["teacher_sample_steps"] == 2
+    assert list((tmp_path / "run" / "runs" / "05_adversarial_2step" / "teacher_cache").glob("*.safetensors"))
     assert main(argv[:4] + ["--run-dir", str(tmp_path / "r2"), "--temporal-multiscaling", "1,1"]) == 1
     assert "--temporal-multiscaling needs 2" in capsys.readouterr().err
 
@@ -323,3 +329,55 @@ def test_residual_training_distillation_and_their_checks(tmp_path):
         dataclasses.replace(TINY, residual_scale=-1.0)
     model = with_residual_scale(Img2VidDenoiser(TINY), 0.25)
     assert model.config.residual_scale == model.unet.config.residual_scale == 0.25
+
+
+def test_teacher_samples_are_the_pipelines_answers_and_the_student_starts_from_their_noise(tmp_path):
+    from edgevid.config import DistillConfig
+    from edgevid.distill.i2v import I2VTeacherSamples, distill_i2v
+    from edgevid.train.latents import LatentBatches
+    from edgevid.train.loop import step_generator
+
+    torch.manual_seed(0)
+    teacher = Img2VidDenoiser(dataclasses.replace(TINY, residual_scale=0.5)).eval()
+    vae = VideoVAE(VAE_PRESETS["tiny"]).eval()
+    source, bucket = ProceduralClips(seed=0, fps=24), (5, 32, 32)
+
+    def samples(cache):
+        batches = LatentBatches(vae, source, (bucket,), 2, 4, True, 0, tmp_path / "latents")
+        return I2VTeacherSamples(teacher, batches, 24, steps=3, shift=1.0, seed=0, cache_dir=cache, precision="fp32")
+
+    first = samples(tmp_path / "cache")
+    x0, noise, cond, ids = first(0, step_generator(0, 0))
+    assert x0.shape == noise.shape == (2, 4, 2, 4, 4) and cond.shape == (2, 4, 4, 4) and ids.shape == (2, 3)
+    # the teacher's pipeline, given the same noise, conditioning and ids, answers the same x0
+    indices, _ = first.batches.last_draw
+    image = torch.stack([first.batches._cache[(i, bucket)][0][:, 0] for i in indices])
+    assert torch.equal(x0[:, :, 0], image)  # frame 0 is the clip's image
+    assert torch.allclose(first.sample(image, noise, cond, ids), x0)
+    # ... which is the pipeline's sampler (25 steps there, 3 here) with this noise and conditioning
+    from edgevid.flow.sample import sample_euler
+    from edgevid.flow.schedule import time_grid
+    from edgevid.train.i2v import ImageAnchor
+
+    space = ImageAnchor(image, 0.5)
+    with torch.no_grad():
+        direct = space.from_flow(sample_euler(space.velocity(lambda x, t: teacher(x, t, cond, ids)), noise,
+                                              time_grid(3, 1.0)))
+    assert torch.allclose(direct[:, :, 1:], x0[:, :, 1:], atol=1e-6)
+    # cached on disk: a new reader (a resumed run) gets the very same tensors without sampling
+    again = samples(tmp_path / "cache")
+    again.sample = lambda *a: pytest.fail("sampled again")
+    for a, b in zip(again(0, step_generator(0, 0)), (x0, noise, cond, ids)):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="another cache folder"):
+        I2VTeacherSamples(teacher, again.batches, 24, steps=4, shift=1.0, seed=0, cache_dir=tmp_path / "cache",
+                          precision="fp32")(0, step_generator(0, 0))
+
+    # the 1-step distillation on them (its batches are those samples, its x_1 their noise)
+    cfg = DistillConfig(num_steps=1, steps=2, batch_size=2, buckets=(bucket,), fps=24, head_channels=8,
+                        warmup_steps=1, checkpoint_every=2, log_every=1, num_clips=4, cache_latents=True,
+                        teacher_data=True, paired_noise=True, teacher_sample_steps=3, teacher_shift=1.0)
+    ema, records = distill_i2v(tmp_path / "d", teacher, vae, source, cfg, progress=False,
+                               cache_dir=tmp_path / "latents")
+    assert len(records) == 2 and all(np.isfinite(r["recon"]) for r in records)
+    assert len(list((tmp_path / "d" / "teacher_cache").glob("*.safetensors"))) >= 2

@@ -133,8 +133,7 @@ class I2VTeacherSamples:
                 missing.append(i)
         for start in range(0, len(missing), self.chunk):
             part = missing[start:start + self.chunk]
-            self.batches.fill(part, bucket)
-            clips = torch.stack([self.batches._cache[(i, bucket)][0] for i in part]).cpu()  # (b, C, T', H', W')
+            clips = self.batches.latents(part, bucket).cpu()  # (b, C, T', H', W')
             # Per clip, from (seed, clip, bucket), apart from the encoder's posterior draw of the clip.
             gens = [step_generator(self.seed, hash((i, *bucket, 1)) % 2**31) for i in part]
             noise = torch.stack([torch.randn(clips.shape[1:], generator=gen) for gen in gens])

@@ -70,6 +70,11 @@ class LatentBatches:
         x0 = torch.stack([self._cache[(i, bucket)][0] for i in indices])  # (B, C, T', H', W')
         return x0, [self._cache[(i, bucket)][1] for i in indices]
 
+    def latents(self, indices, bucket: tuple[int, int, int]) -> Tensor:
+        """The cached latents of clips `indices` of `bucket`, (B, C, T', H', W'), encoded if missing."""
+        self.fill(indices, bucket)
+        return torch.stack([self._cache[(i, bucket)][0] for i in indices])
+
     def fill(self, indices, bucket: tuple[int, int, int]) -> None:
         """Make sure clips `indices` of `bucket` are cached: read from cache_dir or encode (and
         write) them. Called per batch; also usable up front to build a shared cache."""

@@ -351,7 +351,7 @@ def test_teacher_samples_are_the_pipelines_answers_and_the_student_starts_from_t
     assert x0.shape == noise.shape == (2, 4, 2, 4, 4) and cond.shape == (2, 4, 4, 4) and ids.shape == (2, 3)
     # the teacher's pipeline, given the same noise, conditioning and ids, answers the same x0
     indices, _ = first.batches.last_draw
-    image = torch.stack([first.batches._cache[(i, bucket)][0][:, 0] for i in indices])
+    image = first.batches.latents(indices, bucket)[:, :, 0]
     assert torch.equal(x0[:, :, 0], image)  # frame 0 is the clip's image
     assert torch.allclose(first.sample(image, noise, cond, ids), x0)
     # ... which is the pipeline's sampler (25 steps there, 3 here) with this noise and conditioning

@@ -14,8 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FRAMES_SHOWN = 5
@@ -40,7 +38,7 @@ def main(argv=None) -> int:
     from edgevid.data.world import render_video
     from edgevid.eval.i2v import score_i2v
     from edgevid.eval.shapesbench import benchmark_specs
-    from edgevid.io.atomic import atomic_write
+    from edgevid.data.preview import paste_frames, save_sheet
     from edgevid.pipeline import frames_to_uint8, resolve_model_dir
     from edgevid.pipeline_i2v import EdgeVidImg2VidPipeline
 
@@ -70,13 +68,9 @@ def main(argv=None) -> int:
     for r, (label, frames) in enumerate(rows):
         y = 22 + r * (TILE_H + text_h + gap)
         draw.text((4, y), label[:120], fill="black")
-        for c, t in enumerate(np.linspace(0, len(frames) - 1, FRAMES_SHOWN).round().astype(int)):
-            tile = Image.fromarray(frames[t]).resize((tile_w, TILE_H), Image.BILINEAR)
-            img.paste(tile, (4 + c * (tile_w + 2), y + text_h))
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda tmp: img.save(tmp, format="PNG"))
-    print(f"wrote {out}")
+        paste_frames(img, frames, FRAMES_SHOWN, 4, y + text_h, tile_w, TILE_H)
+    save_sheet(img, args.output)
+    print(f"wrote {args.output}")
     return 0
 
 

@@ -13,8 +13,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROWS = 6
@@ -51,7 +49,7 @@ def main(argv=None) -> int:
 
     from edgevid.data.world import render_video
     from edgevid.eval.shapesbench import score_video
-    from edgevid.io.atomic import atomic_write
+    from edgevid.data.preview import paste_frames, save_sheet
     from edgevid.pipeline import EdgeVidPipeline, frames_to_uint8, resolve_model_dir
 
     torch.set_num_threads(args.threads)
@@ -75,13 +73,9 @@ def main(argv=None) -> int:
         y = 24 + r * (TILE + text_h + 6)
         draw.text((8, y), f"{caption}   [ShapesBench {score:.2f}]"[:110], fill="black")
         for half, frames in enumerate((truth, video)):
-            for c, t in enumerate(np.linspace(0, len(frames) - 1, FRAMES_SHOWN).round().astype(int)):
-                tile = Image.fromarray(frames[t]).resize((TILE, TILE), Image.BILINEAR)
-                img.paste(tile, (4 + half * (FRAMES_SHOWN * (TILE + 2) + gap) + c * (TILE + 2), y + text_h))
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda tmp: img.save(tmp, format="PNG"))
-    print(f"wrote {out}")
+            paste_frames(img, frames, FRAMES_SHOWN, 4 + half * (FRAMES_SHOWN * (TILE + 2) + gap), y + text_h, TILE, TILE)
+    save_sheet(img, args.output)
+    print(f"wrote {args.output}")
     return 0
 
 

@@ -74,3 +74,21 @@ def _caption_strip(text: str, num_lines: int, width: int) -> np.ndarray:
     for i, line in enumerate(lines[:num_lines]):
         draw.text((1, 1 + LINE_HEIGHT * i), line, fill=(0, 0, 0), font=font)
     return np.asarray(img)
+
+
+def paste_frames(sheet: Image.Image, frames: np.ndarray, count: int, x: int, y: int, tile_w: int, tile_h: int,
+                 gap: int = 2) -> None:
+    """Paste `count` frames of a clip (T, H, W, 3) uint8, evenly spaced from the first to the last,
+    side by side onto `sheet` from (x, y), each resized to tile_w x tile_h."""
+    for c, t in enumerate(np.linspace(0, len(frames) - 1, count).round().astype(int)):
+        sheet.paste(Image.fromarray(frames[t]).resize((tile_w, tile_h), Image.BILINEAR), (x + c * (tile_w + gap), y))
+
+
+def save_sheet(sheet: Image.Image, path) -> None:
+    """Write a picture as PNG atomically, creating its folder."""
+    from pathlib import Path
+
+    from edgevid.io.atomic import atomic_write
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))

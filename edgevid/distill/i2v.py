@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from edgevid.config import DistillConfig
 from edgevid.distill.discriminator import HEADS
 from edgevid.distill.losses import fake_sample, normalized_pseudo_huber_loss, predicted_x0
+from edgevid.distill.synthetic import read_cached
 from edgevid.distill.train import AdversarialBatch, adversarial_loop, generator_timesteps
 from edgevid.flow.sample import sample_euler
 from edgevid.flow.schedule import interpolate, logit_normal_t, time_grid
@@ -124,13 +125,7 @@ class I2VTeacherSamples:
     def fill(self, indices, bucket: tuple[int, int, int]) -> None:
         """Make sure clips `indices` of `bucket` have their teacher sample (read, or drawn `chunk`
         at a time and written)."""
-        missing = []
-        for i in sorted({i for i in indices if (i, bucket) not in self._cache}):
-            path = self._file(i, bucket)
-            if path.is_file():
-                self._cache[(i, bucket)] = self._read(path)
-            else:
-                missing.append(i)
+        missing = read_cached(self._cache, indices, bucket, self._file, self._read)
         for start in range(0, len(missing), self.chunk):
             part = missing[start:start + self.chunk]
             clips = self.batches.latents(part, bucket).cpu()  # (b, C, T', H', W')

@@ -128,13 +128,7 @@ class TeacherSamples:
     def fill(self, indices, bucket: tuple[int, int, int]) -> None:
         """Make sure clips `indices` of `bucket` have their teacher sample: read it from the cache
         folder or sample it (`chunk` at a time) and write it."""
-        missing = []
-        for i in sorted({i for i in indices if (i, bucket) not in self._cache}):
-            path = self._file(i, bucket)
-            if path.is_file():
-                self._cache[(i, bucket)] = self._read(path)
-            else:
-                missing.append(i)
+        missing = read_cached(self._cache, indices, bucket, self._file, self._read)
         shape = self.vae.latent_shape(*bucket)
         for start in range(0, len(missing), self.chunk):
             part = missing[start:start + self.chunk]
@@ -188,6 +182,19 @@ class TeacherSamples:
                 raise ValueError(f"{path} was sampled with {meta['sampler']}, this run asks for "
                                  f"{json.dumps(self.sampler, sort_keys=True)}: use another cache folder")
             return f.get_tensor("x0"), f.get_tensor("noise"), meta["caption"]
+
+
+def read_cached(cache: dict, indices, bucket: tuple[int, int, int], file_of, read) -> list[int]:
+    """Fill `cache[(i, bucket)]` for clips `indices` from their files (`read(file_of(i, bucket))`)
+    where written; returns the sorted clips that have none yet (to be sampled)."""
+    missing = []
+    for i in sorted({i for i in indices if (i, bucket) not in cache}):
+        path = file_of(i, bucket)
+        if path.is_file():
+            cache[(i, bucket)] = read(path)
+        else:
+            missing.append(i)
+    return missing
 
 
 class StaticAttributeVerifier:

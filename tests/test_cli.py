@@ -231,6 +231,41 @@ def test_distill_then_generate_with_the_student(tiny_model_dir, tmp_path, capsys
     assert "weight" in capsys.readouterr().err
 
 
+def test_distilled_student_keeps_its_init_students_decoder(tiny_model_dir, tmp_path, capsys):
+    """--init-student with a compressed decoder (the shipped default's case): distillation trains the
+    UNet only, so the output decodes with that decoder, not the teacher's full one; a VAE of another
+    latent space is not taken (the teacher's, with a note)."""
+    import dataclasses
+
+    import torch
+
+    from edgevid.compress.decoder import compressed_vae, same_latent_space
+    from edgevid.models.vae import VideoVAE
+    from edgevid.pipeline import EdgeVidPipeline
+
+    teacher = EdgeVidPipeline.from_pretrained(tiny_model_dir)
+    small = compressed_vae(teacher.vae, "tiny-fast")
+    EdgeVidPipeline(small, teacher.unet, teacher.text_encoder, teacher.defaults).save_pretrained(tmp_path / "init")
+    common = ["distill", "--teacher", str(tiny_model_dir), "--init-student", str(tmp_path / "init"), "--steps", "1",
+              "--student-steps", "2", "--head-channels", "8", "--buckets", "5x32x32", "--batch-size", "1",
+              "--no-progress", "--threads", "1"]
+    assert main([*common, "--run-dir", str(tmp_path / "rd"), "--output", str(tmp_path / "out")]) == 0
+    assert main([*common, "--run-dir", str(tmp_path / "rd"), "--export-checkpoint", "--output", str(tmp_path / "ck")]) == 0
+    for out in ("out", "ck"):
+        vae = EdgeVidPipeline.from_pretrained(tmp_path / out).vae
+        assert vae.config == small.config != teacher.vae.config
+        assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), small.state_dict().values()))
+    # another latent space: a fresh VAE of the same layout
+    other = VideoVAE(dataclasses.replace(teacher.vae.config))
+    assert same_latent_space(small, teacher.vae) and not same_latent_space(other, teacher.vae)
+    EdgeVidPipeline(other, teacher.unet, teacher.text_encoder, teacher.defaults).save_pretrained(tmp_path / "init2")
+    capsys.readouterr()
+    common[common.index(str(tmp_path / "init"))] = str(tmp_path / "init2")
+    assert main([*common, "--run-dir", str(tmp_path / "rd2"), "--output", str(tmp_path / "out2")]) == 0
+    assert "other latents" in capsys.readouterr().err
+    assert EdgeVidPipeline.from_pretrained(tmp_path / "out2").vae.config == teacher.vae.config
+
+
 def test_distill_on_teacher_samples(tiny_model_dir, tmp_path, capsys):
     """--teacher-data: the student learns from the teacher's guided samples; flags that need it are refused."""
     common = ["--teacher", str(tiny_model_dir), "--student-steps", "2", "--head-channels", "8", "--buckets",

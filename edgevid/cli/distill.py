@@ -2,6 +2,7 @@
 student pipeline without guidance in --output."""
 from __future__ import annotations
 
+import sys
 import time
 
 from edgevid.cli.common import (CLIError, shrunk_unet, _add_common_train_flags, _check_training, _device,
@@ -103,9 +104,18 @@ def cmd_distill(args) -> None:
     if args.teacher_shift is not None and not args.teacher_shift > 0:
         raise CLIError(f"--teacher-shift must be > 0, got {args.teacher_shift}")
     cfg = _train_common(args, DistillConfig, extra)
+    init_pipe = None
+    if args.init_student:
+        try:
+            init_pipe = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.init_student))
+        except ValueError as e:
+            raise CLIError(f"--init-student: {e}") from None
+    # The student decodes with --init-student's VAE (e.g. the default's compressed decoder) when it
+    # shares the teacher's latent space; distillation trains the UNet only.
+    out_vae = _student_vae(teacher.vae, init_pipe.vae if init_pipe is not None else None)
     student_pipe = replace_defaults(teacher, num_inference_steps=cfg.num_steps, guidance_scale=1.0, shift=cfg.shift)
     if args.export_checkpoint:
-        _export_checkpoint(args, student_pipe.vae, student_pipe.text_encoder, student_pipe.defaults)
+        _export_checkpoint(args, out_vae, student_pipe.text_encoder, student_pipe.defaults)
         return
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)
@@ -113,12 +123,8 @@ def cmd_distill(args) -> None:
                     lambda *a: estimate_distill(teacher.unet, teacher.vae, cfg, *a))
     desc = {**desc, "teacher": str(args.teacher)}
     init = None
-    if args.init_student:
-        try:
-            init = EdgeVidPipeline.from_pretrained(resolve_model_dir(args.init_student)).unet
-        except ValueError as e:
-            raise CLIError(f"--init-student: {e}") from None
-        init = getattr(init, "eager", init)
+    if init_pipe is not None:
+        init = getattr(init_pipe.unet, "eager", init_pipe.unet)
         desc["init_student"] = str(args.init_student)
     if args.shrink_to:
         init = shrunk_unet(init if init is not None else getattr(teacher.unet, "eager", teacher.unet), args.shrink_to)
@@ -128,6 +134,20 @@ def cmd_distill(args) -> None:
                          data_description=desc, resume=args.resume, progress=not args.no_progress, device=device)
     print(f"distilled a {cfg.num_steps}-step student in {time.perf_counter() - t0:.0f} s")
     if args.output:
-        EdgeVidPipeline(teacher.vae.cpu(), student.cpu(), teacher.text_encoder.cpu(),
+        EdgeVidPipeline(out_vae.cpu(), student.cpu(), teacher.text_encoder.cpu(),
                         student_pipe.defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output} ({cfg.num_steps} steps, no guidance)")
+
+
+def _student_vae(teacher_vae, init_vae):
+    """The VAE a distilled student ships with: --init-student's when it encodes to the teacher's
+    latents (its decoder, often a compressed one, then fits the student), else the teacher's."""
+    from edgevid.compress.decoder import same_latent_space
+
+    if init_vae is None:
+        return teacher_vae
+    if not same_latent_space(init_vae, teacher_vae):
+        print("note: --init-student's VAE encodes to other latents than the teacher's; the student ships "
+              "with the teacher's VAE", file=sys.stderr)
+        return teacher_vae
+    return init_vae

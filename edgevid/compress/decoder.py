@@ -42,9 +42,18 @@ def compressed_vae(teacher: VideoVAE, preset: str | dict) -> VideoVAE:
     for name, tensor in state.items():
         if name in teacher_state and teacher_state[name].shape == tensor.shape:
             tensor.copy_(teacher_state[name])
-    encoder_names = [n for n in state if n.startswith(("spatial_encoder.", "temporal_encoder."))]
-    assert all(torch.equal(state[n], teacher_state[n]) for n in encoder_names), "the encoder must be the teacher's"
+    assert same_latent_space(student, teacher), "the encoder must be the teacher's"
     return student
+
+
+def same_latent_space(a: VideoVAE, b: VideoVAE) -> bool:
+    """Whether two VAEs encode a video to the same latents: equal encoder weights, shift and scale
+    (e.g. a compressed decoder's VAE and its teacher's), so either decoder fits a model of the other."""
+    sa, sb = a.state_dict(), b.state_dict()
+    encoder = [n for n in sb if n.startswith(("spatial_encoder.", "temporal_encoder."))]
+    return (a.config.shift_factor == b.config.shift_factor and a.config.scaling_factor == b.config.scaling_factor
+            and set(encoder) == {n for n in sa if n.startswith(("spatial_encoder.", "temporal_encoder."))}
+            and all(sa[n].shape == sb[n].shape and torch.equal(sa[n], sb[n]) for n in encoder))
 
 
 def decoder_fields(preset: str | dict) -> dict:

@@ -259,3 +259,20 @@ def test_ground_truth_rows_are_cached_per_size_and_code(tmp_path, monkeypatch):
     truth.ground_truth_rows(specs[:1], 5, 64, 64, 8, score_video, render)
     assert renders[6:] == [(5, 32, 64, 8), (5, 64, 64, 8)]
     assert len(list((tmp_path / "shapesbench_truth").glob("*.json"))) == 3
+
+
+def test_truth_cache_code_covers_every_module_a_row_is_computed_by():
+    """The cache's code hash reads the world, the scorer and what they import from edgevid, so a
+    change to any of them starts a fresh cache; other modules (previews, captions) do not."""
+    import ast
+    from pathlib import Path
+
+    from edgevid.eval.shapesbench import truth
+
+    root = Path(truth.__file__).resolve().parents[2]
+    hashed = set(truth._SOURCES)
+    assert {"data/world.py", "eval/shapesbench/score.py"} <= hashed
+    for name in hashed:
+        for node in ast.parse((root / name).read_text()).body:  # module level (world's from_dict parses JSON only)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edgevid."):
+                assert node.module.removeprefix("edgevid.").replace(".", "/") + ".py" in hashed, (name, node.module)

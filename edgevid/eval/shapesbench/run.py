@@ -62,7 +62,7 @@ def evaluate(pipe, limit: int | None = None, num_frames: int | None = None, heig
     # is read against (temporal metrics of real motion, adherence of a perfect model).
     # Scored once per spec and size (edgevid.eval.shapesbench.truth): the same for every model.
     ground_truth = aggregate(ground_truth_rows([spec for spec, _ in specs], *videos[0].shape[:3], fps, score_video,
-                                               render_video, cache=cache_truth))
+                                               render_video, cache=cache_truth, progress=progress))
     settings = {"split": split, "num_videos": len(specs), "num_frames": int(videos[0].shape[0]), "height": int(videos[0].shape[1]),
                 "width": int(videos[0].shape[2]), "fps": fps, "seed": seed,
                 "num_inference_steps": num_inference_steps or pipe.defaults.num_inference_steps,

@@ -41,9 +41,11 @@ def spec_key(spec) -> str:
 
 
 def ground_truth_rows(specs, num_frames: int, height: int, width: int, fps: float, score, render,
-                      cache: bool = True) -> list[dict]:
+                      cache: bool = True, progress: bool = False) -> list[dict]:
     """score(render(spec, num_frames, height, width, fps), spec, fps) for each spec, from the cache
-    where it holds the spec at this size; new rows are added to it."""
+    where it holds the spec at this size; new rows are added to it (with a progress bar if asked)."""
+    from tqdm.auto import tqdm
+
     path = cache_path(num_frames, height, width, fps)
     known: dict = {}
     if cache and path.is_file():
@@ -51,14 +53,13 @@ def ground_truth_rows(specs, num_frames: int, height: int, width: int, fps: floa
             known = json.loads(path.read_text())
         except ValueError:
             known = {}  # a torn or foreign file: score again
-    rows, added = [], False
-    for spec in specs:
-        key = spec_key(spec)
-        if key not in known:
-            row = score(render(spec, num_frames, height, width, fps), spec, fps)
-            known[key] = json.loads(json.dumps(row, default=to_builtin))  # as the cache gives it back
-            added = True
-        rows.append(known[key])
+    missing = {spec_key(spec): spec for spec in specs if spec_key(spec) not in known}
+    for key, spec in tqdm(missing.items(), desc="ShapesBench truth (scored once per size, then cached)",
+                          disable=not progress or not missing):
+        row = score(render(spec, num_frames, height, width, fps), spec, fps)
+        known[key] = json.loads(json.dumps(row, default=to_builtin))  # as the cache gives it back
+    rows = [known[spec_key(spec)] for spec in specs]
+    added = bool(missing)
     if cache and added:
         from edgevid.io.atomic import atomic_write_text
 

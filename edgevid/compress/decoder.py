@@ -49,11 +49,11 @@ def compressed_vae(teacher: VideoVAE, preset: str | dict) -> VideoVAE:
 def same_latent_space(a: VideoVAE, b: VideoVAE) -> bool:
     """Whether two VAEs encode a video to the same latents: equal encoder weights, shift and scale
     (e.g. a compressed decoder's VAE and its teacher's), so either decoder fits a model of the other."""
-    sa, sb = a.state_dict(), b.state_dict()
-    encoder = [n for n in sb if n.startswith(("spatial_encoder.", "temporal_encoder."))]
+    encoders = [{n: t for n, t in vae.state_dict().items() if n.startswith(("spatial_encoder.", "temporal_encoder."))}
+                for vae in (a, b)]
+    ea, eb = encoders
     return (a.config.shift_factor == b.config.shift_factor and a.config.scaling_factor == b.config.scaling_factor
-            and set(encoder) == {n for n in sa if n.startswith(("spatial_encoder.", "temporal_encoder."))}
-            and all(sa[n].shape == sb[n].shape and torch.equal(sa[n], sb[n]) for n in encoder))
+            and ea.keys() == eb.keys() and all(ea[n].shape == eb[n].shape and torch.equal(ea[n], eb[n]) for n in ea))
 
 
 def decoder_fields(preset: str | dict) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 from edgevid.eval.shapesbench.score import to_builtin
 
 # Under edgevid/: the modules a truth row is computed by (the world that renders it, the scorer and
-# its analysis; none imports another edgevid module). The specs themselves are the cache's keys.
+# its analysis; from edgevid they import only each other). The specs themselves are the cache's keys.
 # A change elsewhere (captions, previews, the benchmark's spec list) leaves the rows valid.
 _SOURCES = ("data/world.py", "eval/shapesbench/analyze.py", "eval/shapesbench/score.py")
 
@@ -53,14 +53,14 @@ def ground_truth_rows(specs, num_frames: int, height: int, width: int, fps: floa
             known = json.loads(path.read_text())
         except ValueError:
             known = {}  # a torn or foreign file: score again
-    missing = {spec_key(spec): spec for spec in specs if spec_key(spec) not in known}
+    keys = [spec_key(spec) for spec in specs]
+    missing = {key: spec for key, spec in zip(keys, specs) if key not in known}
     for key, spec in tqdm(missing.items(), desc="ShapesBench truth (scored once per size, then cached)",
                           disable=not progress or not missing):
         row = score(render(spec, num_frames, height, width, fps), spec, fps)
         known[key] = json.loads(json.dumps(row, default=to_builtin))  # as the cache gives it back
-    rows = [known[spec_key(spec)] for spec in specs]
-    added = bool(missing)
-    if cache and added:
+    rows = [known[key] for key in keys]
+    if cache and missing:
         from edgevid.io.atomic import atomic_write_text
 
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -438,11 +438,13 @@ def estimate_eval(pipe, num_videos: int, rates: dict[str, float] | None = None, 
 
 
 def estimate_training(steps: int, buckets, batch: int, passes, trained_parameters: int, render_pixels: float = 0.0,
-                      once=(), extra_bytes: int = 0, available: int | None = None) -> WorkEstimate:
+                      once=(), once_pixels: float = 0.0, extra_bytes: int = 0,
+                      available: int | None = None) -> WorkEstimate:
     """A training run of `steps` steps, each drawing one of `buckets` (frames, height, width)
     uniformly. `passes` are one step's network calls as (module, call(module, batch, bucket,
-    device), back-propagated). `render_pixels`: pixels a step renders. `once`: work before the
-    steps as (module, call, bucket, times), one rendered clip each; `extra_bytes`: memory it keeps.
+    device), back-propagated). `render_pixels`: pixels a step renders. `once`: work done once
+    (a latent cache, teacher samples) as (module, call, batch, bucket, times) forward passes;
+    `once_pixels`: the pixels it renders; `extra_bytes`: memory it keeps.
     The rates are measured (once per machine, cached) only when the peak fits in `available`
     bytes: a refused run measures nothing, its seconds are nan."""
     per_bucket_flops, peaks = [], []
@@ -459,9 +461,10 @@ def estimate_training(steps: int, buckets, batch: int, passes, trained_parameter
     rates = [call_rate(module, call, batch, largest) for module, call, _ in passes]
     per_step = sum(sum(f / r for f, r in zip(flops, rates)) for flops in per_bucket_flops) / len(buckets)
     per_step += render_pixels * RENDER_S_PER_PIXEL
-    once_s = sum(n * (trace_call(m, call, 1, b).flops / call_rate(m, call, 1, b) + math.prod(b) * RENDER_S_PER_PIXEL)
-                 for m, call, b, n in once)
-    return WorkEstimate(peak, once_s + steps * per_step, f"{steps} steps x ~{_short(per_step)}")
+    once_s = once_pixels * RENDER_S_PER_PIXEL + sum(n * trace_call(m, call, nb, b).flops / call_rate(m, call, nb, b)
+                                                    for m, call, nb, b, n in once if n)
+    how = f"{steps} steps x ~{_short(per_step)}" + (f" + ~{_short(once_s)} once" if once_s > 0 else "")
+    return WorkEstimate(peak, once_s + steps * per_step, how)
 
 
 def _short(seconds: float) -> str:
@@ -559,8 +562,28 @@ def _latent_batches(vae, cfg, steps: int) -> dict:
     if not cfg.cache_latents:
         return dict(passes=[(vae, vae_encode, False)], render_pixels=_rendered(cfg))
     clips = min(cfg.num_clips, steps * cfg.batch_size)
-    return dict(passes=[], once=[(vae, vae_encode, b, clips) for b in cfg.buckets],
+    return dict(passes=[], once=[(vae, vae_encode, 1, b, clips) for b in cfg.buckets],
+                once_pixels=clips * sum(math.prod(b) for b in cfg.buckets),
                 extra_bytes=sum(clips * 4 * math.prod(vae.latent_shape(*b)) for b in cfg.buckets))
+
+
+def _teacher_data(teacher, vae, cfg, steps: int, cache_dir) -> dict:
+    """estimate_training's keywords for distill's teacher samples (--teacher-data): no encoder and
+    no rendering per step; once, the teacher's guided sampler on every sample the remaining steps
+    draw that `cache_dir` does not hold (counted exactly: the draws are seeded), `chunk` clips a
+    call; the samples (x0 and noise) stay in memory. An upper bound where the sampler runs in
+    bf16 (fp32 rates)."""
+    from edgevid.distill.synthetic import CHUNK, samples_to_draw
+
+    todo = samples_to_draw(cfg.seed, cfg.buckets, cfg.num_clips, cfg.batch_size,
+                           range(cfg.steps - steps, cfg.steps), cache_dir)
+    cfg_batch = 2 if cfg.teacher_guidance != 1.0 else 1  # conditional and unconditional in one call
+    denoise = _denoiser_pass(vae.config)
+    once = [(teacher, denoise, CHUNK * cfg_batch, b, math.ceil(n / CHUNK) * cfg.teacher_sample_steps)
+            for b, n in todo.items()]
+    drawn = min(cfg.num_clips, steps * cfg.batch_size)
+    return dict(passes=[], once=once,
+                extra_bytes=sum(drawn * 2 * 4 * math.prod(vae.latent_shape(*b)) for b in cfg.buckets))
 
 
 def estimate_train_t2v(unet, vae, cfg, steps: int, available: int | None = None) -> WorkEstimate:
@@ -571,19 +594,30 @@ def estimate_train_t2v(unet, vae, cfg, steps: int, available: int | None = None)
     return estimate_training(steps, cfg.buckets, cfg.batch_size, passes, _parameters(unet), available=available, **data)
 
 
-def estimate_distill(teacher, vae, cfg, steps: int, available: int | None = None) -> WorkEstimate:
-    """`edgevid distill`: per step the student forward and backward and, with the adversarial
-    loss, three discriminator calls (real, fake, fake for the generator), each counted as
-    back-propagated (an upper bound: the first two only reach the heads)."""
+def estimate_distill(teacher, vae, cfg, steps: int, available: int | None = None, *,
+                     student=None, cache_dir: str | Path | None = None) -> WorkEstimate:
+    """`edgevid distill`: per step the student (default the teacher's architecture) forward and
+    backward; with the adversarial loss three discriminator calls (real and fake for the heads,
+    their frozen backbone without gradients; fake for the generator, back-propagated); with
+    --teacher-targets the teacher's guided solve from each x_t. The data: rendered and encoded
+    clips, or (--teacher-data) the teacher's samples not yet in `cache_dir`."""
     from edgevid.distill.discriminator import Discriminator
+    from edgevid.distill.train import generator_timesteps
+    from edgevid.flow.schedule import time_grid
 
     teacher = getattr(teacher, "eager", teacher)
+    student = teacher if student is None else getattr(student, "eager", student)
     _check_buckets(vae, teacher, cfg.buckets)
-    data = _latent_batches(vae, cfg, steps)
-    passes, trained = [(teacher, _denoiser_pass(vae.config), True), *data.pop("passes")], _parameters(teacher)
+    data = _teacher_data(teacher, vae, cfg, steps, cache_dir) if cfg.teacher_data else _latent_batches(vae, cfg, steps)
+    passes, trained = [(student, _denoiser_pass(vae.config), True), *data.pop("passes")], _parameters(student)
+    if cfg.teacher_targets:  # per example, the teacher's grid steps below its t (averaged over the student's grid)
+        grid = time_grid(cfg.teacher_sample_steps, cfg.teacher_shift)
+        calls = sum(int((grid < float(t) - 1e-6).sum()) for t in generator_timesteps(cfg)) / cfg.num_steps
+        passes += [(teacher, _denoiser_pass(vae.config), False)] * round(calls * (2 if cfg.teacher_guidance != 1 else 1))
     if cfg.adv_weight > 0:
         disc = Discriminator(teacher, cfg.head, cfg.head_channels)
-        passes += [(disc, _discriminator_pass(vae.config, teacher.config.text_dim), True)] * 3
+        disc_pass = _discriminator_pass(vae.config, teacher.config.text_dim)
+        passes += [(disc, disc_pass, False)] * 2 + [(disc, disc_pass, True)]
         trained += _parameters(disc.heads)
     return estimate_training(steps, cfg.buckets, cfg.batch_size, passes, trained, available=available, **data)
 

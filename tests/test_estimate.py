@@ -173,3 +173,31 @@ def test_training_estimate_is_within_2x_of_the_measured_memory_and_3x_of_the_tim
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["measured_bytes"] / 2 <= r["predicted_bytes"] <= 2 * r["measured_bytes"], r
     assert r["measured_s"] / 3 <= r["predicted_s"] <= 3 * r["measured_s"], r
+
+
+def test_distill_on_teacher_samples_counts_the_sampler_for_the_uncached_ones(monkeypatch, tmp_path):
+    """--teacher-data: no encoder or renderer per step; once, the teacher's guided sampler (both
+    branches in one call, 4 clips a call) for each sample the steps draw that the cache lacks."""
+    import dataclasses
+
+    import edgevid.estimate as estimate
+    from edgevid.config import DistillConfig
+    from edgevid.distill.synthetic import sample_name, samples_to_draw
+
+    monkeypatch.setattr(estimate, "call_rate", lambda *a: 1e9)
+    unet, vae, _ = _tiny_t2v()
+    cfg = DistillConfig(buckets=((5, 32, 32),), batch_size=2, head_channels=8, teacher_data=True, num_clips=6,
+                        teacher_sample_steps=3, teacher_guidance=3.0)
+    cache = tmp_path / "teacher_cache"
+    empty = estimate.estimate_distill(unet, vae, cfg, 10, cache_dir=cache)
+    (todo,) = samples_to_draw(cfg.seed, cfg.buckets, 6, 2, range(10)).values()
+    c = unet.config
+    call = count_flops(unet, torch.randn(8, c.in_channels, 2, 4, 4), torch.rand(8), torch.randn(8, 16, c.text_dim), None)
+    cache.mkdir()
+    for i in range(6):
+        (cache / sample_name(i, (5, 32, 32))).touch()
+    cached = estimate.estimate_distill(unet, vae, cfg, 10, cache_dir=cache)
+    assert empty.seconds - cached.seconds == pytest.approx(math.ceil(todo / 4) * 3 * call / 1e9, rel=1e-9)
+    assert "once" in empty.how and "once" not in cached.how
+    rendered = estimate.estimate_distill(unet, vae, dataclasses.replace(cfg, teacher_data=False), 10)
+    assert cached.seconds < rendered.seconds  # the per-step render and encode are gone

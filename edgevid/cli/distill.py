@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from edgevid.cli.common import (CLIError, shrunk_unet, _add_common_train_flags, _check_training, _device,
                                 _export_checkpoint, _given, _parse_buckets, _source, _train_common)
@@ -119,8 +120,6 @@ def cmd_distill(args) -> None:
         return
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)
-    _check_training("distill", device, args, cfg.steps,
-                    lambda *a: estimate_distill(teacher.unet, teacher.vae, cfg, *a))
     desc = {**desc, "teacher": str(args.teacher)}
     init = None
     if init_pipe is not None:
@@ -129,6 +128,9 @@ def cmd_distill(args) -> None:
     if args.shrink_to:
         init = shrunk_unet(init if init is not None else getattr(teacher.unet, "eager", teacher.unet), args.shrink_to)
         desc["shrink_to"] = args.shrink_to
+    _check_training("distill", device, args, cfg.steps,
+                    lambda *a: estimate_distill(teacher.unet, teacher.vae, cfg, *a, student=init,
+                                                cache_dir=Path(args.run_dir) / "teacher_cache"))
     t0 = time.perf_counter()
     student, _ = distill(args.run_dir, teacher.unet, teacher.vae, teacher.text_encoder, source, cfg, student=init,
                          data_description=desc, resume=args.resume, progress=not args.no_progress, device=device)

@@ -42,6 +42,7 @@ from edgevid.models.vae import VideoVAE
 from edgevid.train.loop import step_generator
 
 
+CHUNK = 4  # teacher samples drawn per sampler call
 MAX_REDRAWS = 64  # keep_passing: draws per batch slot before a failing sample is used anyway
 
 
@@ -52,7 +53,7 @@ class TeacherSamples:
 
     def __init__(self, teacher: SpatioTemporalUNet, vae: VideoVAE, prompts, source,
                  buckets: tuple[tuple[int, int, int], ...], batch_size: int, num_clips: int, seed: int,
-                 cache_dir: str | Path, guidance: float, shift: float, sample_steps: int, chunk: int = 4,
+                 cache_dir: str | Path, guidance: float, shift: float, sample_steps: int, chunk: int = CHUNK,
                  precision: str | None = "auto", verifier: "StaticAttributeVerifier | None" = None,
                  attempts: int = 1, keep_passing: "StaticAttributeVerifier | None" = None,
                  filter_buckets: tuple[tuple[int, int, int], ...] | None = None, device: str | torch.device = "cpu"):
@@ -89,8 +90,7 @@ class TeacherSamples:
         self.last_noise: Tensor | None = None
 
     def __call__(self, step: int, g: torch.Generator) -> tuple[Tensor, list[str]]:
-        bucket = self.buckets[int(torch.randint(len(self.buckets), (1,), generator=g))]
-        indices = [int(i) for i in torch.randint(self.num_clips, (self.batch_size,), generator=g)]
+        bucket, indices = draw_batch(g, self.buckets, self.num_clips, self.batch_size)
         if self.keep_passing is not None and (self.filter_buckets is None or bucket in self.filter_buckets):
             indices = [self._passing(i, bucket, g) for i in indices]
         self.fill(indices, bucket)
@@ -163,7 +163,7 @@ class TeacherSamples:
                             self.precision).cpu()
 
     def _file(self, index: int, bucket: tuple[int, int, int]) -> Path:
-        return self.cache_dir / f"sample{index:07d}_{bucket[0]}x{bucket[1]}x{bucket[2]}.safetensors"
+        return self.cache_dir / sample_name(index, bucket)
 
     def _write(self, path: Path, x0: Tensor, noise: Tensor, caption: str, score: float) -> None:
         from edgevid.io.atomic import atomic_save_safetensors
@@ -182,6 +182,34 @@ class TeacherSamples:
                 raise ValueError(f"{path} was sampled with {meta['sampler']}, this run asks for "
                                  f"{json.dumps(self.sampler, sort_keys=True)}: use another cache folder")
             return f.get_tensor("x0"), f.get_tensor("noise"), meta["caption"]
+
+
+def sample_name(index: int, bucket: tuple[int, int, int]) -> str:
+    """The cache file of clip `index`'s teacher sample in `bucket`."""
+    return f"sample{index:07d}_{bucket[0]}x{bucket[1]}x{bucket[2]}.safetensors"
+
+
+def draw_batch(g: torch.Generator, buckets, num_clips: int, batch_size: int) -> tuple[tuple[int, int, int], list[int]]:
+    """A step's bucket and clips, drawn first from its generator (TeacherSamples' draw)."""
+    bucket = buckets[int(torch.randint(len(buckets), (1,), generator=g))]
+    return bucket, [int(i) for i in torch.randint(num_clips, (batch_size,), generator=g)]
+
+
+def samples_to_draw(seed: int, buckets, num_clips: int, batch_size: int, steps: range,
+                    cache_dir: str | Path | None = None) -> dict[tuple[int, int, int], int]:
+    """Per bucket, how many teacher samples the training `steps` read that `cache_dir` does not
+    hold yet: the draws are a pure function of (seed, step), so they can be counted before the
+    run (`edgevid distill`'s work estimate). Redraws of `keep_passing` are not counted."""
+    drawn = set()
+    for step in steps:
+        bucket, indices = draw_batch(step_generator(seed, step), buckets, num_clips, batch_size)
+        drawn.update((i, bucket) for i in indices)
+    cached = {p.name for p in Path(cache_dir).glob("sample*.safetensors")} if cache_dir else set()
+    counts = {tuple(b): 0 for b in buckets}
+    for i, b in drawn:
+        if sample_name(i, b) not in cached:
+            counts[b] += 1
+    return counts
 
 
 def read_cached(cache: dict, indices, bucket: tuple[int, int, int], file_of, read) -> list[int]:

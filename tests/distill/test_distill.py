@@ -379,3 +379,26 @@ def test_distillation_with_teacher_targets(tmp_path):
     _, student, records = _run(tmp_path, steps=2, teacher_targets=True, teacher_sample_steps=3)
     assert len(records) == 2 and all(math.isfinite(r["recon"]) for r in records)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["distill"]["teacher_targets"] is True
+
+
+def test_samples_to_draw_counts_what_a_run_samples_and_skips_the_cache(tmp_path):
+    """The draws are seeded, so the samples a run will sample are known before it starts
+    (distill's work estimate): exactly the files the run then writes, none once they are cached."""
+    from edgevid.distill.synthetic import samples_to_draw
+
+    buckets = ((5, 32, 32), (1, 32, 32))
+    cache = tmp_path / "cache"
+    data = _teacher_samples(make_tiny_pipeline(), cache, buckets=buckets, num_clips=4)
+
+    def written():
+        return {b: len(list(cache.glob(f"*_{b[0]}x{b[1]}x{b[2]}.safetensors"))) for b in buckets}
+
+    first = samples_to_draw(0, buckets, 4, 2, range(3), cache)
+    for step in range(3):
+        data(step, step_generator(0, step))
+    assert first == written() and sum(first.values()) > 0
+    assert samples_to_draw(0, buckets, 4, 2, range(3), cache) == {b: 0 for b in buckets}
+    before, more = written(), samples_to_draw(0, buckets, 4, 2, range(3, 6), cache)
+    for step in range(3, 6):
+        data(step, step_generator(0, step))
+    assert {b: written()[b] - before[b] for b in buckets} == more

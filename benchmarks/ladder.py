@@ -202,12 +202,13 @@ def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True, sam
     from edgevid.pipeline import frames_to_uint8
 
     fps = 24
-    results = []
+    results, captions = [], []
     for i, (spec, caption) in enumerate(tqdm(rung_specs(rung, n), desc="ladder eval", disable=not progress)):
         video = frames_to_uint8(sampler(pipe, caption, rung, i, spec))  # (T, H, W, 3)
         if rung.frames == 1:
             video = np.repeat(video, 2, 0)  # a still: two identical frames (motion is not judged)
         results.append(score_video(video, spec, fps))
+        captions.append(caption)
     agg = aggregate(results)
     attrs = ["colour_acc", "shape_acc", "count_correct", "background_correct"]
     if rung.frames > 1:
@@ -216,6 +217,10 @@ def score_rung(pipe, rung: Rung, n: int = EVAL_SPECS, progress: bool = True, sam
     # object is found) tell "learns the backdrop, not the objects" from "learns nothing".
     out = {k: agg[k] for k in attrs + ["legacy_prompt_adherence", "legacy_colour_acc", "legacy_background_correct"]}
     out["adherence"] = float(np.mean([agg[k] for k in attrs]))
+    # Each video's own adherence (their mean is the one above), so that two runs on the same
+    # specs and noise pair up: `edgevid compare A.json B.json --metric adherence`.
+    out["per_video"] = [{"index": i, "caption": c, "adherence": float(np.mean([r[k] for k in attrs]))}
+                        for i, (r, c) in enumerate(zip(results, captions))]
     return out
 
 
@@ -465,7 +470,8 @@ def main(argv=None) -> int:
               "unet_changes": unet_changes, "train_changes": train_changes, "steps": train_cfg.steps,
               "init_from": init_from, "decoder": args.decoder, "eval_specs": args.eval_specs,
               "sampler": dataclasses.asdict(sampler),
-              "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1, "scores": scores}
+              "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1, "scores": scores,
+              "per_video": scores.pop("per_video")}
     name = "ladder" + ("_eval" if args.eval_only else "") + ("" if args.decoder == "teacher" else f"_{Path(args.decoder).name}")
     name += ("" if args.eval_specs == EVAL_SPECS else f"_{args.eval_specs}specs") + sampler.suffix()
     name += ".json"  # the training run's own result (ladder.json) is never overwritten by a re-score
@@ -497,8 +503,9 @@ def score_model(args, sampler: Sampler) -> int:
     scores = score_rung(pipe, rung, args.eval_specs, progress=not args.no_progress, sampler=sampler)
     scores["object_error"] = object_error(pipe, rung)
     result = {"rung": args.rung, "model": str(args.model), "decoder": args.decoder, "eval_specs": args.eval_specs,
-              "sampler": dataclasses.asdict(sampler), "eval_seconds": time.perf_counter() - t0, "scores": scores}
-    print(json.dumps(result, indent=1))
+              "sampler": dataclasses.asdict(sampler), "eval_seconds": time.perf_counter() - t0, "scores": scores,
+              "per_video": scores.pop("per_video")}
+    print(json.dumps(result["scores"], indent=1))
     if args.run_dir:
         run_dir = Path(args.run_dir).expanduser()
         run_dir.mkdir(parents=True, exist_ok=True)

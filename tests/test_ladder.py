@@ -88,3 +88,21 @@ def test_guidance_interval_sampler_matches_the_pipeline_when_off_and_changes_whe
     half = ladder.Sampler(steps=4, guidance=3.0, guidance_min_t=0.5)(pipe, caption, rung, 0)
     assert abs(zero - plain).max() < 1e-4
     assert abs(half - plain).max() > 1e-3
+
+
+def test_score_rung_writes_per_video_scores_that_average_to_the_adherence_and_pair_up():
+    """Each video's adherence is kept, their mean is the run's, and two scorings of the same
+    specs pass `edgevid compare`'s pairing check (a sampler that is not the model: fast)."""
+    from edgevid.eval.compare import paired_difference
+
+    rung = ladder.Rung(5, 32, 1, ("solid",), steps=1, batch_size=1, num_clips=1)
+
+    def sampler(scale):
+        return lambda pipe, caption, rung, i, spec: torch.full((5, 32, 32, 3), scale * (i % 3) / 2).numpy()
+
+    a, b = (ladder.score_rung(None, rung, 6, progress=False, sampler=sampler(s)) for s in (1.0, 0.5))
+    for scores in (a, b):
+        assert [v["index"] for v in scores["per_video"]] == list(range(6))
+        assert sum(v["adherence"] for v in scores["per_video"]) / 6 == pytest.approx(scores["adherence"])
+    c = paired_difference(a, b, metric="adherence")
+    assert c["videos"] == 6 and c["difference"] == pytest.approx(b["adherence"] - a["adherence"])

@@ -292,6 +292,39 @@ def test_distill_on_teacher_samples(tiny_model_dir, tmp_path, capsys):
         assert words in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_teacher_samples_drawn_in_shards_are_what_the_run_reads(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """--sample-teacher-only K/N: N shards together write every sample the run's steps read (the
+    run then samples nothing), no shard repeats another's, and bad shards are refused."""
+    from edgevid.distill.synthetic import TeacherSamples
+
+    flags = ["distill", "--teacher", str(tiny_model_dir), "--student-steps", "2", "--head-channels", "8",
+             "--buckets", "5x32x32,1x32x32", "--batch-size", "2", "--no-progress", "--threads", "1", "--steps", "4",
+             "--num-clips", "5", "--teacher-data", "--teacher-sample-steps", "2", "--paired-noise",
+             "--run-dir", str(tmp_path / "rd")]
+    cache = tmp_path / "rd" / "teacher_cache"
+    seen = []
+    for shard in ("1/2", "2/2"):
+        assert main([*flags, "--sample-teacher-only", shard]) == 0
+        seen.append(sorted(p.name for p in cache.glob("sample*.safetensors")))
+        assert "sampled" in capsys.readouterr().out
+    assert 0 < len(seen[0]) < len(seen[1]) and not (tmp_path / "rd" / "checkpoints").exists()
+    assert main([*flags, "--sample-teacher-only", "1/2"]) == 0
+    assert "sampled 0 teacher samples" in capsys.readouterr().out  # all cached: nothing drawn twice
+
+    def no_sampling(*a, **k):
+        raise AssertionError("the run sampled a teacher sample the shards should have drawn")
+
+    monkeypatch.setattr(TeacherSamples, "sample", no_sampling)
+    assert main(flags) == 0
+    assert sorted(p.name for p in cache.glob("sample*.safetensors")) == seen[1]
+    for bad, words in ((["--sample-teacher-only", "3/2"], "1 <= K <= N"), (["--sample-teacher-only", "x"], "K/N")):
+        assert main([*flags, *bad]) == 1
+        assert words in capsys.readouterr().err
+    no_data = [f for f in flags if f not in ("--teacher-data", "--paired-noise")]
+    assert main([*no_data, "--sample-teacher-only"]) == 1
+    assert "needs --teacher-data" in capsys.readouterr().err
+
+
 def test_generate_rejects_an_unknown_encoder_preset(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "x.mp4"
     assert main(["generate", "a red circle", "-o", str(out), "--model", str(tiny_model_dir), "--encoder-preset",

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from edgevid.cli.common import (CLIError, shrunk_unet, _add_common_train_flags, _check_training, _device,
-                                _export_checkpoint, _given, _parse_buckets, _source, _train_common)
+                                _export_checkpoint, _given, _parse_buckets, _source, _steps_done, _train_common)
 
 
 def add_distill_parser(sub) -> None:
@@ -32,6 +32,10 @@ def add_distill_parser(sub) -> None:
     ds.add_argument("--teacher-data", action="store_true",
                     help="train on the teacher's guided samples for the clips' captions (LADD's synthetic data; "
                          "sampled once per clip and bucket, cached in RUN_DIR/teacher_cache; needs --num-clips)")
+    ds.add_argument("--sample-teacher-only", nargs="?", const="1/1", metavar="K/N",
+                    help="no training: draw the teacher samples the run's steps will read into "
+                         "RUN_DIR/teacher_cache and stop; K/N draws only shard K of N, so N processes "
+                         "(e.g. one per core) sample in parallel before the run (same flags for all)")
     ds.add_argument("--teacher-guidance", type=float, help="guidance scale of those samples (default 3)")
     ds.add_argument("--teacher-shift", type=float, help="timestep shift of their sampling grid (default 3)")
     ds.add_argument("--teacher-sample-steps", type=int, help="Euler steps per teacher sample (default 25)")
@@ -94,6 +98,9 @@ def cmd_distill(args) -> None:
         raise CLIError("--teacher-attempts needs --teacher-data")
     if args.teacher_filter and not args.teacher_data:
         raise CLIError("--teacher-filter needs --teacher-data")
+    if args.sample_teacher_only and not args.teacher_data:
+        raise CLIError("--sample-teacher-only needs --teacher-data")
+    shard = _parse_shard(args.sample_teacher_only) if args.sample_teacher_only else None
     if args.teacher_filter_buckets:
         if not args.teacher_filter:
             raise CLIError("--teacher-filter-buckets needs --teacher-filter")
@@ -120,6 +127,9 @@ def cmd_distill(args) -> None:
         return
     device = _device(args)
     source, desc = _source(args, cfg.fps, cfg.seed)
+    if shard is not None:
+        _sample_teacher_only(args, teacher, cfg, source, device, *shard)
+        return
     desc = {**desc, "teacher": str(args.teacher)}
     init = None
     if init_pipe is not None:
@@ -139,6 +149,33 @@ def cmd_distill(args) -> None:
         EdgeVidPipeline(out_vae.cpu(), student.cpu(), teacher.text_encoder.cpu(),
                         student_pipe.defaults).save_pretrained(args.output)
         print(f"saved pipeline to {args.output} ({cfg.num_steps} steps, no guidance)")
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise CLIError(f"--sample-teacher-only takes K/N (shard K of N, e.g. 1/2), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise CLIError(f"--sample-teacher-only K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def _sample_teacher_only(args, teacher, cfg, source, device, k: int, n: int) -> None:
+    """--sample-teacher-only K/N: every K-th of the samples the run's steps will read (they are
+    seeded), written to RUN_DIR/teacher_cache where the run then finds them."""
+    from edgevid.distill.synthetic import samples_drawn
+    from edgevid.distill.train import teacher_samples
+    from edgevid.text import PromptCache
+
+    start = _steps_done(args)
+    keys = samples_drawn(cfg.seed, cfg.buckets, cfg.num_clips, cfg.batch_size, range(start, cfg.steps))[k - 1::n]
+    samples = teacher_samples(teacher.unet, teacher.vae, PromptCache(teacher.text_encoder), source, cfg,
+                              args.run_dir, device)
+    t0 = time.perf_counter()
+    drawn = samples.sample_all(keys, progress=not args.no_progress)
+    print(f"shard {k}/{n}: sampled {drawn} teacher samples in {time.perf_counter() - t0:.0f} s, "
+          f"{len(keys) - drawn} were cached ({len(keys)} of this shard) -> {samples.cache_dir}")
 
 
 def _student_vae(teacher_vae, init_vae):

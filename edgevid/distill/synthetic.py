@@ -152,6 +152,27 @@ class TeacherSamples:
                 self._cache[(i, bucket)] = (z, n, c)
                 self._write(self._file(i, bucket), z, n, c, score)
 
+    def sample_all(self, keys, progress: bool = True) -> int:
+        """Sample and write every (clip, bucket) of `keys` the cache folder lacks, `chunk` clips a
+        call (before a run, e.g. in parallel processes on shards of `samples_drawn`); returns how
+        many were sampled. Nothing is kept in memory."""
+        from tqdm.auto import tqdm
+
+        missing: dict[tuple[int, int, int], list[int]] = {}
+        for i, b in keys:
+            if not self._file(i, b).is_file():
+                missing.setdefault(b, []).append(i)
+        total = sum(map(len, missing.values()))
+        with tqdm(total=total, desc="teacher samples", disable=not progress, dynamic_ncols=True) as bar:
+            for bucket, indices in missing.items():
+                for start in range(0, len(indices), self.chunk):
+                    part = indices[start:start + self.chunk]
+                    self.fill(part, bucket)
+                    for i in part:
+                        del self._cache[(i, bucket)]
+                    bar.update(len(part))
+        return total
+
     def _noise_generator(self, index: int, bucket: tuple[int, int, int], attempt: int) -> torch.Generator:
         key = (index, *bucket) if attempt == 0 else (index, *bucket, attempt)
         return step_generator(self.seed, hash(key) % 2**31)
@@ -195,20 +216,26 @@ def draw_batch(g: torch.Generator, buckets, num_clips: int, batch_size: int) -> 
     return bucket, [int(i) for i in torch.randint(num_clips, (batch_size,), generator=g)]
 
 
-def samples_to_draw(seed: int, buckets, num_clips: int, batch_size: int, steps: range,
-                    cache_dir: str | Path | None = None) -> dict[tuple[int, int, int], int]:
-    """Per bucket, how many teacher samples the training `steps` read that `cache_dir` does not
-    hold yet: the draws are a pure function of (seed, step), so they can be counted before the
-    run (`edgevid distill`'s work estimate). Redraws of `keep_passing` are not counted."""
-    drawn = set()
+def samples_drawn(seed: int, buckets, num_clips: int, batch_size: int,
+                  steps: range) -> list[tuple[int, tuple[int, int, int]]]:
+    """Every (clip, bucket) the training `steps` read, in the order first read: the draws are a
+    pure function of (seed, step), so they are known before the run. Redraws of `keep_passing`
+    (--teacher-filter) depend on the samples' scores and are not included."""
+    drawn = {}
     for step in steps:
         bucket, indices = draw_batch(step_generator(seed, step), buckets, num_clips, batch_size)
-        drawn.update((i, bucket) for i in indices)
+        drawn.update(((i, bucket), None) for i in indices)
+    return list(drawn)
+
+
+def samples_to_draw(seed: int, buckets, num_clips: int, batch_size: int, steps: range,
+                    cache_dir: str | Path | None = None) -> dict[tuple[int, int, int], int]:
+    """Per bucket, how many of the samples the training `steps` read `cache_dir` does not hold
+    yet (`edgevid distill`'s work estimate)."""
     cached = {p.name for p in Path(cache_dir).glob("sample*.safetensors")} if cache_dir else set()
     counts = {tuple(b): 0 for b in buckets}
-    for i, b in drawn:
-        if sample_name(i, b) not in cached:
-            counts[b] += 1
+    for i, b in samples_drawn(seed, buckets, num_clips, batch_size, steps):
+        counts[b] += sample_name(i, b) not in cached
     return counts
 
 

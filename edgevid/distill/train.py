@@ -55,6 +55,20 @@ def _mean(losses: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(losses).mean()
 
 
+def teacher_samples(teacher: SpatioTemporalUNet, vae: VideoVAE, prompts, source, cfg: DistillConfig,
+                    run_dir: str | Path, device: str | torch.device = "cpu") -> TeacherSamples:
+    """--teacher-data's batches: the teacher's guided samples of the clips' captions, cached in
+    RUN_DIR/teacher_cache (with the static-attribute verifier where cfg asks for it)."""
+    check = (StaticAttributeVerifier(vae, source, cfg.fps, cfg.teacher_verify_threshold)
+             if cfg.teacher_attempts > 1 or cfg.teacher_filter else None)
+    return TeacherSamples(teacher.to(device), vae.to(device), prompts, source, cfg.buckets, cfg.batch_size,
+                          cfg.num_clips, cfg.seed, Path(run_dir) / "teacher_cache", cfg.teacher_guidance,
+                          cfg.teacher_shift, cfg.teacher_sample_steps,
+                          verifier=check if cfg.teacher_attempts > 1 else None, attempts=cfg.teacher_attempts,
+                          keep_passing=check if cfg.teacher_filter else None,
+                          filter_buckets=tuple(map(tuple, cfg.teacher_filter_buckets)) or None, device=device)
+
+
 def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, text_encoder: TextEncoder, source,
             cfg: DistillConfig, *, student: SpatioTemporalUNet | None = None, data_description: dict | None = None,
             resume: bool = False, progress: bool = True,
@@ -79,14 +93,7 @@ def distill(run_dir: str | Path, teacher: SpatioTemporalUNet, vae: VideoVAE, tex
     vae = vae.to(device).eval().requires_grad_(False)
     prompts = PromptCache(text_encoder)
     if cfg.teacher_data:
-        check = (StaticAttributeVerifier(vae, source, cfg.fps, cfg.teacher_verify_threshold)
-                 if cfg.teacher_attempts > 1 or cfg.teacher_filter else None)
-        batches = TeacherSamples(teacher.to(device), vae, prompts, source, cfg.buckets, cfg.batch_size, cfg.num_clips,
-                                 cfg.seed, Path(run_dir) / "teacher_cache", cfg.teacher_guidance, cfg.teacher_shift,
-                                 cfg.teacher_sample_steps, verifier=check if cfg.teacher_attempts > 1 else None,
-                                 attempts=cfg.teacher_attempts, keep_passing=check if cfg.teacher_filter else None,
-                                 filter_buckets=tuple(map(tuple, cfg.teacher_filter_buckets)) or None,
-                                 device=device)
+        batches = teacher_samples(teacher, vae, prompts, source, cfg, run_dir, device)
     else:
         batches = LatentBatches(vae, source, cfg.buckets, cfg.batch_size, cfg.num_clips, cfg.cache_latents, cfg.seed,
                                 Path(run_dir) / "latent_cache", device)

@@ -292,6 +292,17 @@ def inflate(source, config, spatial_only: bool = False):
     return model
 
 
+def train_config(rung: Rung, recipe: Recipe, steps: int | None = None, seed: int | None = None):
+    """The TrainConfig of a rung run: BASE_TRAIN, the rung's data and steps, the recipe's changes,
+    then the command line's --steps and --seed."""
+    from edgevid.config import TrainConfig
+
+    return TrainConfig(**{**BASE_TRAIN, "steps": steps or rung.steps, "batch_size": rung.batch_size,
+                          "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24,
+                          "num_clips": rung.num_clips, "cache_latents": True, **recipe.train,
+                          **({} if seed is None else {"seed": seed})})
+
+
 def recipe_data(args) -> dict:
     """The ProceduralClips changes of --recipe ({} without one)."""
     return RECIPES[args.recipe].data if args.recipe else {}
@@ -379,6 +390,10 @@ def main(argv=None) -> int:
     p.add_argument("--export-ema", metavar="DIR",
                    help="with --eval-only: also write the checkpoint's EMA as a pipeline folder (the teacher's VAE "
                         "and text encoder), e.g. campaign/<run> so that a new machine can continue with --init-from")
+    p.add_argument("--seed", type=int,
+                   help="training seed: batch order, noise, timesteps and the new layers' initialisation (default "
+                        "TrainConfig's); a second seed of a run says how much of a difference is the run's own noise. "
+                        "The eval's specs and noise do not change with it")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--samples", action="store_true", help="also write RUN_DIR/samples.png (truth above, samples below)")
     p.add_argument("--threads", type=int, default=1)
@@ -406,7 +421,7 @@ def main(argv=None) -> int:
     if not (args.recipe and args.run_dir):
         p.error("--recipe and --run-dir are needed (unless --ceiling or --model)")
 
-    from edgevid.config import UNET_PRESETS, TrainConfig
+    from edgevid.config import UNET_PRESETS
     from edgevid.models.unet import SpatioTemporalUNet
     from edgevid.pipeline import EdgeVidPipeline, resolve_model_dir
     from edgevid.text.minilm import MiniLMTextEncoder
@@ -424,9 +439,9 @@ def main(argv=None) -> int:
 
     if args.temporal_plan:
         unet_cfg = UNetPlan.from_key(args.temporal_plan).to_config(unet_cfg)
-    train_cfg = TrainConfig(**{**BASE_TRAIN, "steps": args.steps or rung.steps, "batch_size": rung.batch_size,
-                               "buckets": ((rung.frames, rung.size, rung.size),), "fps": 24,
-                               "num_clips": rung.num_clips, "cache_latents": True, **train_changes})
+    train_cfg = train_config(rung, recipe, args.steps, args.seed)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)  # the inherited or inflated UNet's new layers
     init = None
     init_from = args.init_from or recipe.init
     if init_from:
@@ -468,6 +483,7 @@ def main(argv=None) -> int:
     result = {"rung": args.rung, "rung_config": dataclasses.asdict(rung), "recipe": args.recipe,
               "temporal_plan": args.temporal_plan,
               "unet_changes": unet_changes, "train_changes": train_changes, "steps": train_cfg.steps,
+              "seed": train_cfg.seed,
               "init_from": init_from, "decoder": args.decoder, "eval_specs": args.eval_specs,
               "sampler": dataclasses.asdict(sampler),
               "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1, "scores": scores,

@@ -106,3 +106,16 @@ def test_score_rung_writes_per_video_scores_that_average_to_the_adherence_and_pa
         assert sum(v["adherence"] for v in scores["per_video"]) / 6 == pytest.approx(scores["adherence"])
     c = paired_difference(a, b, metric="adherence")
     assert c["videos"] == 6 and c["difference"] == pytest.approx(b["adherence"] - a["adherence"])
+
+
+def test_a_rung_runs_config_takes_the_recipe_then_the_command_lines_steps_and_seed():
+    from edgevid.config import TrainConfig
+
+    rung, recipe = ladder.RUNGS["d"], ladder.RECIPES["video-stage"]
+    cfg = ladder.train_config(rung, recipe)
+    assert (cfg.steps, cfg.seed, cfg.batch_size, cfg.buckets) == (rung.steps, TrainConfig().seed, rung.batch_size,
+                                                                 ((rung.frames, rung.size, rung.size),))
+    assert all(getattr(cfg, k) == v for k, v in recipe.train.items())
+    second = ladder.train_config(rung, recipe, steps=1196, seed=1)
+    assert (second.steps, second.seed) == (1196, 1)
+    assert dataclasses.replace(second, steps=cfg.steps, seed=cfg.seed) == cfg  # nothing else moves

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     from edgevid.search.evolve import memory_bytes
-    from edgevid.search.lut import LatencyTable, measure_plans
+    from edgevid.search.lut import LatencyTable, measure_plan_rounds
     from edgevid.search.predict import predict
     from edgevid.search.space import UNetPlan
 
@@ -42,8 +43,9 @@ def main(argv=None) -> None:
             for key, c in costs.items()}
     for runtime in args.runtimes:
         runtime_table = dataclasses.replace(table, runtime=runtime, threads=args.threads)
-        for plan, ms in zip(plans, measure_plans(runtime_table, plans, args.rounds)):
-            rows[plan.key][f"{runtime}_ms"] = ms
+        for plan, ms in zip(plans, measure_plan_rounds(runtime_table, plans, args.rounds)):
+            rows[plan.key][f"{runtime}_ms"] = statistics.median(ms)
+            rows[plan.key][f"{runtime}_rounds_ms"] = ms  # the spread says whether a small difference is real
     ref = rows[plans[0].key]
     print(f"one denoiser call, latent {table.latent}, {args.threads} thread(s), table {table.runtime} "
           f"({table.machine}); medians of {args.rounds} interleaved rounds\n")
@@ -54,6 +56,10 @@ def main(argv=None) -> None:
         cells = "".join(f" {r[f'{rt}_ms']:.1f} | {r[f'{rt}_ms'] / ref[f'{rt}_ms']:.3f} |" for rt in args.runtimes)
         print(f"| {key.replace('|', chr(92) + '|')} | {r['predicted_ms']:.1f} |{cells} {r['params'] / 1e6:.2f} M | "
               f"{r['predicted_memory_mb']:.1f} |")
+    print("\nevery round (ms):")
+    for key, r in rows.items():
+        print(f"  {key}: " + "; ".join(f"{rt} " + ", ".join(f"{x:.1f}" for x in r[f'{rt}_rounds_ms'])
+                                        for rt in args.runtimes))
     if args.output:
         Path(args.output).write_text(json.dumps({"lut": args.lut, "threads": args.threads, "rounds": args.rounds,
                                                  "latent": list(table.latent), "plans": rows}, indent=2) + "\n")

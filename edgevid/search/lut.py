@@ -272,16 +272,22 @@ def measure_plan(table: LatencyTable, plan, repeats: int = 5, seed: int = 0) -> 
     return plan_timer(table, plan, repeats, seed)()
 
 
-def measure_plans(table: LatencyTable, plans: list, rounds: int = 3, calls: int = 3) -> list[float]:
+def measure_plan_rounds(table: LatencyTable, plans: list, rounds: int = 3, calls: int = 3) -> list[list[float]]:
     """Each plan's UNet timed as in measure_plan, in `rounds` interleaved rounds (every plan once
-    per round, median of `calls` calls), and the median over the rounds (ms): a slow moment of a
-    shared machine then hits every plan alike instead of all of one plan's calls."""
+    per round, median of `calls` calls): every plan's reading of every round (ms), so that a
+    benchmark can show how far the rounds spread."""
     timers = [plan_timer(table, plan, calls) for plan in plans]
     times: list[list[float]] = [[] for _ in plans]
     for _ in range(rounds):
         for timer, ts in zip(timers, times):
             ts.append(timer())
-    return [statistics.median(ts) for ts in times]
+    return times
+
+
+def measure_plans(table: LatencyTable, plans: list, rounds: int = 3, calls: int = 3) -> list[float]:
+    """The median over measure_plan_rounds' rounds (ms): a slow moment of a shared machine then
+    hits every plan alike instead of all of one plan's calls."""
+    return [statistics.median(ts) for ts in measure_plan_rounds(table, plans, rounds, calls)]
 
 
 def unet_inputs(base: UNetConfig, latent: tuple[int, int, int, int]) -> tuple:

@@ -231,6 +231,13 @@ UNET_PRESETS: dict[str, UNetConfig] = {
     # 'conv1d1-self_attn1d1-none|none+sa0110-h32.64.80'.
     "small-searched": UNetConfig(temporal_layers=(("conv1d",), ("self_attn1d",), ()), mid_temporal_layers=(),
                                  mid_attention=False, res_hidden_channels=(32, 64, 80)),
+    # "small-searched" with stage 1's temporal self-attention a Conv1D (docs/SEARCH.md, 2026-12-07):
+    # at equal training compute on ladder rung (d) 0.133 and 0.142 (two seeds) against `small`'s
+    # 0.117 and 0.119 on 144 specs; one call 22.5 % faster on eager, 27 % less activation memory.
+    # Not the default: no teacher or 4-step student of it yet. Plan key
+    # 'conv1d1-conv1d1-none|none+sa0110-h32.64.80'.
+    "small-searched-conv": UNetConfig(temporal_layers=(("conv1d",), ("conv1d",), ()), mid_temporal_layers=(),
+                                      mid_attention=False, res_hidden_channels=(32, 64, 80)),
 }
 
 

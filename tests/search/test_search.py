@@ -300,6 +300,8 @@ def test_spatial_plans_round_trip_and_only_shrink_the_backbone():
         UNetPlan(plan.positions, SpatialPlan((False, True, True), (12, 32))).to_config(TINY)
     searched = UNetPlan.from_key("conv1d1-self_attn1d1-none|none+sa0110-h32.64.80")
     assert searched.to_config(UNET_PRESETS["small"]) == UNET_PRESETS["small-searched"]  # the preset is the search's plan
+    conv = UNetPlan.from_key("conv1d1-conv1d1-none|none+sa0110-h32.64.80")
+    assert conv.to_config(UNET_PRESETS["small"]) == UNET_PRESETS["small-searched-conv"]
     for bad in ("none-none|none+sa01-h16.32", "none-none|none+attn"):
         with pytest.raises(ValueError):
             UNetPlan.from_key(bad).to_config(TINY)

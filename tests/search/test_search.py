@@ -94,6 +94,8 @@ def test_measure_plans_interleaves_rounds(monkeypatch):
     monkeypatch.setattr(lut, "plan_timer", fake_timer)
     assert lut.measure_plans(synthetic_table(), ["a", "b"], rounds=3) == [12.0, 21.0]
     assert order == ["a", "b"] * 3
+    readings = {"a": iter([10.0, 99.0, 12.0]), "b": iter([20.0, 21.0, 80.0])}  # search_pair keeps every round
+    assert lut.measure_plan_rounds(synthetic_table(), ["a", "b"], rounds=3) == [[10.0, 99.0, 12.0], [20.0, 21.0, 80.0]]
 
 
 def test_additive_prediction_on_a_synthetic_table():
@@ -413,11 +415,3 @@ def test_spatial_search_step_values_spatial_and_temporal_actions_alike():
     # temporal removal 0.05 / 1-3 ms
     assert action in ("remove res_hidden @ 0", "remove res_hidden @ 1")
     assert after.plan.spatial != start.spatial and isinstance(after.plan.spatial, SpatialPlan)
-
-
-def test_measure_plan_rounds_keeps_every_rounds_reading(monkeypatch):
-    import edgevid.search.lut as lut
-
-    readings = {"a": iter([10.0, 99.0, 12.0]), "b": iter([20.0, 21.0, 80.0])}
-    monkeypatch.setattr(lut, "plan_timer", lambda table, plan, calls=3, seed=0: lambda: next(readings[plan]))
-    assert lut.measure_plan_rounds(synthetic_table(), ["a", "b"], rounds=3) == [[10.0, 99.0, 12.0], [20.0, 21.0, 80.0]]

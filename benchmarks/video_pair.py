@@ -25,7 +25,8 @@ def bench_once(model: str, threads: int, repeats: int, out: Path) -> dict:
     cmd = [sys.executable, "-m", "edgevid.cli", "bench", "--model", model, "--teacher", "none", "--peer", "none",
            "--no-cold", "--no-precision-compare", "--threads", str(threads), "--repeats", str(repeats),
            "--output", str(out)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:  # bench printed its one-line error
+        sys.exit(f"video_pair: `edgevid bench --model {model}` failed (above)")
     row = json.loads(out.read_text())["paths"]["default"]
     return {k: row[k] for k in (*FIELDS, "denoiser_calls", "denoiser_gflop_per_video")}
 

@@ -88,3 +88,15 @@ def tiny_model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_model")
     make_tiny_pipeline().save_pretrained(path)
     return path
+
+
+def export_group(module: str, fmt: str):
+    """The suite runs on 2 workers (pytest-xdist, `--dist loadgroup` in pyproject.toml). Tests that
+    read one module-scoped export (minutes of ExecuTorch lowering) share a group, so that the export
+    is made on one worker only, not once per worker."""
+    return pytest.mark.xdist_group(f"{module}-{fmt}")
+
+
+def formats(module: str, *fmts: str) -> list:
+    """parametrize values: each format in its export's group."""
+    return [pytest.param(f, marks=export_group(module, f)) for f in fmts]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import randomize_
+from conftest import export_group, formats, randomize_
 
 
 def make_micro_i2v():
@@ -66,7 +66,7 @@ def _eager(micro, image, noise, seed):
     return micro(image, latents=torch.from_numpy(noise), generator=torch.Generator().manual_seed(seed)).frames[0]
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "executorch", "litert"])
+@pytest.mark.parametrize("fmt", formats("i2v", "onnx", "executorch", "litert"))
 def test_i2v_round_trip_matches_eager(micro, exported, fmt):
     from edgevid.export.runner import ExportedImg2VidPipeline
 
@@ -83,6 +83,7 @@ def test_i2v_round_trip_matches_eager(micro, exported, fmt):
     assert np.abs(other - video).max() > 1e-3  # the image reaches the clip
 
 
+@export_group("i2v", "executorch")
 def test_i2v_manifest_and_delegation(exported):
     m = json.loads((exported("executorch") / "manifest.json").read_text())
     assert m["task"] == "image-to-video" and m["sampler"]["residual_scale"] == 0.5
@@ -105,6 +106,7 @@ def test_i2v_coreml_package_spec(exported):
     assert m["stages"]["encoder"]["outputs"][0]["shape"] == [1, 4, 4, 4]
 
 
+@export_group("i2v", "onnx")
 def test_i2v_runner_refusals(exported):
     from edgevid.export.runner import ExportedImg2VidPipeline, ExportedPipeline, open_exported
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import randomize_
+from conftest import export_group, formats, randomize_
 
 PROMPT = "a red circle moving right"
+# the tests that read one format's module-scoped export run on one worker (conftest.export_group)
+ET, ONNX, LITERT = (export_group("roundtrip", fmt) for fmt in ("executorch", "onnx", "litert"))
 
 
 def make_micro_pipeline():
@@ -62,7 +64,7 @@ def _eager(micro, noise):
     return micro(PROMPT, latents=torch.from_numpy(noise)).frames[0]
 
 
-@pytest.mark.parametrize("fmt", ["executorch", "onnx", "litert"])
+@pytest.mark.parametrize("fmt", formats("roundtrip", "executorch", "onnx", "litert"))
 def test_round_trip_matches_eager(micro, exported, fmt):
     from edgevid.export.runner import ExportedPipeline
 
@@ -76,6 +78,7 @@ def test_round_trip_matches_eager(micro, exported, fmt):
     assert np.abs(other - video).max() > 1e-3  # the prompt reaches the denoiser
 
 
+@ET
 def test_executorch_delegates_every_compute_op(exported):
     stages = json.loads((exported("executorch") / "manifest.json").read_text())["stages"]
     for name in ("text", "denoiser", "decoder_first", "decoder_next"):  # the word-table gather is the runner's
@@ -83,6 +86,7 @@ def test_executorch_delegates_every_compute_op(exported):
         assert d["partitions"] == 1 and d["portable_ops"] == {} and d["delegated_share"] == 1.0, (name, d)
 
 
+@ONNX
 def test_manifest_records_what_the_runner_needs(exported):
     m = json.loads((exported("onnx") / "manifest.json").read_text())
     assert m["sampler"]["timesteps"] == [1.0, 0.5, 0.0] and m["video"]["fps"] == 8
@@ -94,7 +98,7 @@ def test_manifest_records_what_the_runner_needs(exported):
     assert set(m["files"]) == {"time_embeddings.npy", "token_table.npy"}  # the hashing tokenizer has no file
 
 
-@pytest.mark.parametrize("fmt,start", [("onnx", "hold"), ("executorch", "noise")])
+@pytest.mark.parametrize("fmt,start", [("onnx", "hold"), pytest.param("executorch", "noise", marks=ET)])
 def test_windowed_model_round_trip(micro, exported, tmp_path, fmt, start):
     """A model that generates in windows (the shipped default: 5 latents, overlap 1): one denoiser
     graph per chunk length, and the runner's numpy loop continues each window as the pipeline does."""
@@ -129,6 +133,7 @@ def test_windowed_model_round_trip(micro, exported, tmp_path, fmt, start):
     assert np.abs(one_window - ref).max() > 1e-3  # the windows change the video: the test would see a lost plan
 
 
+@ONNX
 def test_runner_refuses_a_mismatch_or_a_missing_file(exported, tmp_path):
     import shutil
 
@@ -181,7 +186,7 @@ sys.exit(code)
 """
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "executorch"])
+@pytest.mark.parametrize("fmt", formats("roundtrip", "onnx", "executorch"))
 def test_runner_imports_no_model_code(exported, tmp_path, fmt):
     """run-exported with edgevid's model code (and, for ONNX, torch itself; for ExecuTorch, its
     compiler) made unimportable."""
@@ -212,6 +217,7 @@ def test_coreml_package_spec(exported):
         ExportedPipeline(exported("coreml"))
 
 
+@LITERT
 def test_litert_text_and_decoder_stages_match_eager(micro, exported):
     from edgevid.export.runner import ExportedPipeline
     from edgevid.export.stages import build_stages, video_spec
@@ -246,6 +252,7 @@ def test_a_failed_export_leaves_no_folder(micro, tmp_path, monkeypatch):
         exporter.export_pipeline(micro, tmp_path / "notes", "onnx", progress=False)
 
 
+@ET
 def test_int8_executorch_round_trip_is_smaller_close_and_fully_delegated(micro, exported, tmp_path):
     """int8 (export.quantize): linears int8 with dynamic activations, convolutions fp32, the word
     table int4; every compute op still on XNNPACK, and the video close to the fp32 artifacts'."""
